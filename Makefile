@@ -1,0 +1,55 @@
+# The Save & Load Lab. `make lab` opens it, `make test` tests it; both set up .venv first, once.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# For a laptop without a GPU: make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+
+# JupyterLab: no browser where there is no display (it prints the URL), and root needs --allow-root.
+LAB_FLAGS := --notebook-dir=notebooks
+ifeq ($(shell uname -s),Linux)
+ifeq ($(DISPLAY)$(WAYLAND_DISPLAY),)
+LAB_FLAGS += --no-browser
+endif
+endif
+ifeq ($(shell id -u),0)
+LAB_FLAGS += --allow-root
+endif
+
+.PHONY: lab test setup data notebooks images benchmarks clean
+
+lab: data
+	$(BIN)/jupyter lab $(LAB_FLAGS)
+
+test: data
+	$(BIN)/python -m pytest
+
+setup: $(STAMP)
+
+# Runs only when .venv is missing or the pins changed, so a second `make lab` installs nothing.
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "the lab needs Python 3.11, found " + sys.version.split()[0]' \
+		|| { echo "Install Python 3.11 or run: make lab PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --index-url $(TORCH_INDEX) torch==2.14.1 torchvision==0.29.1)
+	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Decompress the bundled MNIST once and check every file's sha256.
+data: setup
+	$(BIN)/python -m labutils
+
+# Re-execute every notebook top to bottom and keep the outputs (commit them after a change).
+notebooks: data
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 notebooks/[0-9]*.ipynb
+
+images: setup
+	$(BIN)/python images/make_images.py
+
+benchmarks: data
+	$(BIN)/python benchmarks/train_speed.py
+
+clean:
+	rm -rf artifacts reports data/MNIST
