@@ -1,0 +1,111 @@
+"""A cache of trained Nets, so that any notebook can start from one without running the others."""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from . import models, train as train_module
+from ._io import TMP_MARK, atomic_torch_save, atomic_write_bytes, sha256_file
+from .data import mnist_tensors
+from .models import Net
+from .paths import artifacts_dir, display_path
+from .train import TrainConfig, fit, pick_device, seed_everything
+
+CACHE_FORMAT = 1
+STALE_TMP_SECONDS = 3600
+
+
+@dataclass
+class TrainedNet:
+    """A trained Net with the history and configuration that made it."""
+
+    model: Net
+    history: list[dict]
+    config: TrainConfig
+    from_cache: bool
+    path: Path
+
+
+def cache_key(config: TrainConfig) -> str:
+    """Return the key of a configuration: it changes with the parameters, torch, and the lab's training code."""
+    code = hashlib.sha256()
+    for module in (models, train_module):
+        code.update(Path(module.__file__).read_bytes())
+    payload = {"config": config.to_dict(), "format": CACHE_FORMAT, "torch": torch.__version__,
+               "code": code.hexdigest()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_path(config: TrainConfig) -> Path:
+    """Return where the Net trained with `config` is cached."""
+    return artifacts_dir() / "cache" / f"net-{cache_key(config)}.pt"
+
+
+def trained_net(config: TrainConfig | None = None, *, device: str | torch.device = "auto", progress: bool = True,
+                **overrides) -> TrainedNet:
+    """Return a trained Net in eval mode: from the cache when it holds one for these parameters, else trained now."""
+    config = replace(config or TrainConfig(), **overrides)
+    device = pick_device(device)
+    path = cache_path(config)
+    cached = _load(path, config)
+    if cached is not None:
+        model, history = cached
+        return TrainedNet(model.to(device).eval(), history, config, True, path)
+    print(f"No trained Net in the cache for {config}: training one now "
+          f"(about 8 s per epoch on a 2-core CPU).")
+    seed_everything(config.seed)
+    model = Net().to(device)
+    history = fit(model, mnist_tensors(True, subset=config.train_subset, device=device),
+                  mnist_tensors(False, device=device), config, progress=progress)
+    path = store_trained_net(model, history, config)
+    return TrainedNet(model.eval(), history, config, False, path)
+
+
+def store_trained_net(model: Net, history: list[dict], config: TrainConfig) -> Path:
+    """Put a Net trained with `config` into the cache, atomically, with a sha256 record beside it."""
+    path = cache_path(config)
+    state = {key: tensor.detach().cpu() for key, tensor in model.state_dict().items()}
+    digest = atomic_torch_save({"state_dict": state, "history": history, "config": config.to_dict()}, path)
+    record = {"sha256": digest, "config": config.to_dict(), "torch": torch.__version__,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(record, indent=1).encode())
+    _remove_stale_temporaries(path.parent)
+    return path
+
+
+def _load(path: Path, config: TrainConfig) -> tuple[Net, list[dict]] | None:
+    """Return the cached Net and history, or None (with a warning when a cached file is unusable)."""
+    record_path = path.with_suffix(".json")
+    if not path.exists() and not record_path.exists():
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+        actual = sha256_file(path)
+        if actual != record["sha256"]:
+            raise ValueError(f"its sha256 is {actual[:12]}…, but {record_path.name} records {record['sha256'][:12]}…")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload["config"] != config.to_dict():
+            raise ValueError(f"it was trained with {payload['config']}, not {config.to_dict()}")
+        model = Net()
+        model.load_state_dict(payload["state_dict"])
+        return model, payload["history"]
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as err:
+        warnings.warn(f"Ignoring the cached Net {display_path(path)}: {err}. Training a new one.", stacklevel=3)
+        return None
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporaries that a killed save left behind (they are never read)."""
+    for tmp in folder.glob(f".*{TMP_MARK}*"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+        except FileNotFoundError:
+            pass
