@@ -1,0 +1,94 @@
+"""Every exercise check passes on its solution and fails on the exercise cell as it ships."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import labutils.checks
+from labutils.paths import REPO_ROOT
+from notebooks import NOTEBOOKS, read, tagged
+
+CHECKS = sorted(name for name in dir(labutils.checks) if re.fullmatch(r"ex\d\d_\d", name))
+SOLUTIONS = REPO_ROOT / "notebooks" / "solutions"
+
+
+def _exercise(check: str) -> tuple[str, str, str]:
+    """Return the notebook's setup code, the exercise cell, and the check cell that follows it."""
+    notebook = next(p for p in NOTEBOOKS if p.name.startswith(check[2:4]))
+    nb = read(notebook)
+    setup = tagged(nb, "setup")
+    cells = [i for i, c in enumerate(nb.cells) if check in c.metadata.get("tags", [])]
+    assert len(setup) == 1 and len(cells) == 1, f"{notebook.name}: one setup cell and one cell tagged {check}"
+    after = nb.cells[cells[0] + 1].source.strip().removesuffix(";")
+    assert after.startswith(f"labutils.checks.{check}("), f"{notebook.name}: the cell after {check} must run its check"
+    return setup[0].source, nb.cells[cells[0]].source, after
+
+
+def _run(check: str, answer_code: str, capsys) -> tuple[bool, str]:
+    setup, _, check_cell = _exercise(check)
+    namespace: dict = {}
+    exec(setup, namespace)
+    exec(answer_code, namespace)
+    result = eval(check_cell, namespace)
+    return result, capsys.readouterr().out
+
+
+def test_every_check_has_an_exercise_and_a_solution():
+    assert len(CHECKS) >= 2 * len(NOTEBOOKS), "at least two exercises per notebook"
+    solutions = sorted(p.stem for p in SOLUTIONS.glob("ex*.py"))
+    assert solutions == CHECKS
+    exercise_cells = sorted(tag for nb in NOTEBOOKS for c in tagged(read(nb), "exercise")
+                            for tag in c.metadata["tags"] if tag != "exercise")
+    assert exercise_cells == CHECKS
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_check_passes_on_the_solution(check, capsys):
+    ok, out = _run(check, (SOLUTIONS / f"{check}.py").read_text(), capsys)
+    assert ok is True and out.startswith("✓"), out
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_check_fails_on_the_skeleton_without_raising(check, capsys):
+    _, skeleton, _ = _exercise(check)
+    ok, out = _run(check, skeleton, capsys)
+    assert ok is False and out.startswith("✗") and "returned None" in out, out
+
+
+# Plausible wrong answers: each check must say no, with the hint that fits the mistake.
+WRONG = {
+    "ex00_1": ("def count_digit(labels, digit):\n    return int((labels <= digit).sum())", "gave"),
+    "ex00_2": ("def pixel_mean_std(images):\n    x = images.float()\n    return x.mean().item(), x.std().item()",
+               "scale to [0, 1]"),
+    "ex01_1": ("def count_parameters(model):\n    return sum(t.numel() for t in model.state_dict().values())",
+               "that counts buffers"),
+    "ex01_2": ("def fc1_inputs(size, padding):\n    s = (size - 4) // 2\n    s = (s - 4) // 2\n    return 16 * s * s",
+               "fc1_inputs(28, 2) gave 256"),
+    "ex01_3": ("def snapshot(model):\n    return model.state_dict()", "clone them"),
+    "ex02_1": ("def accuracy(logits, labels):\n    return (logits.argmax(1) == labels).float().mean()",
+               "return a Python float"),
+    "ex02_2": ("def per_class_accuracy(counts):\n    return counts.diagonal() / counts.sum(0)", "column sums"),
+    "ex02_3": ("import torch\ndef evaluate_properly(model, images, labels):\n    model.eval()\n"
+               "    with torch.no_grad():\n        return (model(images).argmax(1) == labels).float().mean().item()",
+               "must be again after"),
+}
+
+
+def test_every_check_has_a_wrong_answer():
+    assert sorted(WRONG) == CHECKS
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_check_says_no_to_a_plausible_mistake(check, capsys):
+    code, hint = WRONG[check]
+    ok, out = _run(check, code, capsys)
+    assert ok is False and out.startswith("✗") and hint in out, out
+
+
+def test_a_crashing_answer_is_reported_not_raised(capsys):
+    def count_digit(labels, digit):
+        raise ZeroDivisionError("oops")
+
+    assert labutils.checks.ex00_1(count_digit) is False
+    assert "your code raised ZeroDivisionError: oops" in capsys.readouterr().out

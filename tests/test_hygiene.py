@@ -1,0 +1,102 @@
+"""Notebook hygiene: committed outputs from one clean run, the lab's opening and ending, and the README table."""
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+import pytest
+
+from labutils.paths import REPO_ROOT
+from notebooks import NOTEBOOKS, read, tagged
+
+MACHINE_PATH = re.compile(r"(/root/|/home/|/tmp/|/Users/|/private/var/|[A-Z]:\\\\Users)")
+MAX_OUTPUT_BYTES = 500_000
+
+
+def test_there_are_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))], "numbered 00, 01, 02, …"
+    assert len(NOTEBOOKS) >= 3
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+class TestCommittedOutputs:
+    def test_one_top_to_bottom_run(self, path):
+        counts = [c.execution_count for c in read(path).cells if c.cell_type == "code" and c.source.strip()]
+        assert counts == list(range(1, len(counts) + 1)), f"{path.name}: re-run it top to bottom (`make notebooks`)"
+
+    def test_no_errors_paths_or_huge_outputs(self, path):
+        for i, cell in enumerate(read(path).cells):
+            for output in cell.get("outputs", []):
+                text = json.dumps(output)
+                assert output.output_type != "error", f"{path.name} cell {i}: a committed error"
+                assert not MACHINE_PATH.search(text), f"{path.name} cell {i}: a machine path in the output"
+                assert len(text) < MAX_OUTPUT_BYTES, f"{path.name} cell {i}: an output of {len(text):,} bytes"
+                if output.output_type == "stream":
+                    assert "Warning" not in output.text, f"{path.name} cell {i}: a warning in the output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+class TestStructure:
+    def test_opening(self, path):
+        cells = read(path).cells
+        assert cells[0].cell_type == "markdown" and cells[0].source.startswith(f"# {path.name[:2]} · ")
+        text = "\n".join(c.source for c in cells[:4] if c.cell_type == "markdown")
+        learn = re.search(r"## What you will learn\n((?:- .*\n?(?:  .*\n?)*)+)", text)
+        assert learn and 3 <= learn.group(1).count("\n- ") + 1 <= 5, f"{path.name}: 3–5 objectives"
+        need = re.search(r"## You will need\n(.*?)(\n##|\Z)", text, re.S)
+        assert need and "minute" in need.group(1) and "CPU" in need.group(1), f"{path.name}: minutes and CPU"
+
+    def test_setup_then_parameters_of_literals(self, path):
+        nb = read(path)
+        setup, parameters = tagged(nb, "setup"), tagged(nb, "parameters")
+        assert len(setup) == 1 and len(parameters) == 1
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert code.index(setup[0]) == 0 and code.index(parameters[0]) == 1, "setup first, parameters second"
+        for node in ast.parse(parameters[0].source).body:
+            assert isinstance(node, ast.Assign) and len(node.targets) == 1, "parameters: only NAME = literal"
+            assert node.targets[0].id.isupper(), f"parameter {node.targets[0].id} should be UPPER_CASE"
+            ast.literal_eval(node.value)
+
+    def test_ending(self, path):
+        headings = [line for c in read(path).cells if c.cell_type == "markdown"
+                    for line in c.source.splitlines() if line.startswith("## ")]
+        assert headings[-2:] == ["## Summary", "## Exercises"], f"{path.name}: end with Summary, then Exercises"
+        stars = re.findall(r"\*\*(🌟+) Exercise", "\n".join(c.source for c in read(path).cells))
+        assert len(stars) >= 2 and stars[0] == "🌟", f"{path.name}: at least two exercises, starting at 🌟"
+
+    def test_local_links_and_images_exist(self, path):
+        for cell in read(path).cells:
+            if cell.cell_type != "markdown":
+                continue
+            for target in re.findall(r"\]\(([^)#\s]+)", cell.source):
+                if not re.match(r"[a-z]+://", target):
+                    assert (path.parent / target).exists(), f"{path.name}: broken link {target}"
+
+
+def test_readme_table_lists_every_notebook():
+    readme = (REPO_ROOT / "README.md").read_text()
+    listed = re.findall(r"^\|\s*\[?(\d\d)\]?.*?\((notebooks/\d\d_\w+\.ipynb)\)", readme, re.M)
+    assert [target for _, target in listed] == [f"notebooks/{p.name}" for p in NOTEBOOKS]
+    assert all(number == target[10:12] for number, target in listed)
+
+
+def test_nbval_compares_the_checked_outputs(tmp_path):
+    """A committed output that the code no longer produces fails the suite (nbval --nbval-lax says no)."""
+    import os
+    import subprocess
+    import sys
+
+    import nbformat
+
+    nb = read(REPO_ROOT / "notebooks" / "00_welcome.ipynb")
+    checked = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    assert checked, "00_welcome has cells whose output nbval compares"
+    stream = next(o for o in checked[0].outputs if o.output_type == "stream")
+    stream.text = stream.text.replace("60,000 training", "59,999 training")
+    nbformat.write(nb, tmp_path / "00_welcome.ipynb")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                             "--nbval-current-env", "-o", "addopts=", str(tmp_path / "00_welcome.ipynb")],
+                            cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "LAB_ARTIFACTS_DIR": str(tmp_path / "artifacts")})
+    assert result.returncode == 1 and "59,999 training" in result.stdout, result.stdout[-2000:]

@@ -1,0 +1,77 @@
+"""record_metrics, expect_error, the environment report, the layer explorer and the atomic writer."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+import labutils._io
+from labutils import Net, environment_report, expect_error, record_metrics
+from labutils._io import atomic_write_bytes
+from labutils.widgets import LayerExplorer, layer_summary
+
+
+def test_record_metrics_merges_into_one_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path))
+    record_metrics("99_demo", accuracy=torch.tensor(0.5), steps=3)
+    record_metrics("99_demo", steps=4, names=["a"])
+    assert json.loads((tmp_path / "99_demo.json").read_text()) == {"accuracy": 0.5, "steps": 4, "names": ["a"]}
+    with pytest.raises(TypeError, match="record_metrics cannot store object"):
+        record_metrics("99_demo", bad=object())
+
+
+def test_expect_error_prints_the_error(capsys):
+    with expect_error(KeyError, ValueError) as caught:
+        raise ValueError("bad value\nsecond line")
+    assert isinstance(caught.error, ValueError)
+    assert capsys.readouterr().out == "ValueError: bad value\n"
+
+
+def test_expect_error_says_no_when_nothing_fails():
+    with pytest.raises(AssertionError, match="expected NameError, but the block ran without error"):
+        with expect_error(NameError):
+            pass
+
+
+def test_expect_error_lets_other_errors_through():
+    with pytest.raises(TypeError):
+        with expect_error(NameError):
+            raise TypeError("not the expected one")
+
+
+def test_environment_report_says_data_verified():
+    report = environment_report()
+    assert report["MNIST"].startswith("verified")
+    assert report["torch"] == torch.__version__
+
+
+def test_layer_explorer_follows_the_dropdown():
+    net = Net()
+    explorer = LayerExplorer(net, "conv1.weight")
+    assert explorer.summary["shape"] == (6, 1, 5, 5)
+    explorer.dropdown.value = "fc2.bias"  # what a click does
+    assert explorer.summary["key"] == "fc2.bias" and explorer.summary["shape"] == (84,)
+    assert explorer.select("fc1.weight")["elements"] == 48_000
+    assert explorer.dropdown.value == "fc1.weight"
+    with pytest.raises(KeyError, match="'fc4.weight' is not in this model's state_dict"):
+        explorer.select("fc4.weight")
+    stats = layer_summary(net, "fc3.bias")
+    assert stats["min"] <= stats["mean"] <= stats["max"]
+
+
+def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
+    target = tmp_path / "file.bin"
+    atomic_write_bytes(target, b"old")
+
+    def crash(src, dst):
+        raise OSError("simulated crash before the rename")
+
+    with monkeypatch.context() as patch, pytest.raises(OSError):
+        patch.setattr(labutils._io.os, "replace", crash)
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["file.bin"]
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"

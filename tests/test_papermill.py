@@ -1,0 +1,80 @@
+"""Notebooks run with other parameters, alone, in reverse order, on an empty cache (papermill)."""
+from __future__ import annotations
+
+import json
+
+import papermill
+import pytest
+import torch
+
+from labutils import Net, evaluate, mnist_tensors
+from notebooks import NOTEBOOK_DIR
+
+SMALL = {"SEED": 1, "EPOCHS": 1, "TRAIN_SUBSET": 10_000}
+
+
+def _run(name: str, folder, **parameters):
+    """Execute a notebook with papermill into `folder`; a cell that hangs fails instead of blocking."""
+    return papermill.execute_notebook(NOTEBOOK_DIR / name, folder / name, parameters=parameters, kernel_name="python3",
+                                      cwd=str(NOTEBOOK_DIR), progress_bar=False, execution_timeout=300)
+
+
+@pytest.fixture(scope="module")
+def reverse_run(tmp_path_factory):
+    """02, then 01, then 00, on an empty artifacts folder, each with non-default parameters."""
+    folder = tmp_path_factory.mktemp("papermill")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LAB_ARTIFACTS_DIR", str(folder / "artifacts"))
+        env.setenv("LAB_METRICS_DIR", str(folder / "metrics"))
+        _run("02_train_mnist.ipynb", folder, **SMALL, MIN_TEST_ACCURACY=0.9)
+        _run("01_define_net.ipynb", folder, **SMALL)
+        _run("00_welcome.ipynb", folder, SEED=1, SHOW_DIGITS=4)
+    return folder
+
+
+def _metrics(folder, notebook: str) -> dict:
+    return json.loads((folder / "metrics" / f"{notebook}.json").read_text())
+
+
+def test_02_records_the_run_it_was_asked_for(reverse_run):
+    m = _metrics(reverse_run, "02_train_mnist")
+    assert m["config"] == {"seed": 1, "epochs": 1, "batch_size": 256, "lr": 0.01, "train_subset": 10_000}
+    assert m["train_images"] == 10_000 and [h["epoch"] for h in m["history"]] == [1]
+    assert 0.9 < m["test_acc"] < 0.99, "one epoch on 10,000 images: well above chance, below the full run"
+    assert m["mistakes"] == round((1 - m["test_acc"]) * 10_000)
+    assert m["reload_identical"] is True
+    assert 246_824 < m["saved_bytes"] < 260_000  # the weights plus a few KB of structure
+
+
+def test_02_saved_the_weights_it_measured(reverse_run):
+    model = Net()
+    model.load_state_dict(torch.load(reverse_run / "artifacts" / "net_mnist.pt", weights_only=True))
+    accuracy = evaluate(model, *mnist_tensors(train=False))["accuracy"]
+    assert abs(accuracy - _metrics(reverse_run, "02_train_mnist")["test_acc"]) <= 1e-4
+
+
+def test_01_reuses_the_net_02_trained(reverse_run):
+    m01, m02 = _metrics(reverse_run, "01_define_net"), _metrics(reverse_run, "02_train_mnist")
+    assert m01["trained_from_cache"] is True, "02 cached its Net; 01, run after it, must not train again"
+    assert m01["trained_config"] == m02["config"]
+    assert abs(m01["trained_test_acc"] - m02["test_acc"]) <= 1e-3
+    assert m01["parameters"] == 61_706
+
+
+def test_00_runs_with_other_parameters(reverse_run):
+    m = _metrics(reverse_run, "00_welcome")
+    assert m["seed"] == 1 and m["data_verified"] is True and sum(m["digit_counts"]) == 60_000
+
+
+def test_a_bad_parameter_stops_the_notebook_with_its_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
+    with pytest.raises(papermill.PapermillExecutionError, match="epochs=0 is not allowed"):
+        _run("02_train_mnist.ipynb", tmp_path, EPOCHS=0)
+
+
+def test_the_accuracy_assert_can_fail(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
+    with pytest.raises(papermill.PapermillExecutionError, match="is not above 99.00%"):
+        _run("02_train_mnist.ipynb", tmp_path, EPOCHS=1, TRAIN_SUBSET=1000, MIN_TEST_ACCURACY=0.99)

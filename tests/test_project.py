@@ -1,0 +1,87 @@
+"""The project's own files: pins, README, the CI entry point and the figures."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from labutils.paths import REPO_ROOT
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def _requirements() -> dict[str, str]:
+    pins = {}
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        spec, sep, comment = line.partition("#")
+        assert sep and comment.strip(), f"requirements.txt: every pin needs a comment saying what needs it: {line!r}"
+        name, eq, version = spec.strip().partition("==")
+        assert eq and re.fullmatch(r"[0-9][0-9a-z.]*", version), f"requirements.txt: pin exactly with ==: {line!r}"
+        pins[name.lower()] = version
+    return pins
+
+
+def _environment_pins() -> dict[str, str]:
+    text = (REPO_ROOT / "environment.yml").read_text()
+    assert re.search(r"^\s*- python=3\.11\s*$", text, re.M), "environment.yml must ask for python=3.11"
+    pins = {}
+    for name, version in re.findall(r"^\s+- ([A-Za-z0-9_.\-]+)==(\S+)\s*$", text, re.M):
+        pins[name.lower()] = version
+    return pins
+
+
+def test_requirements_and_environment_agree():
+    assert _requirements() == _environment_pins()
+
+
+def test_required_pins():
+    pins = _requirements()
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+    for name in ("jupyterlab", "ipywidgets", "matplotlib", "nbval", "papermill", "pytest", "tqdm"):
+        assert name in pins, f"{name} must be pinned in requirements.txt"
+
+
+def test_installed_versions_match_the_pins():
+    from importlib.metadata import version
+
+    for name, pinned in _requirements().items():
+        installed = version(name).split("+")[0]
+        assert installed == pinned, f"{name}: installed {installed}, pinned {pinned}; run `make setup` again"
+
+
+def test_readme_starts_with_the_two_commands():
+    first_block = re.search(r"```(?:bash|sh)?\n(.*?)```", README, re.S).group(1)
+    assert [line.split("#")[0].strip() for line in first_block.strip().splitlines()] == ["make lab", "make test"]
+    for alternative in ("conda env create -f environment.yml", "TORCH_INDEX=https://download.pytorch.org/whl/cpu"):
+        assert alternative in README
+
+
+def test_ci_runs_make_test_and_nothing_else():
+    lines = [line.strip() for line in (REPO_ROOT / ".ci" / "run").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert [line for line in lines if not line.startswith(("set ", "cd "))] == ["make test"]
+
+
+def test_images_are_what_the_script_draws(tmp_path):
+    subprocess.run([sys.executable, str(REPO_ROOT / "images" / "make_images.py"), str(tmp_path)], check=True,
+                   capture_output=True)
+    drawn = sorted(p.name for p in tmp_path.glob("*.png"))
+    committed = sorted(p.name for p in (REPO_ROOT / "images").glob("*.png"))
+    assert drawn == committed, "run `make images` and commit the result"
+    for name in drawn:
+        new, old = imread(tmp_path / name), imread(REPO_ROOT / "images" / name)
+        assert new.shape == old.shape and np.abs(new - old).mean() < 0.01, f"images/{name} is out of date: run `make images`"
+
+
+@pytest.mark.parametrize("target", ["lab", "test"])
+def test_make_sets_up_before_it_runs(target):
+    """`make lab` and `make test` create .venv first; a second run installs nothing (make -n shows no pip)."""
+    dry = subprocess.run(["make", "-n", target], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    assert "pip install" not in dry, f"`make {target}` would install again although .venv is set up:\n{dry}"
+    assert "labutils" in dry  # the data check runs every time
