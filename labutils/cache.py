@@ -51,6 +51,10 @@ def cache_path(config: TrainConfig) -> Path:
 def trained_net(config: TrainConfig | None = None, *, device: str | torch.device = "auto", progress: bool = True,
                 **overrides) -> TrainedNet:
     """Return a trained Net in eval mode: from the cache when it holds one for these parameters, else trained now."""
+    known = set(TrainConfig.__dataclass_fields__)
+    if set(overrides) - known:
+        raise TypeError(f"trained_net() got {', '.join(sorted(set(overrides) - known))}; "
+                        f"the parameters it knows are {', '.join(sorted(known))} (and device, progress).")
     config = replace(config or TrainConfig(), **overrides)
     device = pick_device(device)
     path = cache_path(config)

@@ -84,7 +84,7 @@ def mnist_tensors(train: bool = True, *, subset: int | None = None, device: torc
                              f"has {len(labels)} images; pass a number from 1 to {len(labels)}, or None for all.")
         images, labels = images[:subset], labels[:subset]
     images = images.to(device=device, dtype=torch.float32).div_(255).sub_(MEAN).div_(STD).unsqueeze(1)
-    return images, labels.to(device)
+    return images, labels.to(device, copy=True)  # a copy: changing it must not change the cached labels
 
 
 @functools.lru_cache(maxsize=4)

@@ -87,3 +87,8 @@ def test_record_holds_the_configuration(artifacts):
     record = json.loads(entry.path.with_suffix(".json").read_text())
     assert record["config"] == TrainConfig(**TINY).to_dict()
     assert len(record["sha256"]) == 64
+
+
+def test_unknown_parameter_is_named(artifacts):
+    with pytest.raises(TypeError, match="trained_net\\(\\) got epoch; the parameters it knows are batch_size, epochs"):
+        trained_net(epoch=3)

@@ -50,6 +50,12 @@ def test_dataset_and_tensors_agree():
     assert (MEAN, STD) == (0.1307, 0.3081)
 
 
+def test_tensors_are_copies_of_the_cached_data():
+    _, labels = mnist_tensors(train=False)
+    labels[:] = 0
+    assert mnist_tensors(train=False)[1].bincount().count_nonzero() == 10
+
+
 def test_subset_and_its_bounds():
     images, labels = mnist_tensors(train=True, subset=500)
     assert len(images) == len(labels) == 500

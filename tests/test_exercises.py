@@ -7,7 +7,7 @@ import pytest
 
 import labutils.checks
 from labutils.paths import REPO_ROOT
-from notebooks import NOTEBOOKS, read, tagged
+from notebook_files import NOTEBOOKS, read, tagged
 
 CHECKS = sorted(name for name in dir(labutils.checks) if re.fullmatch(r"ex\d\d_\d", name))
 SOLUTIONS = REPO_ROOT / "notebooks" / "solutions"

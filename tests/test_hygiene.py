@@ -8,7 +8,7 @@ import re
 import pytest
 
 from labutils.paths import REPO_ROOT
-from notebooks import NOTEBOOKS, read, tagged
+from notebook_files import NOTEBOOKS, read, tagged
 
 MACHINE_PATH = re.compile(r"(/root/|/home/|/tmp/|/Users/|/private/var/|[A-Z]:\\\\Users)")
 MAX_OUTPUT_BYTES = 500_000

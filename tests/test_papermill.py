@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from labutils import Net, evaluate, mnist_tensors
-from notebooks import NOTEBOOK_DIR
+from notebook_files import NOTEBOOK_DIR
 
 SMALL = {"SEED": 1, "EPOCHS": 1, "TRAIN_SUBSET": 10_000}
 
