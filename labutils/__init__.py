@@ -1,5 +1,5 @@
 """labutils: the helpers behind the Save & Load Lab's notebooks."""
-from . import checks, plots
+from . import checkpoint, checks, plots
 from .cache import TrainedNet, trained_net
 from .data import MEAN, STD, DataError, mnist, mnist_tensors, verify_mnist
 from .models import BatchNormNet, Net, state_dict_table
