@@ -28,6 +28,7 @@ def atomic_write_bytes(path: os.PathLike | str, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
     try:
+        os.fchmod(fd, new_file_mode(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -47,6 +48,16 @@ def atomic_torch_save(obj: Any, path: os.PathLike | str) -> str:
     data = buffer.getvalue()
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
+
+
+def new_file_mode(path: Path) -> int:
+    """Return the permissions a save should give `path`: its current ones, else those open() would give."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _fsync_dir(folder: Path) -> None:

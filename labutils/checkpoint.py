@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ._io import TMP_MARK, _fsync_dir, atomic_write_bytes, sha256_file
+from ._io import TMP_MARK, _fsync_dir, atomic_write_bytes, new_file_mode, sha256_file
 from .paths import display_path
 
 FORMAT = "save-load-lab/1"
@@ -111,6 +111,7 @@ def save_checkpoint(path: os.PathLike | str, state: Mapping[str, Any], *, metada
                                    "save into a folder you can write to, or fix its permissions") from err
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, new_file_mode(path))  # mkstemp makes files private; a checkpoint gets the usual mode
         with os.fdopen(fd, "wb") as f:
             writer = _HashingWriter(f)
             if safetensors:
@@ -379,7 +380,7 @@ def _first_line(err: BaseException) -> str:
 
 # --- inspecting -------------------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(repr=False)
 class CheckpointSummary:
     """What a checkpoint holds, read without running any code from it."""
 
@@ -405,6 +406,8 @@ class CheckpointSummary:
         if self.metadata:
             lines.append("metadata: " + ", ".join(f"{k}={v}" for k, v in self.metadata.items()))
         return "\n".join(lines)
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         return "<pre>" + str(self) + "</pre>" + self.table.to_html(index=False)
@@ -486,7 +489,7 @@ def _safetensors_metadata(path: Path) -> dict:
     with safe_open(path, framework="pt") as f:
         header = f.metadata() or {}
     metadata = {}
-    for key, value in header.items():
+    for key, value in sorted(header.items()):  # the header's order is not kept
         try:
             metadata[key] = json.loads(value)
         except json.JSONDecodeError:

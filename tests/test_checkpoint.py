@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 
@@ -194,3 +195,15 @@ def test_diagnose_a_full_checkpoint_passed_instead_of_its_state_dict():
 def test_diagnose_a_changed_dtype():
     state = {k: v.half() for k, v in Net().state_dict().items()}
     assert set(diagnose(Net(), state)["problem"]) == {"different dtype"}
+
+
+def test_a_saved_checkpoint_gets_the_usual_permissions_not_the_temporary_files(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "net.pt", {"epoch": 1})
+        assert path.stat().st_mode & 0o777 == 0o644 and sidecar_path(path).stat().st_mode & 0o777 == 0o644
+        path.chmod(0o600)
+        save_checkpoint(path, {"epoch": 2})
+        assert path.stat().st_mode & 0o777 == 0o600, "saving again keeps the permissions the file had"
+    finally:
+        os.umask(old)
