@@ -197,3 +197,223 @@ def ex02_3(evaluate_properly: Callable) -> str:
     evaluate_properly(model, images, labels)
     _expect(not model.training, "a model that arrived in eval mode must stay in eval mode.")
     return "eval mode for the forward pass, and the model left in the mode it came in."
+
+
+# --- 03_saving ---------------------------------------------------------------------------------------------
+
+@_check
+def ex03_1(make_checkpoint: Callable) -> str:
+    """make_checkpoint(model, optimizer, epoch, loss) -> a dict that resumes training and loads weights-only."""
+    import io
+    import pickle
+
+    import torch.nn.functional as F
+
+    from .models import Net
+
+    torch.manual_seed(0)
+    model = Net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss = F.cross_entropy(model(torch.randn(8, 1, 28, 28)), torch.arange(8))
+    loss.backward()
+    optimizer.step()
+    got = make_checkpoint(model, optimizer, 3, loss)
+    _expect(got is not None, "make_checkpoint returned None: return a dict with model, optimizer, epoch and loss.")
+    _expect(isinstance(got, dict), f"return a dict, not {type(got).__name__}.")
+    missing = {"model", "optimizer", "epoch", "loss"} - set(got)
+    _expect(not missing, f"the checkpoint lacks {', '.join(sorted(missing))}.")
+    buffer = io.BytesIO()
+    torch.save(got, buffer)
+    buffer.seek(0)
+    try:
+        loaded = torch.load(buffer, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = str(err).split("GLOBAL ")[-1].split(" ")[0]
+        _expect(False, f"torch.load(weights_only=True) refuses it (it needs {found}): save model.state_dict() and "
+                       "optimizer.state_dict(), not the objects.")
+    _expect(type(loaded["loss"]) is float, f"the loss is a {type(loaded['loss']).__name__}: store loss.item(), a "
+                                           "Python float (a tensor keeps its graph alive, NumPy values need code).")
+    _expect(loaded["epoch"] == 3, f"epoch should be 3, the value passed in, not {loaded['epoch']!r}.")
+    fresh = Net()
+    fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=1e-3)
+    fresh.load_state_dict(loaded["model"])
+    fresh_optimizer.load_state_dict(loaded["optimizer"])
+    state = optimizer.state_dict()["state"]
+    _expect(all(torch.equal(value, fresh_optimizer.state_dict()["state"][i][name])
+                for i in state for name, value in state[i].items()), "the optimizer state did not come back.")
+    return "model and optimizer state_dicts, the epoch and a float loss: it loads with weights_only=True and resumes."
+
+
+@_check
+def ex03_2(save_atomically: Callable) -> str:
+    """save_atomically(obj, path) -> path, written via a temporary in the same folder, fsync and os.replace."""
+    import os
+    import tempfile
+    from pathlib import Path
+    from unittest import mock
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkpoint.pt"
+        renames, syncs = [], []
+        real_replace, real_rename, real_fsync = os.replace, os.rename, os.fsync
+
+        def replace(src, dst, *args, **kwargs):
+            renames.append((Path(src), Path(dst)))
+            return real_replace(src, dst, *args, **kwargs)
+
+        def rename(src, dst, *args, **kwargs):
+            renames.append((Path(src), Path(dst)))
+            return real_rename(src, dst, *args, **kwargs)
+
+        with mock.patch("os.replace", replace), mock.patch("os.rename", rename), \
+                mock.patch("os.fsync", lambda fd: (syncs.append(fd), real_fsync(fd))[1]):
+            got = save_atomically({"epoch": 1, "w": torch.arange(5.0)}, path)
+            _expect(got is not None, "save_atomically returned None: return `path` once the file is in place.")
+            _expect(path.exists(), "nothing was written at `path`.")
+            loaded = torch.load(path, weights_only=True)
+            _expect(loaded["epoch"] == 1 and torch.equal(loaded["w"], torch.arange(5.0)), "the saved file does not "
+                                                                                         "hold what was passed in.")
+            _expect(renames and renames[-1][1] == path, "the file did not arrive by a rename: torch.save into a "
+                                                        "temporary, then os.replace(temporary, path).")
+            _expect(renames[-1][0].parent == path.parent, f"the temporary was in {renames[-1][0].parent}, not in the "
+                                                          "folder of `path`: a rename across disks is a copy, not atomic.")
+            _expect(syncs, "call f.flush() and os.fsync(f.fileno()) before the rename, or a power cut can leave an "
+                           "empty file under the new name.")
+            before = path.read_bytes()
+            raised = False
+            try:
+                save_atomically({"epoch": 2, "schedule": lambda step: 0.5}, path)  # pickling fails half-way
+            except Exception:
+                raised = True
+        _expect(raised, "a save that fails (here: a lambda cannot be pickled) must raise: let the error through.")
+        _expect(path.read_bytes() == before, "the failed save damaged the good checkpoint: write to a temporary "
+                                             "file, and only replace `path` once the save succeeded.")
+        left = sorted(p.name for p in Path(tmp).iterdir())
+        _expect(left == ["checkpoint.pt"], f"the failed save left {left}: delete the temporary when the save fails.")
+    return "temporary in the same folder, fsync, os.replace; a failed save left the good file byte for byte intact."
+
+
+@_check
+def ex03_3(untie: Callable) -> str:
+    """untie(state_dict) -> a dict safetensors accepts: tensors sharing memory with an earlier one are copied."""
+    import safetensors.torch
+
+    torch.manual_seed(0)
+    shared = torch.randn(10, 16)
+    bias = torch.randn(10)
+    original = {"embed.weight": shared, "head.weight": shared, "head.bias": bias, "decoder.weight": shared}
+    got = untie(original)
+    _expect(got is not None, "untie returned None: return a new dict of tensors.")
+    _expect(isinstance(got, dict) and list(got) == list(original), "return a dict with the same keys, in order.")
+    _expect(all(torch.equal(got[k], v) for k, v in original.items()), "the values changed: copy, do not modify.")
+    _expect(original["head.weight"] is shared and original["decoder.weight"] is shared,
+            "the input dict changed: build a new one.")
+    try:
+        safetensors.torch.save(got)
+    except RuntimeError:
+        _expect(False, "safetensors still refuses: some tensors share memory. Compare "
+                       "tensor.untyped_storage().data_ptr() and clone() every repeat.")
+    pointers = [got[k].untyped_storage().data_ptr() for k in got]
+    _expect(pointers[0] == shared.untyped_storage().data_ptr() and got["head.bias"] is bias,
+            "copy only what you must: keep the first tensor of each shared group and every unshared one as they are.")
+    return "one copy per repeat, the first and the unshared tensors kept: safetensors saves it."
+
+
+# --- 04_loading --------------------------------------------------------------------------------------------
+
+@_check
+def ex04_1(strip_prefix: Callable) -> str:
+    """strip_prefix(state_dict, prefix) -> a new dict whose keys lose `prefix` where they start with it."""
+    from .models import Net
+
+    tensors = [torch.zeros(1) + i for i in range(4)]
+    original = {"module.conv1.weight": tensors[0], "module.fc1.bias": tensors[1], "head.module.scale": tensors[2],
+                "step": tensors[3]}
+    keys_before = list(original)
+    got = strip_prefix(original, "module.")
+    _expect(got is not None, "strip_prefix returned None: return the new dict.")
+    _expect(list(original) == keys_before, "the input dict changed: build a new dict instead.")
+    _expect(isinstance(got, dict), f"return a dict, not {type(got).__name__}.")
+    _expect("head.scale" not in got, "'head.module.scale' became 'head.scale': remove the prefix only at the start "
+                                     "of a key (key.removeprefix(prefix)), not wherever it occurs.")
+    expected = ["conv1.weight", "fc1.bias", "head.module.scale", "step"]
+    _expect(list(got) == expected, f"got the keys {list(got)}, expected {expected} (in the same order).")
+    _expect(all(got[new] is original[old] for new, old in zip(expected, keys_before)), "keep each key's tensor.")
+    model = Net()
+    wrapped = torch.nn.DataParallel(model).state_dict()
+    result = Net().load_state_dict(strip_prefix(wrapped, "module."))
+    _expect(not result.missing_keys and not result.unexpected_keys, "a DataParallel state_dict still does not load.")
+    return "only leading prefixes removed, order and tensors kept: a DataParallel state_dict loads into Net."
+
+
+@_check
+def ex04_2(load_for_inference: Callable) -> str:
+    """load_for_inference(path) -> a Net on the CPU, in eval mode, with the weights of a (GPU) state_dict file."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from .models import Net
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "net_cuda.pt"
+        torch.manual_seed(4)
+        saved = Net()
+        torch.save(saved.state_dict(), Path(tmp) / "net_cpu.pt")
+        relabel = ("import torch\nw = torch.load('net_cpu.pt', weights_only=True)\n"
+                   "if torch.cuda.is_available():\n    w = {k: v.cuda() for k, v in w.items()}\n"
+                   "else:\n    torch.serialization.register_package(1, lambda s: 'cuda:0', lambda s, l: None)\n"
+                   "torch.save(w, 'net_cuda.pt')\n")
+        subprocess.run([sys.executable, "-c", relabel], cwd=tmp, check=True, env={**os.environ})
+        try:
+            got = load_for_inference(path)
+        except RuntimeError as err:
+            if "CUDA" in str(err):
+                _expect(False, "the file's tensors were saved on cuda:0: pass map_location='cpu' to torch.load.")
+            raise
+    _expect(got is not None, "load_for_inference returned None: return the loaded Net.")
+    _expect(isinstance(got, Net), f"return a labutils.Net, not {type(got).__name__}.")
+    _expect(all(t.device.type == "cpu" for t in got.state_dict().values()), "the model must be on the CPU.")
+    _expect(all(torch.equal(v, got.state_dict()[k]) for k, v in saved.state_dict().items()),
+            "the weights differ from the file's: load them with load_state_dict.")
+    _expect(not got.training, "the model is in training mode: call model.eval() before returning it.")
+    return "map_location='cpu', load_state_dict, eval(): a GPU checkpoint ready to predict on a CPU."
+
+
+@_check
+def ex04_3(unsafe_globals: Callable) -> str:
+    """unsafe_globals(path) -> sorted names of the globals a .pt file needs beyond weights_only, without running it."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from .models import Net
+
+    class _Exploit:
+        def __init__(self, canary: Path):
+            self.canary = canary
+
+        def __reduce__(self):
+            return exec, (f"open({str(self.canary)!r}, 'w').write('ran')",)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        canary = folder / "canary.txt"
+        torch.save(Net().state_dict(), folder / "safe.pt")
+        torch.save({"model": Net().state_dict(), "x": _Exploit(canary)}, folder / "evil.pt")
+        torch.save({"best": np.float64(0.99)}, folder / "numpy.pt")
+        got = unsafe_globals(folder / "safe.pt")
+        _expect(got is not None, "unsafe_globals returned None: return a list of names (empty for a safe file).")
+        _expect(list(got) == [], f"a plain state_dict needs nothing unsafe, but you returned {got!r}.")
+        evil = unsafe_globals(folder / "evil.pt")
+        _expect(not canary.exists(), "the malicious file's code RAN: never load an untrusted file with "
+                                     "weights_only=False. Read the pickle without running it: "
+                                     "torch.serialization.get_unsafe_globals_in_checkpoint.")
+        _expect(list(evil) == ["builtins.exec"], f"the malicious file needs builtins.exec; you returned {evil!r}.")
+        numpy = unsafe_globals(folder / "numpy.pt")
+        expected = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(folder / "numpy.pt"))
+        _expect(list(numpy) == expected, f"for a NumPy scalar you returned {numpy!r}, expected {expected} (sorted).")
+    return "names found without running the pickle; the canary never appeared."

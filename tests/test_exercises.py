@@ -72,6 +72,19 @@ WRONG = {
     "ex02_3": ("import torch\ndef evaluate_properly(model, images, labels):\n    model.eval()\n"
                "    with torch.no_grad():\n        return (model(images).argmax(1) == labels).float().mean().item()",
                "must be again after"),
+    "ex03_1": ("def make_checkpoint(model, optimizer, epoch, loss):\n    return {'model': model.state_dict(), "
+               "'optimizer': optimizer.state_dict(), 'epoch': epoch, 'loss': loss}", "store loss.item()"),
+    "ex03_2": ("import os, tempfile, torch\ndef save_atomically(obj, path):\n    fd, tmp = tempfile.mkstemp()\n"
+               "    with os.fdopen(fd, 'wb') as f:\n        torch.save(obj, f)\n        f.flush()\n"
+               "        os.fsync(f.fileno())\n    os.replace(tmp, path)\n    return path", "not in the folder of `path`"),
+    "ex03_3": ("def untie(state_dict):\n    return {k: v.clone() for k, v in state_dict.items()}", "copy only what you must"),
+    "ex04_1": ("def strip_prefix(state_dict, prefix):\n    return {k.replace(prefix, ''): v for k, v in state_dict.items()}",
+               "only at the start"),
+    "ex04_2": ("import torch, labutils\ndef load_for_inference(path):\n    model = labutils.Net()\n"
+               "    model.load_state_dict(torch.load(path, weights_only=True))\n    return model.eval()",
+               "map_location='cpu'"),
+    "ex04_3": ("import torch\ndef unsafe_globals(path):\n    torch.load(path, weights_only=False)\n    return []",
+               "code RAN"),
 }
 
 

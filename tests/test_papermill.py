@@ -21,11 +21,13 @@ def _run(name: str, folder, **parameters):
 
 @pytest.fixture(scope="module")
 def reverse_run(tmp_path_factory):
-    """02, then 01, then 00, on an empty artifacts folder, each with non-default parameters."""
+    """04, 03, 02, 01, then 00, on an empty artifacts folder, each with non-default parameters."""
     folder = tmp_path_factory.mktemp("papermill")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LAB_ARTIFACTS_DIR", str(folder / "artifacts"))
         env.setenv("LAB_METRICS_DIR", str(folder / "metrics"))
+        _run("04_loading.ipynb", folder, **SMALL, BN_TRAIN_SUBSET=5_000)
+        _run("03_saving.ipynb", folder, **SMALL, TIMING_REPEATS=2)
         _run("02_train_mnist.ipynb", folder, **SMALL, MIN_TEST_ACCURACY=0.9)
         _run("01_define_net.ipynb", folder, **SMALL)
         _run("00_welcome.ipynb", folder, SEED=1, SHOW_DIGITS=4)
@@ -51,6 +53,28 @@ def test_02_saved_the_weights_it_measured(reverse_run):
     model.load_state_dict(torch.load(reverse_run / "artifacts" / "net_mnist.pt", weights_only=True))
     accuracy = evaluate(model, *mnist_tensors(train=False))["accuracy"]
     assert abs(accuracy - _metrics(reverse_run, "02_train_mnist")["test_acc"]) <= 1e-4
+
+
+def test_04_trained_the_small_net_and_proved_each_claim(reverse_run):
+    m = _metrics(reverse_run, "04_loading")
+    assert m["round_trip_identical"] is True
+    assert 0.9 < m["test_acc"] < 0.99, "04 ran first on an empty cache: it trained the one-epoch Net"
+    assert m["bn_train_mode_sorted_acc"] < m["bn_eval_acc"] - 0.03
+    assert m["changed_code_acc"] < 0.2 and m["preprocessing_acc"]["as saved in the metadata"] == m["test_acc"]
+    assert "torch.cuda.is_available() is False" in m["cuda_error"]
+    assert m["canary_after_weights_only"] is False and m["canary_after_unsafe_load"] is True
+
+
+def test_03_reused_the_net_04_trained(reverse_run):
+    m03, m04 = _metrics(reverse_run, "03_saving"), _metrics(reverse_run, "04_loading")
+    assert m03["parameters"] == 61_706 and m03["parameter_bytes"] == 246_824
+    assert m03["safetensors_bytes"] < m03["state_dict_bytes"] < m03["parameter_bytes"] + 8_000
+    assert m03["torch_save_survived_full_disk"] is False and m03["save_checkpoint_survived_full_disk"] is True
+    assert "Can't get attribute 'Net'" in m03["whole_model_error"]
+    assert set(m03["timings_ms"]) == {"state_dict .pt", "full checkpoint .pt", ".safetensors", "save_checkpoint .pt"}
+    cached = list((reverse_run / "artifacts" / "cache").glob("net-*.pt"))
+    assert len(cached) == 1, "03 and 02 found the Net 04 trained: one cache entry for one set of parameters"
+    assert m04["test_acc"] > 0.9
 
 
 def test_01_reuses_the_net_02_trained(reverse_run):
