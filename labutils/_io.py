@@ -2,13 +2,9 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import torch
 
 TMP_MARK = ".tmp-"
 
@@ -39,15 +35,6 @@ def atomic_write_bytes(path: os.PathLike | str, data: bytes) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
-
-
-def atomic_torch_save(obj: Any, path: os.PathLike | str) -> str:
-    """torch.save `obj` atomically to `path` and return the sha256 of the bytes written."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    data = buffer.getvalue()
-    atomic_write_bytes(path, data)
-    return hashlib.sha256(data).hexdigest()
 
 
 def new_file_mode(path: Path) -> int:

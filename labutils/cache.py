@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
-import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,14 +10,13 @@ from pathlib import Path
 import torch
 
 from . import models, train as train_module
-from ._io import TMP_MARK, atomic_torch_save, atomic_write_bytes, sha256_file
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, sidecar_path
 from .data import mnist_tensors
 from .models import Net
 from .paths import artifacts_dir, display_path
 from .train import TrainConfig, fit, pick_device, seed_everything
 
-CACHE_FORMAT = 1
-STALE_TMP_SECONDS = 3600
+CACHE_FORMAT = 2
 
 
 @dataclass
@@ -73,43 +70,24 @@ def trained_net(config: TrainConfig | None = None, *, device: str | torch.device
 
 
 def store_trained_net(model: Net, history: list[dict], config: TrainConfig) -> Path:
-    """Put a Net trained with `config` into the cache, atomically, with a sha256 record beside it."""
+    """Put a Net trained with `config` into the cache, through save_checkpoint (atomic, with a sha256 sidecar)."""
     path = cache_path(config)
     state = {key: tensor.detach().cpu() for key, tensor in model.state_dict().items()}
-    digest = atomic_torch_save({"state_dict": state, "history": history, "config": config.to_dict()}, path)
-    record = {"sha256": digest, "config": config.to_dict(), "torch": torch.__version__,
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps(record, indent=1).encode())
-    _remove_stale_temporaries(path.parent)
-    return path
+    return save_checkpoint(path, {"model": state, "history": history},
+                           metadata={"config": config.to_dict(), "cache_format": CACHE_FORMAT})
 
 
 def _load(path: Path, config: TrainConfig) -> tuple[Net, list[dict]] | None:
     """Return the cached Net and history, or None (with a warning when a cached file is unusable)."""
-    record_path = path.with_suffix(".json")
-    if not path.exists() and not record_path.exists():
+    if not path.exists() and not sidecar_path(path).exists():
         return None
     try:
-        record = json.loads(record_path.read_text())
-        actual = sha256_file(path)
-        if actual != record["sha256"]:
-            raise ValueError(f"its sha256 is {actual[:12]}…, but {record_path.name} records {record['sha256'][:12]}…")
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload["config"] != config.to_dict():
-            raise ValueError(f"it was trained with {payload['config']}, not {config.to_dict()}")
+        payload = load_checkpoint(path)  # verified against its sha256, weights only
+        if payload["metadata"].get("config") != config.to_dict():
+            raise ValueError(f"it was trained with {payload['metadata'].get('config')}, not {config.to_dict()}")
         model = Net()
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(payload["model"])
         return model, payload["history"]
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as err:
+    except (CheckpointError, ValueError, KeyError, TypeError, RuntimeError) as err:
         warnings.warn(f"Ignoring the cached Net {display_path(path)}: {err}. Training a new one.", stacklevel=3)
         return None
-
-
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporaries that a killed save left behind (they are never read)."""
-    for tmp in folder.glob(f".*{TMP_MARK}*"):
-        try:
-            if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
-                tmp.unlink()
-        except FileNotFoundError:
-            pass

@@ -123,9 +123,9 @@ def save_checkpoint(path: os.PathLike | str, state: Mapping[str, Any], *, metada
         digest = writer.hexdigest()
         # The sidecar accepts both the old and the new file while the rename happens, so a crash at any
         # moment leaves a file that verifies; afterwards it names only the new one.
-        old = _recorded_digests(path) if path.exists() else []
-        _write_sidecar(path, [digest, *[d for d in old if d != digest]])
+        _write_sidecar(path, [digest, *[d for d in _current_digests(path) if d != digest]])
         os.replace(tmp, path)
+        replaced = True
         _fsync_dir(folder)
         _write_sidecar(path, [digest])
     except BaseException as err:
@@ -133,9 +133,22 @@ def save_checkpoint(path: os.PathLike | str, state: Mapping[str, Any], *, metada
         cause = _os_error(err)
         if cause is None:
             raise
-        raise CheckpointWriteError(path, f"writing failed ({cause.strerror or cause}); the previous file, if any, is "
-                                   "unchanged", "free disk space or fix the folder's permissions, then save again") from err
+        state_now = ("the new file is in place and verifies" if "replaced" in locals()
+                     else "the previous file, if any, is unchanged")
+        raise CheckpointWriteError(path, f"writing failed ({cause.strerror or cause}); {state_now}",
+                                   "free disk space or fix the folder's permissions, then save again") from err
     return path
+
+
+def _current_digests(path: Path) -> list[str]:
+    """Return the digests under which the file now at `path` verifies (hashing it if it has no usable sidecar)."""
+    if not path.is_file():
+        return []
+    try:
+        recorded = _recorded_digests(path)
+    except CheckpointCorruptError:
+        recorded = []
+    return recorded or [sha256_file(path)]
 
 
 def _os_error(err: BaseException | None) -> OSError | None:
@@ -181,14 +194,14 @@ def _recorded_digests(path: Path) -> list[str]:
         return []
     except (OSError, UnicodeDecodeError) as err:
         raise CheckpointCorruptError(sidecar, f"the checksum file cannot be read ({err})",
-                                     f"delete it and save the checkpoint again") from err
+                                     "delete it and save the checkpoint again") from err
     digests = []
     for line in text.splitlines():
         match = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line.strip())
         if not match or match.group(2) != path.name:
             raise CheckpointCorruptError(sidecar, f"the checksum file has a line that is not '<sha256>  "
                                          f"{path.name}': {line[:80]!r}",
-                                         f"restore it, or delete it and save the checkpoint again")
+                                         "restore it, or delete it and save the checkpoint again")
         digests.append(match.group(1))
     if not digests:
         raise CheckpointCorruptError(sidecar, "the checksum file is empty", "delete it and save the checkpoint again")

@@ -1,8 +1,6 @@
 """The trained-Net cache: trains when empty, reuses by parameters, never returns a stale or damaged Net."""
 from __future__ import annotations
 
-import json
-import os
 
 import pytest
 import torch
@@ -10,6 +8,7 @@ import torch
 import labutils._io
 from labutils import TrainConfig, trained_net
 from labutils.cache import cache_key, cache_path, store_trained_net
+from labutils.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
 
 TINY = dict(epochs=1, batch_size=128, train_subset=600)
 
@@ -34,20 +33,20 @@ def test_other_parameters_train_another_net(artifacts):
     assert cache_key(TrainConfig(**TINY)) != cache_key(TrainConfig(**TINY, lr=0.02))
 
 
-@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "delete the record", "garbage record"])
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "delete the sidecar", "garbage sidecar"])
 def test_damaged_cache_entry_is_never_returned(artifacts, damage):
     good = trained_net(progress=False, **TINY)
-    path, record = good.path, good.path.with_suffix(".json")
+    path, record = good.path, sidecar_path(good.path)
     if damage == "flip a byte":
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0xFF
         path.write_bytes(bytes(data))
     elif damage == "truncate":
         path.write_bytes(path.read_bytes()[:1000])
-    elif damage == "delete the record":
+    elif damage == "delete the sidecar":
         record.unlink()
     else:
-        record.write_text("{not json")
+        record.write_text("{not a checksum")
     with pytest.warns(UserWarning, match="Ignoring the cached Net"):
         again = trained_net(progress=False, **TINY)
     assert not again.from_cache
@@ -59,8 +58,8 @@ def test_entry_made_with_other_parameters_is_refused(artifacts):
     """A file under the right name but holding another configuration (a stale entry) is not returned."""
     other = trained_net(progress=False, **{**TINY, "seed": 1})
     target = cache_path(TrainConfig(**TINY))
-    os.replace(other.path, target)
-    os.replace(other.path.with_suffix(".json"), target.with_suffix(".json"))
+    stale = load_checkpoint(other.path)
+    save_checkpoint(target, {"model": stale["model"], "history": stale["history"]}, metadata={"config": stale["metadata"]["config"]})
     with pytest.warns(UserWarning, match="it was trained with"):
         fresh = trained_net(progress=False, **TINY)
     assert not fresh.from_cache and not _same(fresh.model, other.model)
@@ -78,15 +77,14 @@ def test_failed_save_keeps_the_old_entry_and_leaves_no_partial_file(artifacts, m
         store_trained_net(torch.nn.Linear(1, 1), [], TrainConfig(**TINY))
     assert good.path.read_bytes() == before
     left = {p.name for p in good.path.parent.iterdir()}
-    assert left == {good.path.name, good.path.with_suffix(".json").name}, f"no temporary may remain: {left}"
+    assert left == {good.path.name, sidecar_path(good.path).name}, f"no temporary may remain: {left}"
     assert trained_net(progress=False, **TINY).from_cache
 
 
-def test_record_holds_the_configuration(artifacts):
+def test_entry_records_the_configuration_and_its_checksum(artifacts):
     entry = trained_net(progress=False, **TINY)
-    record = json.loads(entry.path.with_suffix(".json").read_text())
-    assert record["config"] == TrainConfig(**TINY).to_dict()
-    assert len(record["sha256"]) == 64
+    assert load_checkpoint(entry.path)["metadata"]["config"] == TrainConfig(**TINY).to_dict()
+    assert len(sidecar_path(entry.path).read_text().split()[0]) == 64
 
 
 def test_unknown_parameter_is_named(artifacts):

@@ -207,3 +207,24 @@ def test_a_saved_checkpoint_gets_the_usual_permissions_not_the_temporary_files(t
         assert path.stat().st_mode & 0o777 == 0o600, "saving again keeps the permissions the file had"
     finally:
         os.umask(old)
+
+
+def test_saving_over_a_file_without_a_usable_sidecar_works_and_keeps_it_verifiable(tmp_path, monkeypatch):
+    path = tmp_path / "net.pt"
+    torch.save({"epoch": 1}, path)  # plain torch.save: no sidecar
+    old_digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    seen = []
+    real_replace = os.replace
+
+    def look_before_replacing(src, dst):
+        if str(dst) == str(path):  # the moment before the rename: the old file must still verify
+            seen.append(sidecar_path(path).read_text())
+        return real_replace(src, dst)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", look_before_replacing)
+        save_checkpoint(path, {"epoch": 2})
+    assert old_digest in seen[0], "during the rename the sidecar accepts the old file too"
+    sidecar_path(path).write_text("damaged\n")
+    save_checkpoint(path, {"epoch": 3})  # a damaged sidecar does not block the next save
+    assert load_checkpoint(path)["epoch"] == 3
