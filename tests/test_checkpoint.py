@@ -228,3 +228,12 @@ def test_saving_over_a_file_without_a_usable_sidecar_works_and_keeps_it_verifiab
     sidecar_path(path).write_text("damaged\n")
     save_checkpoint(path, {"epoch": 3})  # a damaged sidecar does not block the next save
     assert load_checkpoint(path)["epoch"] == 3
+
+
+def test_a_checkpoint_copied_under_another_name_with_its_sidecar_still_verifies(tmp_path):
+    import shutil
+
+    path = save_checkpoint(tmp_path / "net.pt", {"epoch": 7})
+    shutil.copy(path, tmp_path / "best.pt")
+    shutil.copy(sidecar_path(path), sidecar_path(tmp_path / "best.pt"))
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 7
