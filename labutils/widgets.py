@@ -58,3 +58,74 @@ class LayerExplorer:
 
     def _ipython_display_(self) -> None:
         display(self.widget)
+
+
+class LayerPicker:
+    """Tick which pretrained layers to load and which to freeze; a button fine-tunes and adds a bar to a chart.
+
+    `fine_tune(load, freeze)` does the work and returns the accuracy. Each preset runs when the picker is
+    built, so the chart is there without a click (as in a headless run); clicks add more bars.
+    """
+
+    def __init__(self, layers: list[str], fine_tune, *, presets: list[tuple[list[str], list[str]]] = (),
+                 load: list[str] = (), freeze: list[str] = ()):
+        self.layers = list(layers)
+        self.fine_tune = fine_tune
+        self.results: list[dict] = []
+        self.load_boxes = {name: widgets.Checkbox(value=name in load, description=name, indent=False)
+                           for name in self.layers}
+        self.freeze_boxes = {name: widgets.Checkbox(value=name in freeze, description=name, indent=False)
+                             for name in self.layers}
+        self.button = widgets.Button(description="Fine-tune and add a bar", button_style="primary",
+                                     layout=widgets.Layout(width="220px"))
+        self.output = widgets.Output()
+        self.button.on_click(lambda _: self.run())
+        columns = widgets.HBox([
+            widgets.VBox([widgets.HTML("<b>load from the checkpoint</b>"), *self.load_boxes.values()]),
+            widgets.VBox([widgets.HTML("<b>freeze (do not train)</b>"), *self.freeze_boxes.values()]),
+        ])
+        self.widget = widgets.VBox([columns, self.button, self.output])
+        for preset_load, preset_freeze in presets:
+            self.run(preset_load, preset_freeze)
+
+    def run(self, load: list[str] | None = None, freeze: list[str] | None = None) -> float:
+        """Fine-tune with the layers given (or ticked), record the accuracy as a new bar, and return it."""
+        load = [n for n, box in self.load_boxes.items() if box.value] if load is None else list(load)
+        freeze = [n for n, box in self.freeze_boxes.items() if box.value] if freeze is None else list(freeze)
+        unknown = sorted(set(load + freeze) - set(self.layers))
+        if unknown:
+            raise ValueError(f"unknown layer(s) {', '.join(unknown)}; the picker offers {', '.join(self.layers)}")
+        self.button.disabled = True
+        try:
+            accuracy = float(self.fine_tune(load, freeze))
+        finally:
+            self.button.disabled = False
+        self.results.append({"label": self.label(load, freeze), "load": load, "freeze": freeze, "accuracy": accuracy})
+        self.output.clear_output(wait=True)
+        with self.output:
+            fig = self.chart()
+            display(fig)
+            plt.close(fig)
+        return accuracy
+
+    @staticmethod
+    def label(load: list[str], freeze: list[str]) -> str:
+        """Name a run: what was loaded and what was frozen."""
+        text = "load " + "+".join(load) if load else "from scratch"
+        return text + ("\nfreeze " + "+".join(freeze) if freeze else "")
+
+    def chart(self) -> plt.Figure:
+        """Draw one bar per run so far: its accuracy, labelled by what was loaded and frozen."""
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(self.results) + 1), 3.4))
+        accuracies = [r["accuracy"] for r in self.results]
+        bars = ax.bar(range(len(accuracies)), accuracies, color="#4c72b0")
+        ax.bar_label(bars, labels=[f"{a:.1%}" for a in accuracies], fontsize=9)
+        ax.set_xticks(range(len(accuracies)), [r["label"] for r in self.results], fontsize=8)
+        low = min(accuracies, default=0.5)
+        ax.set_ylim(max(0.0, low - 0.1), 1.0)
+        ax.set_ylabel("test accuracy")
+        fig.tight_layout()
+        return fig
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)

@@ -1,0 +1,132 @@
+"""labutils.partial and the layer picker: partial loads that check their keys, freezing, optimizer state."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from labutils import Net
+from labutils.checkpoint import load_checkpoint, save_checkpoint
+from labutils.partial import (KeyMismatchError, OptimizerMismatchError, freeze, load_optimizer_state, load_partial,
+                              optimizer_state, select_keys)
+from labutils.widgets import LayerPicker
+
+
+def _pair():
+    return torch.nn.ModuleDict({"fc1": torch.nn.Linear(4, 3), "fc10": torch.nn.Linear(3, 2)})
+
+
+def test_select_keys_matches_whole_layer_names():
+    state = _pair().state_dict()
+    assert list(select_keys(state, ["fc1"])) == ["fc1.weight", "fc1.bias"]
+    assert list(select_keys(state, ["fc1.weight", "fc10"])) == ["fc1.weight", "fc10.weight", "fc10.bias"]
+    assert select_keys(state, ["fc"]) == {}
+
+
+def test_load_partial_allows_only_what_it_is_told():
+    torch.manual_seed(0)
+    source = Net().state_dict()
+    model = Net()
+    result = load_partial(model, select_keys(source, ["conv1", "conv2"]), allow_missing=["fc1", "fc2", "fc3"])
+    assert len(result.missing_keys) == 6 and torch.equal(model.conv2.weight, source["conv2.weight"])
+    with pytest.raises(KeyMismatchError, match=r"loaded 4 of 10.*missing fc3.weight, fc3.bias"):
+        load_partial(Net(), select_keys(source, ["conv1", "conv2"]), allow_missing=["fc1", "fc2"])
+    with pytest.raises(KeyMismatchError, match=r"unexpected net\.conv1\.weight.*wrapped in another module"):
+        load_partial(Net(), {"net." + k: v for k, v in source.items()}, allow_missing=["conv1", "conv2", "fc"])
+    assert load_partial(Net(), {**source, "extra.weight": torch.zeros(1)}, allow_unexpected=["extra"])
+
+
+def test_freeze_returns_the_frozen_names_and_leaves_lookalikes():
+    pair = _pair()
+    assert freeze(pair, ["fc1"]) == ["fc1.weight", "fc1.bias"]
+    assert all(p.requires_grad for p in pair["fc10"].parameters())
+
+
+def _stepped(model, optimizer):
+    optimizer.zero_grad()
+    F.cross_entropy(model(torch.randn(8, 1, 28, 28)), torch.arange(8) % model.fc3.out_features).backward()
+    optimizer.step()
+
+
+def test_optimizer_state_survives_a_checkpoint_and_resumes_exactly(tmp_path):
+    torch.manual_seed(0)
+    model = Net()
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    _stepped(model, adam)
+    save_checkpoint(tmp_path / "ck.pt", {"model": model.state_dict(), "optimizer": optimizer_state(adam, model)})
+    saved = load_checkpoint(tmp_path / "ck.pt")
+    twin = Net()
+    twin.load_state_dict(saved["model"])
+    twin_adam = torch.optim.Adam(twin.parameters(), lr=1e-3)
+    load_optimizer_state(twin_adam, twin, saved["optimizer"])
+    torch.manual_seed(1)
+    _stepped(model, adam)
+    torch.manual_seed(1)
+    _stepped(twin, twin_adam)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), twin.state_dict().values()))
+
+
+@pytest.fixture
+def recorded():
+    torch.manual_seed(0)
+    model = Net()
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    _stepped(model, adam)
+    return optimizer_state(adam, model)
+
+
+def test_another_optimizer_class_is_refused(recorded):
+    model = Net()
+    with pytest.raises(OptimizerMismatchError, match="from Adam, this optimizer is AdamW"):
+        load_optimizer_state(torch.optim.AdamW(model.parameters(), lr=1e-3), model, recorded)
+    with pytest.raises(OptimizerMismatchError, match="from Adam, this optimizer is SGD"):
+        load_optimizer_state(torch.optim.SGD(model.parameters(), lr=1e-3), model, recorded)
+
+
+def test_changed_or_frozen_parameters_are_refused(recorded):
+    five = Net(num_classes=5)
+    with pytest.raises(OptimizerMismatchError, match=r"other shape: fc3.weight \[10, 84\] → \[5, 84\]"):
+        load_optimizer_state(torch.optim.Adam(five.parameters(), lr=1e-3), five, recorded)
+    frozen = Net()
+    freeze(frozen, ["conv1"])
+    with pytest.raises(OptimizerMismatchError, match="no longer optimized: conv1.weight, conv1.bias"):
+        load_optimizer_state(torch.optim.Adam([p for p in frozen.parameters() if p.requires_grad], lr=1e-3), frozen,
+                             recorded)
+
+
+def test_other_settings_are_refused_unless_the_new_ones_are_kept(recorded):
+    model = Net()
+    adam = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=0.01)
+    with pytest.raises(OptimizerMismatchError, match=r"lr 0.001 → 0.0001, weight_decay 0 → 0.01"):
+        load_optimizer_state(adam, model, recorded)
+    load_optimizer_state(adam, model, recorded, keep_new_hyperparameters=True)
+    assert adam.param_groups[0]["lr"] == 1e-4 and adam.param_groups[0]["weight_decay"] == 0.01
+    assert adam.state_dict()["state"][0]["exp_avg"].abs().sum() > 0, "the moments were loaded"
+
+
+def test_a_bare_state_dict_cannot_be_checked(recorded):
+    model = Net()
+    with pytest.raises(OptimizerMismatchError, match="bare optimizer.state_dict"):
+        load_optimizer_state(torch.optim.Adam(model.parameters()), model, recorded["state_dict"])
+
+
+def test_the_picker_runs_presets_ticks_and_clicks():
+    calls = []
+
+    def fine_tune(load, frozen):
+        calls.append((load, frozen))
+        return 0.5 + 0.1 * len(load)
+
+    picker = LayerPicker(["conv1", "conv2"], fine_tune, presets=[([], []), (["conv1"], ["conv1"])],
+                         load=["conv1", "conv2"], freeze=["conv2"])
+    assert calls == [([], []), (["conv1"], ["conv1"])], "presets run when the picker is built"
+    picker.button.click()
+    assert calls[-1] == (["conv1", "conv2"], ["conv2"]) and picker.results[-1]["accuracy"] == 0.7
+    picker.load_boxes["conv2"].value = False
+    assert picker.run() == 0.6
+    assert [r["label"] for r in picker.results] == ["from scratch", "load conv1\nfreeze conv1",
+                                                    "load conv1+conv2\nfreeze conv2", "load conv1\nfreeze conv2"]
+    assert len(picker.chart().axes[0].patches) == 4
+    with pytest.raises(ValueError, match="unknown layer"):
+        picker.run(["fc9"], [])
+    assert len(picker.results) == 4 and not picker.button.disabled
