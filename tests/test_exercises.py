@@ -85,6 +85,11 @@ WRONG = {
                "map_location='cpu'"),
     "ex04_3": ("import torch\ndef unsafe_globals(path):\n    torch.load(path, weights_only=False)\n    return []",
                "code RAN"),
+    "ex05_1": ("def freeze_layers(model, layers):\n    for name, p in model.named_parameters():\n"
+               "        if any(name.startswith(layer) for layer in layers):\n            p.requires_grad_(False)\n"
+               "    return sum(p.numel() for p in model.parameters() if p.requires_grad)", "also froze 'fc10'"),
+    "ex05_2": ("def load_only(model, state_dict, layers):\n    model.load_state_dict(state_dict, strict=False)\n"
+               "    return list(state_dict)", "load only the named layers"),
 }
 
 
