@@ -211,11 +211,23 @@ def _recorded_digests(path: Path) -> list[str]:
 
 def _remove_stale_temporaries(path: Path) -> None:
     """Delete temporaries of `path` left by a save whose process died (a live process's are kept)."""
-    for tmp in path.parent.glob(f".{glob_escape(path.name)}{TMP_MARK}*"):
-        pid = tmp.name.removeprefix(f".{path.name}{TMP_MARK}").split("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+    remove_stale_temporaries(path.parent, path.name)
+
+
+def remove_stale_temporaries(folder: os.PathLike | str, name: str | None = None) -> list[str]:
+    """Delete the temporaries that killed saves left in `folder` (of `name` only, if given); return their names."""
+    removed = []
+    pattern = f".{glob_escape(name)}{TMP_MARK}*" if name else f".*{TMP_MARK}*"
+    for tmp in Path(folder).glob(pattern):
+        match = re.fullmatch(rf"\.(.+){re.escape(TMP_MARK)}(\d+)-.*", tmp.name)
+        if match is None:
+            continue  # not written by save_checkpoint (the sidecar's temporaries live for microseconds)
+        pid = int(match.group(2))
+        if pid != os.getpid() and _alive(pid):
             continue
         tmp.unlink(missing_ok=True)
+        removed.append(tmp.name)
+    return removed
 
 
 def glob_escape(name: str) -> str:

@@ -1,0 +1,165 @@
+"""Resumable training: a run stopped anywhere and resumed equals the run that never stopped, bit for bit."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from labutils import TrainConfig, mnist_tensors
+from labutils.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
+from labutils.resume import CheckpointManager, ResumableRun, resume
+
+# 1,000 images in batches of 96: 11 batches an epoch, the last one of 40 images; two epochs.
+CONFIG = TrainConfig(seed=3, epochs=2, batch_size=96, lr=0.01, train_subset=1_000)
+STEPS_PER_EPOCH = 11
+
+
+@pytest.fixture(scope="module")
+def data():
+    return mnist_tensors(train=True, subset=CONFIG.train_subset)
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    """The run that never stops."""
+    run = ResumableRun(*data, CONFIG)
+    run.train()
+    return run.state_dict()
+
+
+def assert_identical(state: dict, reference: dict) -> None:
+    for key, value in reference["model"].items():
+        assert torch.equal(state["model"][key], value), f"parameter {key} differs"
+    for index, moments in reference["optimizer"]["state"].items():
+        for name, value in moments.items():
+            assert torch.equal(state["optimizer"]["state"][index][name], value), f"optimizer state {index}.{name}"
+    assert state["scheduler"] == reference["scheduler"]
+    assert state["history"] == reference["history"], "every loss and learning rate identical"
+    assert torch.equal(state["rng"]["torch"], reference["rng"]["torch"]) and state["rng"]["numpy"] == reference["rng"]["numpy"]
+
+
+# step 0; step 1; mid-epoch; the last batch of an epoch; the epoch boundary; in the second epoch
+INTERRUPTS = [0, 1, 5, STEPS_PER_EPOCH - 1, STEPS_PER_EPOCH, STEPS_PER_EPOCH + 4]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("interrupt", INTERRUPTS)
+def test_resume_equals_the_straight_run(data, reference, tmp_path, interrupt, num_workers):
+    first = ResumableRun(*data, CONFIG, num_workers=num_workers)
+    first.train(until_step=interrupt)
+    assert first.step == interrupt
+    path = save_checkpoint(tmp_path / "ck.pt", first.state_dict())
+    del first
+    second = resume(path, *data, num_workers=num_workers)
+    assert second.step == interrupt
+    second.train()
+    assert second.done and second.step == CONFIG.epochs * STEPS_PER_EPOCH
+    assert_identical(second.state_dict(), reference)
+
+
+def test_stopping_and_continuing_in_one_process_equals_the_straight_run(data, reference):
+    run = ResumableRun(*data, CONFIG)
+    for stop in (3, 7, 11, 12, 20):
+        run.train(until_step=stop)
+    run.train()
+    assert_identical(run.state_dict(), reference)
+
+
+@pytest.mark.parametrize("left_out", ["rng", "sampler", "scheduler"])
+def test_each_piece_of_state_matters(data, reference, left_out):
+    """The test must be able to say no: leaving out one piece changes the result."""
+    first = ResumableRun(*data, CONFIG)
+    first.train(until_step=5)
+    second = ResumableRun(*data, CONFIG)
+    second.load_state_dict(first.state_dict(), skip=(left_out,))
+    second.train()
+    state = second.state_dict()
+    assert not all(torch.equal(state["model"][k], v) for k, v in reference["model"].items())
+
+
+def test_the_checkpoint_loads_weights_only_and_refuses_another_configuration(data, tmp_path):
+    run = ResumableRun(*data, CONFIG)
+    run.train(until_step=2)
+    path = save_checkpoint(tmp_path / "ck.pt", run.state_dict())
+    state = load_checkpoint(path)  # weights_only=True: no NumPy arrays, no generator objects
+    assert state["rng"]["numpy"]["bit_generator"] == "PCG64" and len(state["rng"]["python"][1]) == 625
+    other = ResumableRun(*data, TrainConfig(**{**CONFIG.to_dict(), "seed": 4}))
+    with pytest.raises(ValueError, match="build the run with the checkpoint's configuration"):
+        other.load_state_dict(state)
+
+
+def test_the_manager_saves_every_n_steps_and_each_epoch_and_keeps_the_last_k(data, tmp_path):
+    run = ResumableRun(*data, CONFIG, test=mnist_tensors(train=False, subset=500))
+    manager = CheckpointManager(tmp_path, every=4, keep_last=3)
+    run.train(manager=manager)
+    kept = [int(p.stem.split("-")[1]) for p in manager.checkpoints()]
+    assert kept == [16, 20, 22], "saved at 4, 8, 11 (epoch end), 12, 16, 20, 22 (end); the last three kept"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("step-")) == ["best.pt", "best.pt.sha256"]
+    best = load_checkpoint(tmp_path / "best.pt")["metadata"]
+    accuracies = run.history["test_acc"]
+    assert best["metrics"]["test_acc"] == max(accuracies) and best["batch"] == 0
+    assert manager.latest() == manager.path(22)
+
+
+def test_latest_falls_back_over_damaged_checkpoints_with_a_warning(data, reference, tmp_path):
+    run = ResumableRun(*data, CONFIG)
+    manager = CheckpointManager(tmp_path, every=3, keep_last=4)
+    run.train(until_step=13, manager=manager)
+    newest, older = manager.checkpoints()[-1], manager.checkpoints()[-2]
+    assert (newest.name, older.name) == ("step-00000012.pt", "step-00000011.pt")
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # truncated
+    with pytest.warns(UserWarning, match="step-00000012.pt: its sha256"):
+        assert manager.latest() == older
+    data_bytes = bytearray(older.read_bytes())
+    data_bytes[len(data_bytes) // 2] ^= 0xFF  # a flipped byte, which torch.load would not notice
+    older.write_bytes(bytes(data_bytes))
+    with pytest.warns(UserWarning) as caught:
+        fallback = manager.latest()
+    assert ["step-00000012.pt" in str(w.message) for w in caught] == [True, False]
+    assert "step-00000011.pt" in str(caught[1].message)
+    assert fallback == manager.path(9) and manager.skipped == ["step-00000012.pt", "step-00000011.pt"]
+    resumed = resume(fallback, *data)
+    resumed.train()
+    assert_identical(resumed.state_dict(), reference)
+    sidecar_path(manager.path(9)).unlink()
+    with pytest.warns(UserWarning):
+        assert manager.latest() == manager.path(6)
+
+
+_KILLED_IN_SAVE = textwrap.dedent("""
+    import os, signal, sys
+    import labutils.checkpoint as ck
+    from labutils import TrainConfig, mnist_tensors
+    from labutils.resume import CheckpointManager, ResumableRun
+    config = TrainConfig(**eval(sys.argv[2]))
+    run = ResumableRun(*mnist_tensors(train=True, subset=config.train_subset), config)
+    manager = CheckpointManager(sys.argv[1], every=4, keep_last=3)
+    write, written = ck._HashingWriter.write, [0]
+    def write_then_die(self, data):
+        if run.step == 8:  # the second save: killed in the middle of writing it
+            written[0] += len(data)
+            if written[0] > 50_000:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return write(self, data)
+    ck._HashingWriter.write = write_then_die
+    run.train(manager=manager)
+""")
+
+
+def test_a_kill_during_a_save_resumes_from_the_previous_checkpoint(data, reference, tmp_path):
+    child = subprocess.run([sys.executable, "-c", _KILLED_IN_SAVE, str(tmp_path), repr(CONFIG.to_dict())],
+                           capture_output=True, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    manager = CheckpointManager(tmp_path, every=4, keep_last=3)
+    assert [p.name for p in manager.checkpoints()] == ["step-00000004.pt"]
+    assert any(p.name.startswith(".step-00000008.pt.tmp-") for p in tmp_path.iterdir()), "the killed save's temporary"
+    latest = manager.latest()
+    assert latest == manager.path(4)
+    assert not any(".tmp-" in p.name for p in tmp_path.iterdir()), "latest() cleaned the dead save's temporary"
+    run = resume(latest, *data)
+    run.train(manager=manager)
+    assert_identical(run.state_dict(), reference)
