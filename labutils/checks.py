@@ -39,6 +39,21 @@ def _check(func: Callable[[object], str]) -> Callable[[object], bool]:
     return check
 
 
+def _weights_only_round_trip(obj: object, fix: str) -> object:
+    """torch.save `obj` to memory and load it back with weights_only=True; a refusal becomes the hint `fix`."""
+    import io
+    import pickle
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    buffer.seek(0)
+    try:
+        return torch.load(buffer, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = str(err).split("GLOBAL ")[-1].split(" ")[0]
+        raise _Wrong(f"torch.load(weights_only=True) refuses it (it needs {found}): {fix}") from None
+
+
 # --- 00_welcome --------------------------------------------------------------------------------------------
 
 @_check
@@ -204,9 +219,6 @@ def ex02_3(evaluate_properly: Callable) -> str:
 @_check
 def ex03_1(make_checkpoint: Callable) -> str:
     """make_checkpoint(model, optimizer, epoch, loss) -> a dict that resumes training and loads weights-only."""
-    import io
-    import pickle
-
     import torch.nn.functional as F
 
     from .models import Net
@@ -222,15 +234,7 @@ def ex03_1(make_checkpoint: Callable) -> str:
     _expect(isinstance(got, dict), f"return a dict, not {type(got).__name__}.")
     missing = {"model", "optimizer", "epoch", "loss"} - set(got)
     _expect(not missing, f"the checkpoint lacks {', '.join(sorted(missing))}.")
-    buffer = io.BytesIO()
-    torch.save(got, buffer)
-    buffer.seek(0)
-    try:
-        loaded = torch.load(buffer, weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = str(err).split("GLOBAL ")[-1].split(" ")[0]
-        _expect(False, f"torch.load(weights_only=True) refuses it (it needs {found}): save model.state_dict() and "
-                       "optimizer.state_dict(), not the objects.")
+    loaded = _weights_only_round_trip(got, "save model.state_dict() and optimizer.state_dict(), not the objects.")
     _expect(type(loaded["loss"]) is float, f"the loss is a {type(loaded['loss']).__name__}: store loss.item(), a "
                                            "Python float (a tensor keeps its graph alive, NumPy values need code).")
     _expect(loaded["epoch"] == 3, f"epoch should be 3, the value passed in, not {loaded['epoch']!r}.")
@@ -482,3 +486,97 @@ def ex05_2(load_only: Callable) -> str:
     _expect(torch.equal(pair["fc10"].weight, fc10_before), "loading 'fc1' also loaded 'fc10': match "
                                                            "key.startswith(layer + '.'), not key.startswith(layer).")
     return "conv1 and conv2 loaded, the fc layers untouched, an unknown layer named in a KeyError."
+
+
+# --- 06_resume_training ------------------------------------------------------------------------------------
+
+@_check
+def ex06_1(redo_steps: Callable) -> str:
+    """redo_steps(crash_step, every, steps_per_epoch) -> steps since the last checkpoint (every N steps, epoch ends)."""
+    cases = {(130, 20, 94): 10, (100, 20, 94): 0, (95, 20, 94): 1, (19, 20, 94): 19, (0, 20, 94): 0,
+             (230, 50, 60): 30, (190, 50, 60): 10, (188, 20, 94): 0}
+    for args, expected in cases.items():
+        got = redo_steps(*args)
+        _expect(got is not None, "redo_steps returned None: return the number of steps to redo.")
+        if args == (95, 20, 94) and int(got) == 15:
+            _expect(False, "redo_steps(95, 20, 94) gave 15: the end of each epoch is saved too (step 94 here).")
+        _expect(int(got) == expected, f"redo_steps{args} gave {got}, expected {expected}: the last checkpoint is the "
+                                      "larger of the last multiple of `every` and the last epoch end.")
+    return "the last save is the later of the last multiple of `every` and the last epoch end."
+
+
+@_check
+def ex06_2(capture_rng_state: Callable) -> str:
+    """capture_rng_state(numpy_generator) -> python, numpy and torch generator states, loadable weights-only."""
+    import random
+    from unittest import mock
+
+    import numpy as np
+
+    from .resume import ResumableRun, restore_rng
+    from .train import TrainConfig
+
+    generator = np.random.default_rng(5)
+    got = capture_rng_state(generator)
+    _expect(got is not None, "capture_rng_state returned None: return a dict with python, numpy and torch states.")
+    _expect(isinstance(got, dict) and {"python", "numpy", "torch"} <= set(got),
+            "return a dict with the keys 'python', 'numpy' and 'torch'.")
+    loaded = _weights_only_round_trip(got, "store numpy_generator.bit_generator.state (a dict), not the generator "
+                                           "itself.")
+    first = (random.random(), generator.random(), torch.rand(3))
+    restore_rng(loaded, generator)
+    again = (random.random(), generator.random(), torch.rand(3))
+    _expect(first[0] == again[0], "Python's random draws differ after restoring: store random.getstate().")
+    _expect(first[1] == again[1], "NumPy's draws differ after restoring: store numpy_generator.bit_generator.state.")
+    _expect(torch.equal(first[2], again[2]), "torch's draws differ after restoring: store torch.get_rng_state().")
+
+    config = TrainConfig(seed=2, epochs=1, batch_size=100, lr=0.01, train_subset=400)
+    from .data import mnist_tensors
+    data = mnist_tensors(train=True, subset=400)
+    with mock.patch("labutils.resume.capture_rng", capture_rng_state):
+        straight = ResumableRun(*data, config)
+        straight.train()
+        stopped = ResumableRun(*data, config)
+        stopped.train(until_step=2)
+        state = _weights_only_round_trip(stopped.state_dict(), "the run's state does not load.")
+        resumed = ResumableRun(*data, config)  # seeds the process-wide generators: so after state_dict()
+        resumed.load_state_dict(state)
+        resumed.train()
+    _expect(all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in straight.model.state_dict().items()),
+            "a run resumed with your states differs from the straight run.")
+    return "all three generators restored; a run resumed with your capture equals the straight run bit for bit."
+
+
+@_check
+def ex06_3(newest_good: Callable) -> str:
+    """newest_good(folder) -> the newest step-*.pt (by its step) that verifies, or None."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from .checkpoint import save_checkpoint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        got = newest_good(folder)
+        _expect(got is None, f"an empty folder has no checkpoint: return None, not {got!r}.")
+        for step in (4, 8, 12, 120):
+            save_checkpoint(folder / f"step-{step:08d}.pt", {"step": step})
+        save_checkpoint(folder / "best.pt", {"step": 8})
+        (folder / ".step-00000160.pt.tmp-99999-abc").write_bytes(b"PK\x03\x04 partial")
+        newest = folder / "step-00000120.pt"
+        newest.write_bytes(newest.read_bytes()[:100])  # truncated
+        for age, step in enumerate((12, 8, 4, 120)):  # step 4 has the newest modification time
+            os.utime(folder / f"step-{step:08d}.pt", (1_000_000 + age, 1_000_000 + age))
+        got = newest_good(folder)
+        _expect(got is not None, "newest_good returned None, but step-00000012.pt is intact.")
+        got = Path(got)
+        _expect(got.name != "step-00000120.pt", "step-00000120.pt is truncated: verify each file with "
+                                                "verify_checksum and skip those that fail.")
+        _expect(got.name != "step-00000004.pt", "you picked the newest by modification time; order by the step in "
+                                                "the file name (a copy or a restore changes the time).")
+        _expect(got.name == "step-00000012.pt", f"expected step-00000012.pt, got {got.name}.")
+        for path in folder.glob("step-*.pt"):
+            path.write_bytes(b"")
+        _expect(newest_good(folder) is None, "when no checkpoint verifies, return None.")
+    return "newest by step, damaged ones skipped, temporaries and best.pt ignored."

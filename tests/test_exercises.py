@@ -90,6 +90,14 @@ WRONG = {
                "    return sum(p.numel() for p in model.parameters() if p.requires_grad)", "also froze 'fc10'"),
     "ex05_2": ("def load_only(model, state_dict, layers):\n    model.load_state_dict(state_dict, strict=False)\n"
                "    return list(state_dict)", "load only the named layers"),
+    "ex06_1": ("def redo_steps(crash_step, every, steps_per_epoch):\n    return crash_step % every",
+               "the end of each epoch is saved too"),
+    "ex06_2": ("import random, torch\ndef capture_rng_state(g):\n    return {'python': random.getstate(), 'numpy': g, "
+               "'torch': torch.get_rng_state()}", "bit_generator.state"),
+    "ex06_3": ("from labutils.checkpoint import verify_checksum, CheckpointError\ndef newest_good(folder):\n"
+               "    for p in sorted(folder.glob('step-*.pt'), key=lambda p: p.stat().st_mtime, reverse=True):\n"
+               "        try:\n            verify_checksum(p)\n            return p\n"
+               "        except CheckpointError:\n            pass", "modification time"),
 }
 
 

@@ -101,6 +101,29 @@ def test_00_runs_with_other_parameters(reverse_run):
     assert m["seed"] == 1 and m["data_verified"] is True and sum(m["digit_counts"]) == 60_000
 
 
+@pytest.mark.parametrize("parameters", [{"INTERRUPT_STEP": 94, "CHECKPOINT_EVERY": 20},
+                                        {"INTERRUPT_STEP": 41, "CHECKPOINT_EVERY": 10, "EPOCHS": 1, "SEED": 1}],
+                         ids=["epoch-boundary", "early-one-epoch"])
+def test_06_resumes_exactly_from_other_interrupt_points(tmp_path, monkeypatch, parameters):
+    monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
+    _run("06_resume_training.ipynb", tmp_path, **parameters)
+    m = _metrics(tmp_path, "06_resume_training")
+    every, interrupt = parameters["CHECKPOINT_EVERY"], parameters["INTERRUPT_STEP"]
+    assert m["interrupt_step"] == interrupt and m["checkpoint_every"] == every
+    assert m["resumed_from_step"] == max(interrupt // every * every, interrupt // 94 * 94)
+    assert m["total_steps"] == 94 * parameters.get("EPOCHS", 2)
+    assert m["identical_parameters"] and m["identical_optimizer"] and m["identical_history"]
+    assert m["variants"]["everything"]["largest parameter difference"] == 0
+
+
+def test_06_rejects_an_interrupt_before_the_first_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
+    with pytest.raises(papermill.PapermillExecutionError, match="INTERRUPT_STEP=5 must lie between CHECKPOINT_EVERY=20"):
+        _run("06_resume_training.ipynb", tmp_path, INTERRUPT_STEP=5)
+
+
 def test_a_bad_parameter_stops_the_notebook_with_its_name(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
