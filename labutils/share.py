@@ -1,0 +1,100 @@
+"""Sharing a trained Net: a Hugging Face-style model folder with a model card and checksums, offline."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from huggingface_hub import PyTorchModelHubMixin
+
+from .checkpoint import ChecksumMismatchError, ChecksumMissingError
+from .data import MEAN, STD
+from .models import Net
+
+CHECKSUMS = "SHA256SUMS"
+
+
+class HubNet(Net, PyTorchModelHubMixin, library_name="save-load-lab", license="cc-by-sa-3.0",
+             tags=["mnist", "image-classification", "lenet"]):
+    """Net with save_pretrained / from_pretrained; its config.json records the preprocessing it expects."""
+
+    def __init__(self, num_classes: int = 10, mean: float = MEAN, std: float = STD, image_size: int = 28):
+        super().__init__(num_classes=num_classes)
+        self.mean, self.std, self.image_size = mean, std, image_size
+
+
+def write_checksums(folder: os.PathLike | str) -> Path:
+    """Write SHA256SUMS (the format of `sha256sum -c`) for every file in `folder`, and return its path."""
+    folder = Path(folder)
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+             for p in sorted(folder.iterdir()) if p.is_file() and p.name != CHECKSUMS]
+    path = folder / CHECKSUMS
+    path.write_text("".join(lines))
+    return path
+
+
+def verify_checksums(folder: os.PathLike | str) -> list[str]:
+    """Check every file SHA256SUMS lists; return their names, or raise naming the first missing or changed one."""
+    folder = Path(folder)
+    sums = folder / CHECKSUMS
+    if not sums.is_file():
+        raise ChecksumMissingError(sums, "the model folder has no SHA256SUMS", "write it with write_checksums(folder)")
+    names = []
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        path = folder / name
+        if not path.is_file():
+            raise ChecksumMismatchError(path, "it is listed in SHA256SUMS but missing", "copy the whole folder again")
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual != digest:
+            raise ChecksumMismatchError(path, f"its sha256 is {actual[:16]}…, SHA256SUMS says {digest[:16]}…",
+                                        "the file changed after the folder was made: copy it again")
+        names.append(name)
+    return names
+
+
+def model_card(*, test_accuracy: float, config: dict, parameters: int) -> str:
+    """Return a model card (README.md) with the Hub's metadata header, built from measured figures."""
+    return f"""---
+library_name: save-load-lab
+license: cc-by-sa-3.0
+tags:
+- mnist
+- image-classification
+- lenet
+datasets:
+- mnist
+metrics:
+- accuracy
+---
+
+# LeNet for MNIST digits (Save & Load Lab)
+
+A LeNet-5-style convolutional network ({parameters:,} parameters) that classifies 28×28 grayscale images of
+handwritten digits, trained in the Save & Load Lab.
+
+## Results
+- Test accuracy on the 10,000 MNIST test images: **{test_accuracy:.2%}** (measured when this folder was made).
+
+## Training
+- Data: the 60,000 MNIST training images{'' if not config.get('train_subset') else f" (a subset of {config['train_subset']:,})"}.
+- Adam with a one-cycle learning-rate schedule, peak {config['lr']}, batch size {config['batch_size']},
+  {config['epochs']} epochs, seed {config['seed']}.
+
+## Use
+Inputs: tensors of shape (N, 1, 28, 28), pixels scaled to [0, 1] and then normalised with the `mean` and
+`std` in `config.json`. Outputs: 10 logits, one per digit. Load it with `HubNet.from_pretrained(folder)` or
+without the lab's code with `tools/predict.py`.
+
+## Intended use and limitations
+For learning how models are saved, shared and deployed. Like MNIST it expects a single centred, white digit
+on black; it has not been tested on other handwriting, scanned forms (dark digits on white: invert them),
+letters or other image sizes, and it gives a confident answer even for images that are not digits.
+
+## Data licence
+MNIST: Yann LeCun, Corinna Cortes and Christopher J.C. Burges, licensed CC BY-SA 3.0.
+
+## Files
+`model.safetensors` (weights), `config.json` (constructor arguments and preprocessing), this card, and
+`SHA256SUMS` (check with `sha256sum -c SHA256SUMS`).
+"""

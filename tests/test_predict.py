@@ -1,0 +1,127 @@
+"""tools/predict.py: the lab-free predictor gives the model's answers and one-line errors for bad input."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+
+from labutils import MEAN, STD, mnist_tensors
+from labutils.paths import REPO_ROOT
+from labutils.share import HubNet, write_checksums
+
+PREDICT = REPO_ROOT / "tools" / "predict.py"
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """An ONNX file and a model folder of one (untrained, seeded) Net, and five test digits as PNG."""
+    folder = tmp_path_factory.mktemp("deploy")
+    torch.manual_seed(0)
+    model = HubNet().eval()
+    images, _ = mnist_tensors(train=False, subset=5)
+    program = torch.onnx.export(model, (images[:2].clone(),), dynamo=True, verbose=False,
+                                dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    program.save(str(folder / "bare.onnx"))
+    proto = onnx.load(folder / "bare.onnx")
+    for key, value in {"mean": MEAN, "std": STD, "image_size": 28}.items():
+        proto.metadata_props.add(key=key, value=str(value))
+    onnx.save(proto, folder / "net.onnx")
+    model.save_pretrained(folder / "model")
+    write_checksums(folder / "model")
+    pixels = ((images[:, 0] * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8)
+    paths = []
+    for i, image in enumerate(pixels):
+        paths.append(folder / f"d{i}.png")
+        Image.fromarray(image.numpy(), mode="L").save(paths[-1])
+    from_png = torch.from_numpy(np.stack([np.asarray(Image.open(p), dtype=np.float32) / 255 for p in paths]))[:, None]
+    with torch.no_grad():
+        expected = model((from_png - MEAN) / STD).softmax(1)
+    return folder, paths, expected
+
+
+def _predict(*args, cwd=None, python=(sys.executable, str(PREDICT))):
+    return subprocess.run([*python, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("model", ["net.onnx", "model"])
+def test_answers_match_the_model(deployed, model):
+    folder, paths, expected = deployed
+    result = _predict(folder / model, *paths)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(paths)
+    for line, path, row in zip(lines, paths, expected):
+        name, answer = line.split(": ")
+        digit, probability = answer.rstrip(")").split(" (")
+        assert name == str(path) and int(digit) == int(row.argmax()) and abs(float(probability) - row.max().item()) < 1e-3
+
+
+def test_it_runs_without_the_lab(deployed):
+    """Another machine has no labutils: the predictor must not need it."""
+    folder, paths, _ = deployed
+    blocked = ("import runpy, sys; sys.modules['labutils'] = None; sys.argv = ['predict.py'] + sys.argv[1:]; "
+               f"runpy.run_path({str(PREDICT)!r}, run_name='__main__')")
+    result = _predict(folder / "model", paths[0], python=(sys.executable, "-c", blocked))
+    assert result.returncode == 0 and result.stdout.startswith(str(paths[0])), result.stderr
+
+
+def _one_line_error(result, *expected: str) -> str:
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("predict.py: error: "), result.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+def test_a_missing_image(deployed):
+    folder, paths, _ = deployed
+    _one_line_error(_predict(folder / "net.onnx", paths[0], folder / "nowhere.png"), "nowhere.png: no such image file")
+
+
+def test_a_file_that_is_not_an_image(deployed, tmp_path):
+    folder, _, _ = deployed
+    (tmp_path / "notes.png").write_text("hello")
+    _one_line_error(_predict(folder / "net.onnx", tmp_path / "notes.png"), "notes.png: not an image")
+
+
+def test_an_image_of_the_wrong_size(deployed, tmp_path):
+    folder, _, _ = deployed
+    Image.new("L", (32, 28)).save(tmp_path / "wide.png")
+    _one_line_error(_predict(folder / "model", tmp_path / "wide.png"), "32×28 pixels", "28×28")
+
+
+def test_a_model_folder_with_a_wrong_checksum(deployed, tmp_path):
+    folder, paths, _ = deployed
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(folder / "model", copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "mean": 0.5}))
+    _one_line_error(_predict(copy, paths[0]), "config.json does not match its checksum")
+    (copy / "SHA256SUMS").unlink()
+    _one_line_error(_predict(copy, paths[0]), "no SHA256SUMS")
+
+
+def test_a_missing_or_unknown_model(deployed, tmp_path):
+    folder, paths, _ = deployed
+    _one_line_error(_predict(tmp_path / "nothing.onnx", paths[0]), "no such model file or folder")
+    (tmp_path / "weights.txt").write_text("?")
+    _one_line_error(_predict(tmp_path / "weights.txt", paths[0]), "not a model")
+    (tmp_path / "broken.onnx").write_bytes(b"not onnx")
+    _one_line_error(_predict(tmp_path / "broken.onnx", paths[0]), "onnxruntime cannot load it")
+    _one_line_error(_predict(folder / "bare.onnx", paths[0]), "lacks the metadata")
+
+
+def test_usage(deployed):
+    assert _predict().returncode == 2
+    help_text = _predict("--help")
+    assert help_text.returncode == 0 and "MODEL is either an ONNX file" in help_text.stdout
