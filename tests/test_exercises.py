@@ -98,6 +98,13 @@ WRONG = {
                "    for p in sorted(folder.glob('step-*.pt'), key=lambda p: p.stat().st_mtime, reverse=True):\n"
                "        try:\n            verify_checksum(p)\n            return p\n"
                "        except CheckpointError:\n            pass", "modification time"),
+    "ex07_1": ("import torch\ndef export_dynamic(model):\n    return torch.export.export(model, (torch.randn(2, 1, 28, 28),))",
+               "dynamic_shapes"),
+    "ex07_2": ("import hashlib\ndef changed_files(folder):\n    out = []\n"
+               "    for line in (folder / 'SHA256SUMS').read_text().splitlines():\n"
+               "        digest, _, name = line.partition('  ')\n"
+               "        if (folder / name).is_file() and hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:\n"
+               "            out.append(name)\n    return sorted(out)", "a missing file counts as changed"),
 }
 
 

@@ -21,11 +21,12 @@ def _run(name: str, folder, **parameters):
 
 @pytest.fixture(scope="module")
 def reverse_run(tmp_path_factory):
-    """05, 04, 03, 02, 01, then 00, on an empty artifacts folder, each with non-default parameters."""
+    """07, 05, 04, 03, 02, 01, then 00, on an empty artifacts folder, each with non-default parameters."""
     folder = tmp_path_factory.mktemp("papermill")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LAB_ARTIFACTS_DIR", str(folder / "artifacts"))
         env.setenv("LAB_METRICS_DIR", str(folder / "metrics"))
+        _run("07_deploy_and_share.ipynb", folder, **SMALL, DIGITS_TO_PREDICT=3, TIMING_REPEATS=2)
         _run("05_partial_loading.ipynb", folder, **SMALL, SHOTS=[5, 20], REPEATS=2, FINETUNE_STEPS=100)
         _run("04_loading.ipynb", folder, **SMALL, BN_TRAIN_SUBSET=5_000)
         _run("03_saving.ipynb", folder, **SMALL, TIMING_REPEATS=2)
@@ -56,6 +57,15 @@ def test_02_saved_the_weights_it_measured(reverse_run):
     assert abs(accuracy - _metrics(reverse_run, "02_train_mnist")["test_acc"]) <= 1e-4
 
 
+def test_07_deployed_the_small_net_with_parity(reverse_run):
+    m = _metrics(reverse_run, "07_deploy_and_share")
+    assert 0.9 < m["test_acc"] < 0.99, "07 ran first on an empty cache: it trained the one-epoch Net"
+    assert m["export_identical"] and m["folder_identical"] and m["onnx_same_classes"]
+    assert m["onnx_max_abs_difference"] < 1e-4 and len(m["predictor_answers"]) == 3
+    assert set(m["formats"]) == {"state_dict .pt", "whole model pickle .pt", "torch.export .pt2", "ONNX .onnx",
+                                 "model folder (safetensors)"}
+
+
 def test_05_measured_transfer_with_its_parameters(reverse_run):
     m = _metrics(reverse_run, "05_partial_loading")
     assert m["shots"] == [5, 20] and set(m["transfer"]) == {"from scratch", "conv frozen", "conv fine-tuned"}
@@ -69,7 +79,7 @@ def test_05_measured_transfer_with_its_parameters(reverse_run):
 def test_04_proved_each_claim_on_the_net_05_trained(reverse_run):
     m = _metrics(reverse_run, "04_loading")
     assert m["round_trip_identical"] is True
-    assert 0.9 < m["test_acc"] < 0.99, "the one-epoch Net, trained by 05 on an empty cache"
+    assert 0.9 < m["test_acc"] < 0.99, "the one-epoch Net that 07 trained on an empty cache"
     assert m["bn_train_mode_sorted_acc"] < m["bn_eval_acc"] - 0.03
     assert m["changed_code_acc"] < 0.2 and m["preprocessing_acc"]["as saved in the metadata"] == m["test_acc"]
     assert "torch.cuda.is_available() is False" in m["cuda_error"]
@@ -84,7 +94,7 @@ def test_03_reused_the_cached_net(reverse_run):
     assert "Can't get attribute 'Net'" in m03["whole_model_error"]
     assert set(m03["timings_ms"]) == {"state_dict .pt", "full checkpoint .pt", ".safetensors", "save_checkpoint .pt"}
     cached = list((reverse_run / "artifacts" / "cache").glob("net-*.pt"))
-    assert len(cached) == 1, "04, 03 and 02 found the Net 05 trained: one cache entry for one set of parameters"
+    assert len(cached) == 1, "the notebooks after 07 found the Net it trained: one cache entry for these parameters"
     assert m04["test_acc"] > 0.9
 
 
