@@ -22,7 +22,8 @@ def atomic_write_bytes(path: os.PathLike | str, data: bytes) -> Path:
     """Write bytes so that `path` holds either its old content or all of `data`, never a mix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
+    # The pid in the name tells a later save whether the writer is still alive (see remove_stale_temporaries).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}{os.getpid()}-")
     try:
         os.fchmod(fd, new_file_mode(path))
         with os.fdopen(fd, "wb") as f:

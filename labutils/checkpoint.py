@@ -210,8 +210,9 @@ def _recorded_digests(path: Path) -> list[str]:
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Delete temporaries of `path` left by a save whose process died (a live process's are kept)."""
+    """Delete temporaries of `path` and of its sidecar left by a save whose process died (a live one's are kept)."""
     remove_stale_temporaries(path.parent, path.name)
+    remove_stale_temporaries(path.parent, sidecar_path(path).name)
 
 
 def remove_stale_temporaries(folder: os.PathLike | str, name: str | None = None) -> list[str]:
@@ -221,7 +222,7 @@ def remove_stale_temporaries(folder: os.PathLike | str, name: str | None = None)
     for tmp in Path(folder).glob(pattern):
         match = re.fullmatch(rf"\.(.+){re.escape(TMP_MARK)}(\d+)-.*", tmp.name)
         if match is None:
-            continue  # not written by save_checkpoint (the sidecar's temporaries live for microseconds)
+            continue  # not a temporary of the lab's atomic writes
         pid = int(match.group(2))
         if pid != os.getpid() and _alive(pid):
             continue
