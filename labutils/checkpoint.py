@@ -383,11 +383,20 @@ def _unsafe_globals(path: Path, err: Exception) -> list[str]:
         return re.findall(r"Unsupported global: GLOBAL (\S+)", str(err))
 
 
+# Modules whose functions let a pickle run arbitrary code: never to be allowed, whoever sent the file.
+_RUNS_CODE = {"builtins", "os", "posix", "nt", "subprocess", "sys", "runpy", "importlib", "shutil", "socket",
+              "pickle", "marshal", "ctypes", "code", "codeop", "pty", "webbrowser"}
+
+
 def _unsafe(path: Path, err: Exception) -> UnsafeCheckpointError:
     """Name the globals a file needs, and how to allow them when (and only when) the file is trusted."""
     names = _unsafe_globals(path, err)
     numpy = [n for n in names if n.startswith("numpy")]
-    if numpy:
+    dangerous = [n for n in names if n.split(".")[0] in _RUNS_CODE]
+    if dangerous:
+        fix = (f"do not load it: {', '.join(dangerous)} can run any code on your machine, and no checkpoint needs "
+               "it; delete the file, or ask its author for a state_dict or a .safetensors file")
+    elif numpy:
         fix = ("it holds NumPy values: store Python numbers (value.item()) or tensors (torch.as_tensor(value)) "
                "in the checkpoint, then save it again")
     else:

@@ -151,6 +151,7 @@ def test_a_malicious_pickle_is_refused_and_never_runs(tmp_path):
     with pytest.raises(UnsafeCheckpointError, match="builtins.exec") as caught:
         load_checkpoint(path)
     assert isinstance(caught.value.__cause__, pickle.UnpicklingError)
+    assert caught.value.fix.startswith("do not load it") and "safe_globals" not in caught.value.fix
     summary = inspect_checkpoint(path)
     assert summary.unsafe_globals == ["builtins.exec"] and "NOT SAFE" in str(summary)
     assert not canary.exists()
