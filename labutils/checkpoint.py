@@ -8,7 +8,6 @@ import os
 import pickle
 import re
 import struct
-import tempfile
 import time
 import zipfile
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ._io import TMP_MARK, _fsync_dir, atomic_write_bytes, new_file_mode, sha256_file
+from ._io import TMP_MARK, atomic_write, atomic_write_bytes, sha256_file
 from .paths import display_path
 
 FORMAT = "save-load-lab/1"
@@ -101,40 +100,33 @@ def save_checkpoint(path: os.PathLike | str, state: Mapping[str, Any], *, metada
         _check_plain(state, "state", path)
         payload = {**state, "metadata": meta}
 
-    folder = path.parent
+    digest = {}
+
+    def write(file) -> None:
+        writer = _HashingWriter(file)
+        if safetensors:
+            writer.write(payload)
+        else:
+            torch.save(payload, writer)
+        digest["new"] = writer.hexdigest()
+
+    def accept_both() -> None:
+        # While the rename happens the sidecar accepts the old and the new file, so a crash at any moment
+        # leaves a file that verifies; afterwards it names only the new one.
+        _write_sidecar(path, [digest["new"], *[d for d in _current_digests(path) if d != digest["new"]]])
+
+    replaced = False
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(path)
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}{TMP_MARK}{os.getpid()}-")
-    except OSError as err:
-        raise CheckpointWriteError(path, f"cannot create a file in {display_path(folder)} ({err.strerror})",
-                                   "save into a folder you can write to, or fix its permissions") from err
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, new_file_mode(path))  # mkstemp makes files private; a checkpoint gets the usual mode
-        with os.fdopen(fd, "wb") as f:
-            writer = _HashingWriter(f)
-            if safetensors:
-                writer.write(payload)
-            else:
-                torch.save(payload, writer)
-            f.flush()
-            os.fsync(f.fileno())
-        digest = writer.hexdigest()
-        # The sidecar accepts both the old and the new file while the rename happens, so a crash at any
-        # moment leaves a file that verifies; afterwards it names only the new one.
-        _write_sidecar(path, [digest, *[d for d in _current_digests(path) if d != digest]])
-        os.replace(tmp, path)
+        atomic_write(path, write, before_replace=accept_both)
         replaced = True
-        _fsync_dir(folder)
-        _write_sidecar(path, [digest])
+        _write_sidecar(path, [digest["new"]])
     except BaseException as err:
-        tmp.unlink(missing_ok=True)
         cause = _os_error(err)
         if cause is None:
             raise
-        state_now = ("the new file is in place and verifies" if "replaced" in locals()
-                     else "the previous file, if any, is unchanged")
+        state_now = "the new file is in place and verifies" if replaced else "the previous file, if any, is unchanged"
         raise CheckpointWriteError(path, f"writing failed ({cause.strerror or cause}); {state_now}",
                                    "free disk space or fix the folder's permissions, then save again") from err
     return path
