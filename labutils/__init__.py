@@ -3,13 +3,13 @@ from . import checkpoint, checks, plots
 from .cache import TrainedNet, trained_net
 from .data import MEAN, STD, DataError, mnist, mnist_tensors, verify_mnist
 from .models import BatchNormNet, Net, state_dict_table
-from .notebook import environment_report, expect_error, record_metrics
+from .notebook import environment_report, expect_error, median_seconds, record_metrics
 from .paths import artifacts_dir, display_path
 from .train import TrainConfig, evaluate, fit, pick_device, predict, seed_everything
 
 __all__ = [
     "MEAN", "STD", "BatchNormNet", "DataError", "Net", "TrainConfig", "TrainedNet", "artifacts_dir",
-    "display_path", "environment_report", "evaluate", "expect_error", "fit", "mnist", "mnist_tensors",
+    "display_path", "environment_report", "evaluate", "expect_error", "fit", "median_seconds", "mnist", "mnist_tensors",
     "pick_device", "predict", "record_metrics", "seed_everything", "state_dict_table", "trained_net",
     "verify_mnist",
 ]

@@ -353,24 +353,18 @@ def ex04_1(strip_prefix: Callable) -> str:
 @_check
 def ex04_2(load_for_inference: Callable) -> str:
     """load_for_inference(path) -> a Net on the CPU, in eval mode, with the weights of a (GPU) state_dict file."""
-    import os
-    import subprocess
-    import sys
     import tempfile
     from pathlib import Path
 
     from .models import Net
+    from .notebook import save_as_from_gpu
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "net_cuda.pt"
         torch.manual_seed(4)
         saved = Net()
         torch.save(saved.state_dict(), Path(tmp) / "net_cpu.pt")
-        relabel = ("import torch\nw = torch.load('net_cpu.pt', weights_only=True)\n"
-                   "if torch.cuda.is_available():\n    w = {k: v.cuda() for k, v in w.items()}\n"
-                   "else:\n    torch.serialization.register_package(1, lambda s: 'cuda:0', lambda s, l: None)\n"
-                   "torch.save(w, 'net_cuda.pt')\n")
-        subprocess.run([sys.executable, "-c", relabel], cwd=tmp, check=True, env={**os.environ})
+        save_as_from_gpu(Path(tmp) / "net_cpu.pt", path)
         try:
             got = load_for_inference(path)
         except RuntimeError as err:

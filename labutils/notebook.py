@@ -1,19 +1,23 @@
-"""Notebook plumbing: recording metrics, showing expected errors, and the environment report."""
+"""Notebook plumbing: recording metrics, showing expected errors, timing, the environment report, GPU-made files."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
+import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
 from ._io import atomic_write_bytes
-from .paths import metrics_dir
+from .paths import display_path, metrics_dir
 
 
 def record_metrics(notebook: str, **metrics) -> None:
@@ -82,3 +86,40 @@ def environment_report() -> dict:
         "MNIST": data,
         "in a virtual environment": sys.prefix != sys.base_prefix or "CONDA_PREFIX" in os.environ,
     }
+
+
+def median_seconds(action: Callable[[], object], repeats: int = 5) -> float:
+    """Return the median wall time of `action()` over `repeats` runs (what it prints is not shown)."""
+    times = []
+    for _ in range(repeats):
+        with contextlib.redirect_stdout(io.StringIO()):
+            start = time.perf_counter()
+            action()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+GPU_SAVE_SCRIPT = """
+import sys, torch
+weights = torch.load(sys.argv[1], weights_only=True)
+if torch.cuda.is_available():
+    weights = {k: v.cuda() for k, v in weights.items()}
+    print("saved from the GPU")
+else:  # label every storage 'cuda:0', as torch.save does on a GPU: the file is the same
+    torch.serialization.register_package(1, lambda storage: "cuda:0", lambda storage, location: None)
+    print("saved on the CPU with cuda:0 labels")
+torch.save(weights, sys.argv[2])
+"""
+
+
+def save_as_from_gpu(source: os.PathLike | str, target: os.PathLike | str) -> str:
+    """Write the state_dict file `source` to `target` as torch.save on a GPU writes it; return how it was made.
+
+    It runs in a separate process, so that the label hook never touches this one.
+    """
+    done = subprocess.run([sys.executable, "-c", GPU_SAVE_SCRIPT, str(source), str(target)], capture_output=True,
+                          text=True)
+    if done.returncode:
+        raise RuntimeError(f"could not write {display_path(target)} from {display_path(source)}: "
+                           f"{done.stderr.strip().splitlines()[-1]}")
+    return done.stdout.strip()

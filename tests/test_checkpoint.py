@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ from labutils import BatchNormNet, Net
 from labutils.checkpoint import (
     FORMAT, CheckpointError, diagnose, inspect_checkpoint, load_checkpoint, save_checkpoint, sidecar_path, zip_members,
 )
+from labutils.notebook import save_as_from_gpu
 from labutils.train import TrainConfig, make_optimizer
 
 
@@ -110,20 +110,12 @@ def test_zip_members_one_entry_per_storage(tmp_path):
     assert members.loc[members["member"].str.contains(r"/data/\d+$"), "bytes"].sum() == 61_706 * 4
 
 
-_CUDA_LABELLED = """
-import sys, torch
-from labutils import Net
-# Label CPU storages "cuda:0" in the file, as torch.save on a GPU does (the bytes are the same).
-torch.serialization.register_package(1, lambda s: "cuda:0" if s.device.type == "cpu" else None, lambda s, l: None)
-torch.manual_seed(0)
-torch.save(Net().state_dict(), sys.argv[1])
-"""
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the error arises only where CUDA is missing")
 def test_a_cuda_checkpoint_loads_on_a_cpu_only_machine_with_map_location(tmp_path):
+    torch.manual_seed(0)
+    torch.save(Net().state_dict(), tmp_path / "cpu.pt")
     path = tmp_path / "cuda.pt"
-    subprocess.run([sys.executable, "-c", _CUDA_LABELLED, str(path)], check=True)
+    assert save_as_from_gpu(tmp_path / "cpu.pt", path) == "saved on the CPU with cuda:0 labels"
     with pytest.raises(RuntimeError, match="CUDA device but torch.cuda.is_available"):
         torch.load(path, weights_only=True)
     with pytest.raises(CheckpointError, match="map_location='cpu'"):

@@ -175,7 +175,8 @@ def test_saving_what_weights_only_cannot_load_is_refused_before_writing(good):
     before = _digest(good)
     for bad, named in [({"loss": np.float64(0.25)}, r"state\['loss'\] is a numpy.float64.*value.item\(\)"),
                        ({"config": TrainConfig()}, r"state\['config'\] is a labutils.train.TrainConfig"),
-                       ({"lr": [0.1, lambda step: 0.5]}, r"state\['lr'\]\[1\] is a builtins.function")]:
+                       ({"lr": [0.1, lambda step: 0.5]}, r"state\['lr'\]\[1\] is a builtins.function"),
+                       ({"model": {("conv1", 0): torch.zeros(1)}}, r"state\['model'\] has a key of type tuple")]:
         with pytest.raises(UnsafeCheckpointError, match=named):
             save_checkpoint(good, bad)
     with pytest.raises(UnsafeCheckpointError, match=r"metadata\['version'\] is a torch.torch_version"):

@@ -75,3 +75,19 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypa
     assert os.listdir(tmp_path) == ["file.bin"]
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new"
+
+
+def test_median_seconds_takes_the_median_and_hides_what_the_action_prints(capsys, monkeypatch):
+    from labutils.notebook import median_seconds
+
+    clock = iter([0.0, 1.0, 10.0, 13.0, 20.0, 20.5])  # runs of 1, 3 and 0.5 seconds
+    monkeypatch.setattr("labutils.notebook.time.perf_counter", lambda: next(clock))
+    assert median_seconds(lambda: print("noise"), repeats=3) == 1.0
+    assert capsys.readouterr().out == ""
+
+
+def test_save_as_from_gpu_names_both_files_when_it_fails(tmp_path):
+    from labutils.notebook import save_as_from_gpu
+
+    with pytest.raises(RuntimeError, match=r"could not write .*cuda.pt from .*missing.pt: .*No such file"):
+        save_as_from_gpu(tmp_path / "missing.pt", tmp_path / "cuda.pt")

@@ -90,6 +90,15 @@ def test_the_checkpoint_loads_weights_only_and_refuses_another_configuration(dat
     other = ResumableRun(*data, TrainConfig(**{**CONFIG.to_dict(), "seed": 4}))
     with pytest.raises(ValueError, match="build the run with the checkpoint's configuration"):
         other.load_state_dict(state)
+    with pytest.raises(ValueError, match="not a resumable checkpoint"):
+        run.load_state_dict({"model": state["model"]})
+
+
+def test_the_manager_refuses_a_pointless_interval_or_keeping_nothing(tmp_path):
+    with pytest.raises(ValueError, match="every=0 and keep_last=3 must both be at least 1"):
+        CheckpointManager(tmp_path, every=0)
+    with pytest.raises(ValueError, match="keep_last=0"):
+        CheckpointManager(tmp_path, every=5, keep_last=0)
 
 
 def test_the_manager_saves_every_n_steps_and_each_epoch_and_keeps_the_last_k(data, tmp_path):
