@@ -50,6 +50,7 @@ images: setup
 
 benchmarks: data
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/checkpoint_io.py
 
 clean:
 	rm -rf artifacts reports data/MNIST

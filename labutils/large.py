@@ -1,0 +1,192 @@
+"""Large models: a synthetic wide model, four ways to load it, and peak memory measured in a fresh process."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+MB = 1 << 20
+
+
+class WideMLP(nn.Module):
+    """A stack of `depth` square Linear layers: the simplest model whose size you can dial to any number of MB."""
+
+    def __init__(self, width: int = 1024, depth: int = 4):
+        super().__init__()
+        self.width, self.depth = width, depth
+        self.layers = nn.Sequential(*[nn.Linear(width, width) for _ in range(depth)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+        return x
+
+
+def wide_shape(megabytes: float, width: int = 2048) -> tuple[int, int]:
+    """Return (width, depth) for a float32 WideMLP of about `megabytes` MiB (at least one layer)."""
+    if not megabytes > 0 or width < 1:
+        raise ValueError(f"megabytes must be > 0 and width >= 1, got megabytes={megabytes!r}, width={width!r}")
+    per_layer = (width * width + width) * 4
+    return width, max(1, round(megabytes * MB / per_layer))
+
+
+def wide_mlp(megabytes: float, *, width: int = 2048, seed: int = 0, device: str | torch.device = "cpu") -> WideMLP:
+    """Build a WideMLP of about `megabytes` MiB, its weights drawn from `seed` (on the meta device: no memory)."""
+    width, depth = wide_shape(megabytes, width)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        return WideMLP(width, depth)
+
+
+def weight_bytes(module_or_state: nn.Module | dict) -> int:
+    """Return the bytes of every tensor in a module's state_dict (or in a state_dict)."""
+    state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
+    return sum(t.numel() * t.element_size() for t in state.values())
+
+
+# --- four ways to load a checkpoint into a model -----------------------------------------------------------
+# Each takes the checkpoint's path and the model's shape, and returns a model ready to run.
+
+def load_naive(path: Path, width: int, depth: int) -> nn.Module:
+    """The usual way: build the model (random weights), read the whole file, copy it in."""
+    model = WideMLP(width, depth)                         # copy 1: freshly initialised weights
+    state = torch.load(path, weights_only=True)           # copy 2: the file's tensors
+    model.load_state_dict(state)                          # copy 2 is copied into copy 1
+    return model
+
+
+def load_mmap(path: Path, width: int, depth: int) -> nn.Module:
+    """mmap alone: the file is mapped, not read, but load_state_dict still copies it into a real model."""
+    model = WideMLP(width, depth)
+    state = torch.load(path, weights_only=True, mmap=True)
+    model.load_state_dict(state)                          # reads every page of the file to copy it
+    return model
+
+
+def load_meta_assign(path: Path, width: int, depth: int) -> nn.Module:
+    """A model without memory (meta device), whose parameters become the loaded tensors (assign=True)."""
+    with torch.device("meta"):
+        model = WideMLP(width, depth)                     # shapes only: no bytes, no random init
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state, assign=True)             # the loaded tensors become the parameters
+    return model
+
+
+def load_meta_mmap_assign(path: Path, width: int, depth: int) -> nn.Module:
+    """Meta model + mmap + assign: the parameters are the file's pages, read only when used."""
+    with torch.device("meta"):
+        model = WideMLP(width, depth)
+    state = torch.load(path, weights_only=True, mmap=True)
+    model.load_state_dict(state, assign=True)
+    return model
+
+
+LOADERS: dict[str, Callable[[Path, int, int], nn.Module]] = {
+    "naive": load_naive,
+    "mmap": load_mmap,
+    "meta + assign": load_meta_assign,
+    "meta + mmap + assign": load_meta_mmap_assign,
+}
+
+
+def read_one_tensor(path: Path, name: str) -> torch.Tensor:
+    """Read one tensor from a .safetensors file: the header says where it is; nothing else is read."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.get_tensor(name)
+
+
+def touch(tensors) -> int:
+    """Read one byte in every 4 KiB page of each tensor (what a forward pass would do); return the bytes."""
+    total = 0
+    for t in tensors:
+        flat = t.detach().reshape(-1).view(torch.uint8)
+        flat[::4096].sum()  # one byte per page: the system must bring every page into memory
+        total += flat.numel()
+    return total
+
+
+# --- peak memory, measured in a fresh process --------------------------------------------------------------
+
+def _memory() -> dict[str, int]:
+    """Return this process's resident memory in bytes: now, peak, and (on Linux) anonymous and file-backed."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        kib = {key: int(fields[key].split()[0]) * 1024 for key in ("VmRSS", "VmHWM", "RssAnon", "RssFile")}
+        return {"now": kib["VmRSS"], "peak": kib["VmHWM"], "anon": kib["RssAnon"], "file": kib["RssFile"]}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return {"now": peak, "peak": peak, "anon": None, "file": None}
+
+
+def _reset_peak() -> bool:
+    """Reset the peak-memory counter (Linux); return False where the system has none to reset."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _child(strategy: str, path: str, width: int, depth: int) -> None:
+    """Run one loading strategy in this (fresh) process and print its memory as JSON."""
+    reset = _reset_peak()
+    before = _memory()
+    start = time.perf_counter()
+    if strategy == "one tensor (safe_open)":
+        tensors = [read_one_tensor(Path(path), "layers.0.weight")]
+    else:
+        model = LOADERS[strategy](Path(path), width, depth)
+        assert not any(p.is_meta for p in model.parameters()), "a parameter is still on the meta device"
+        tensors = list(model.state_dict().values())
+    touched = touch(tensors)
+    seconds = time.perf_counter() - start
+    after = _memory()
+    print(json.dumps({"strategy": strategy, "before": before, "after": after, "touched": touched,
+                      "seconds": seconds, "peak_reset": reset}))
+
+
+def peak_memory(strategy: str, path: os.PathLike | str, width: int, depth: int) -> dict:
+    """Load `path` with `strategy` (a LOADERS key, or "one tensor (safe_open)") in a fresh process; return its memory."""
+    if strategy not in LOADERS and strategy != "one tensor (safe_open)":
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {[*LOADERS, 'one tensor (safe_open)']}")
+    code = f"from labutils.large import _child; _child({strategy!r}, {str(path)!r}, {width}, {depth})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"loading {path} with {strategy!r} failed in the child process:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    before, after = result["before"], result["after"]
+    result["peak_extra"] = after["peak"] - before["now"]  # the peak was reset just before (Linux)
+    for kind in ("anon", "file"):
+        result[f"{kind}_extra"] = None if after[kind] is None else after[kind] - before[kind]
+    return result
+
+
+def free_memory_bytes() -> int | None:
+    """Return the memory the system can still give (Linux MemAvailable), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def human(n: float) -> str:
+    """Write a byte count with a binary unit: 1.5 KiB, 268.4 MiB, 13.0 GiB."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    exponent = min(int(math.log(n, 1024)), 4)
+    return f"{n / 1024 ** exponent:.1f} {['B', 'KiB', 'MiB', 'GiB', 'TiB'][exponent]}"

@@ -1,0 +1,103 @@
+"""labutils.large: the synthetic model, the four loaders, the memory measurement; and the I/O benchmark runs."""
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from labutils.large import (LOADERS, MB, WideMLP, human, peak_memory, read_one_tensor, touch, weight_bytes,
+                            wide_mlp, wide_shape)
+from labutils.paths import REPO_ROOT
+
+
+def test_wide_shape_reaches_the_size_asked_for():
+    width, depth = wide_shape(1024)
+    assert width == 2048 and depth == 64
+    assert weight_bytes(WideMLP(256, wide_shape(3, 256)[1])) == pytest.approx(3 * MB, rel=0.1)
+    assert wide_shape(0.001, 512) == (512, 1), "at least one layer"
+    for bad in (0, -5, float("nan")):
+        with pytest.raises(ValueError, match="megabytes must be > 0"):
+            wide_shape(bad)
+
+
+def test_wide_mlp_is_the_same_for_a_seed_and_costs_nothing_on_meta():
+    a, b, c = wide_mlp(2, width=256, seed=3), wide_mlp(2, width=256, seed=3), wide_mlp(2, width=256, seed=4)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.layers[0].weight, c.layers[0].weight)
+    ghost = wide_mlp(4096, device="meta")
+    assert all(p.is_meta for p in ghost.parameters()) and weight_bytes(ghost) == pytest.approx(4096 * MB, rel=0.01)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("large")
+    model = wide_mlp(3, width=256, seed=1)
+    torch.save(model.state_dict(), folder / "wide.pt")
+    import safetensors.torch
+    safetensors.torch.save_file(model.state_dict(), folder / "wide.safetensors")
+    return model, folder
+
+
+@pytest.mark.parametrize("name", list(LOADERS))
+def test_every_loader_gives_the_saved_model(saved, name):
+    model, folder = saved
+    loaded = LOADERS[name](folder / "wide.pt", model.width, model.depth)
+    assert not any(p.is_meta for p in loaded.parameters())
+    assert all(torch.equal(x, y) for x, y in zip(loaded.state_dict().values(), model.state_dict().values()))
+    x = torch.randn(2, model.width)
+    assert torch.equal(loaded(x), model(x))
+
+
+def _mapped_from(tensor: torch.Tensor, path: Path) -> bool:
+    pointer = tensor.data_ptr()
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        if line.endswith(str(path)):
+            start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            if start <= pointer < end:
+                return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's memory map")
+def test_only_meta_mmap_assign_leaves_the_weights_in_the_file(saved):
+    model, folder = saved
+    path = folder / "wide.pt"
+    for name, loader in LOADERS.items():
+        loaded = loader(path, model.width, model.depth)
+        assert _mapped_from(loaded.layers[0].weight, path) is (name == "meta + mmap + assign"), name
+
+
+def test_read_one_tensor_and_touch(saved):
+    model, folder = saved
+    weight = read_one_tensor(folder / "wide.safetensors", "layers.1.weight")
+    assert torch.equal(weight, model.layers[1].weight)
+    assert touch([weight, model.layers[0].bias]) == weight.nbytes + model.layers[0].bias.nbytes
+
+
+def test_peak_memory_refuses_an_unknown_strategy_and_names_a_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="unknown strategy 'fast'.*naive"):
+        peak_memory("fast", tmp_path / "x.pt", 256, 1)
+    with pytest.raises(RuntimeError, match="missing.pt with 'naive' failed"):
+        peak_memory("naive", tmp_path / "missing.pt", 256, 1)
+
+
+def test_human_units():
+    assert [human(n) for n in (0, 1023, 1536, 250 * MB, 7e9 * 2)] == ["0 B", "1023 B", "1.5 KiB", "250.0 MiB",
+                                                                       "13.0 GiB"]
+
+
+def test_the_checkpoint_io_benchmark_prints_its_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["checkpoint_io.py", "--megabytes", "4", "--repeats", "1",
+                                      "--folder", str(tmp_path)])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(REPO_ROOT / "benchmarks" / "checkpoint_io.py"), run_name="__main__")
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for method in ("raw bytes", "torch.save / torch.load", "torch.load(mmap=True)", "safetensors", "DCP (1 process)",
+                   "labutils save/load_checkpoint"):
+        assert f"| {method} |" in out
+    assert "best saver:" in out and "best loader:" in out
+    assert list(tmp_path.iterdir()) == [], "the benchmark removes what it wrote"
