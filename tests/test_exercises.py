@@ -105,6 +105,17 @@ WRONG = {
                "        digest, _, name = line.partition('  ')\n"
                "        if (folder / name).is_file() and hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:\n"
                "            out.append(name)\n    return sorted(out)", "a missing file counts as changed"),
+    "ex08_1": ("def adam_checkpoint_bytes(n_params, dtype):\n    return 2 * n_params * dtype.itemsize",
+               "two averages per parameter"),
+    "ex08_2": ("import json, safetensors.torch\nfrom huggingface_hub import save_torch_state_dict\n"
+               "def save_sharded(state_dict, folder):\n    save_torch_state_dict(state_dict, folder)\n"
+               "def load_sharded(folder):\n    return safetensors.torch.load_file(folder / 'model.safetensors')",
+               "at or under 1,000,000 bytes"),
+    "ex08_3": ("import json, safetensors.torch\ndef fill_from_shards(model, folder):\n"
+               "    index = json.loads((folder / 'model.safetensors.index.json').read_text())\n"
+               "    for shard in set(index['weight_map'].values()):\n"
+               "        model.load_state_dict(safetensors.torch.load_file(folder / shard), strict=False, assign=True)\n"
+               "    return model", "strict=False hides missing keys"),
 }
 
 

@@ -11,6 +11,9 @@ from labutils import Net, evaluate, mnist_tensors
 from notebook_files import NOTEBOOK_DIR
 
 SMALL = {"SEED": 1, "EPOCHS": 1, "TRAIN_SUBSET": 10_000}
+# 08 with small models, and three processes: 2048 rows do not split evenly in three, so resharding is uneven
+LARGE_SMALL = {**SMALL, "RSS_MEGABYTES": 64, "SHARD_MEGABYTES": 8, "MAX_SHARD_SIZE": "5MB", "DCP_MEGABYTES": 24,
+               "DCP_PROCESSES": 3, "STEPS_DURING_SAVE": 1}
 
 
 def _run(name: str, folder, **parameters):
@@ -21,11 +24,12 @@ def _run(name: str, folder, **parameters):
 
 @pytest.fixture(scope="module")
 def reverse_run(tmp_path_factory):
-    """07, 05, 04, 03, 02, 01, then 00, on an empty artifacts folder, each with non-default parameters."""
+    """08, 07, 05, 04, 03, 02, 01, then 00, on an empty artifacts folder, each with non-default parameters."""
     folder = tmp_path_factory.mktemp("papermill")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LAB_ARTIFACTS_DIR", str(folder / "artifacts"))
         env.setenv("LAB_METRICS_DIR", str(folder / "metrics"))
+        _run("08_large_models.ipynb", folder, **LARGE_SMALL)
         _run("07_deploy_and_share.ipynb", folder, **SMALL, DIGITS_TO_PREDICT=3, TIMING_REPEATS=2)
         _run("05_partial_loading.ipynb", folder, **SMALL, SHOTS=[5, 20], REPEATS=2, FINETUNE_STEPS=100)
         _run("04_loading.ipynb", folder, **SMALL, BN_TRAIN_SUBSET=5_000)
@@ -59,11 +63,28 @@ def test_02_saved_the_weights_it_measured(reverse_run):
 
 def test_07_deployed_the_small_net_with_parity(reverse_run):
     m = _metrics(reverse_run, "07_deploy_and_share")
-    assert 0.9 < m["test_acc"] < 0.99, "07 ran first on an empty cache: it trained the one-epoch Net"
+    assert 0.9 < m["test_acc"] < 0.99, "08 ran first on an empty cache: it trained the one-epoch Net, 07 reused it"
     assert m["export_identical"] and m["folder_identical"] and m["onnx_same_classes"]
     assert m["onnx_max_abs_difference"] < 1e-4 and len(m["predictor_answers"]) == 3
     assert set(m["formats"]) == {"state_dict .pt", "whole model pickle .pt", "torch.export .pt2", "ONNX .onnx",
                                  "model folder (safetensors)"}
+
+
+def test_08_scaled_down_and_resharded_three_ways(reverse_run):
+    m8, m7 = _metrics(reverse_run, "08_large_models"), _metrics(reverse_run, "07_deploy_and_share")
+    assert m8["test_acc"] == pytest.approx(m7["test_acc"], abs=1e-6), "08 trained the Net that 07 took from the cache"
+    assert m8["rss_model_bytes"] < 80 * 2**20 and m8["shards"] == 2 and m8["dcp_processes"] == 3
+    assert m8["dcp_resharded_equal"] and m8["dcp_async_equal"]
+    peak = m8["peak_over_weights"]
+    assert peak["naive"] >= 1.8 and peak["meta + mmap + assign"] <= 1.2
+    assert m8["half_precision"]["torch.bfloat16"]["file bytes"] < 0.52 * m8["half_precision"]["torch.float32"]["file bytes"]
+
+
+def test_08_refuses_a_bad_parameter_by_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
+    with pytest.raises(papermill.PapermillExecutionError, match="DCP_PROCESSES=0 is not allowed"):
+        _run("08_large_models.ipynb", tmp_path, DCP_PROCESSES=0)
 
 
 def test_05_measured_transfer_with_its_parameters(reverse_run):
@@ -79,7 +100,7 @@ def test_05_measured_transfer_with_its_parameters(reverse_run):
 def test_04_proved_each_claim_on_the_net_05_trained(reverse_run):
     m = _metrics(reverse_run, "04_loading")
     assert m["round_trip_identical"] is True
-    assert 0.9 < m["test_acc"] < 0.99, "the one-epoch Net that 07 trained on an empty cache"
+    assert 0.9 < m["test_acc"] < 0.99, "the one-epoch Net that 08 trained on an empty cache"
     assert m["bn_train_mode_sorted_acc"] < m["bn_eval_acc"] - 0.03
     assert m["changed_code_acc"] < 0.2 and m["preprocessing_acc"]["as saved in the metadata"] == m["test_acc"]
     assert "torch.cuda.is_available() is False" in m["cuda_error"]
