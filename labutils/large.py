@@ -173,15 +173,26 @@ def peak_memory(strategy: str, path: os.PathLike | str, width: int, depth: int) 
     return result
 
 
-def free_memory_bytes() -> int | None:
-    """Return the memory the system can still give (Linux MemAvailable), or None where unknown."""
+def free_memory_bytes(root: Path = Path("/")) -> int | None:
+    """Return the memory this process can still get: the system's MemAvailable, or less if a container limits it."""
+    candidates = []
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in (root / "proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+                candidates.append(int(line.split()[1]) * 1024)
     except OSError:
         pass
-    return None
+    # JupyterHub and Binder run notebooks in containers whose limit /proc/meminfo does not show (cgroup v2, v1)
+    for limit_file, usage_file in (("sys/fs/cgroup/memory.max", "sys/fs/cgroup/memory.current"),
+                                   ("sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit, usage = (root / limit_file).read_text().strip(), int((root / usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 1 << 60:  # "max" or a huge number: no limit
+            candidates.append(max(0, int(limit) - usage))
+    return min(candidates) if candidates else None
 
 
 def human(n: float) -> str:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from labutils.large import (LOADERS, MB, WideMLP, human, peak_memory, read_one_tensor, touch, weight_bytes,
-                            wide_mlp, wide_shape)
+from labutils.large import (LOADERS, MB, WideMLP, free_memory_bytes, human, peak_memory, read_one_tensor, touch,
+                            weight_bytes, wide_mlp, wide_shape)
 from labutils.paths import REPO_ROOT
 
 
@@ -101,3 +101,17 @@ def test_the_checkpoint_io_benchmark_prints_its_table(tmp_path, monkeypatch, cap
         assert f"| {method} |" in out
     assert "best saver:" in out and "best loader:" in out
     assert list(tmp_path.iterdir()) == [], "the benchmark removes what it wrote"
+
+
+def test_free_memory_sees_a_container_limit(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/meminfo").write_text("MemTotal: 24000000 kB\nMemAvailable: 20971520 kB\n")
+    assert free_memory_bytes(tmp_path) == 20 * 1024 * MB
+    cgroup = tmp_path / "sys/fs/cgroup"
+    cgroup.mkdir(parents=True)
+    (cgroup / "memory.max").write_text("max\n")
+    (cgroup / "memory.current").write_text(str(500 * MB))
+    assert free_memory_bytes(tmp_path) == 20 * 1024 * MB, "no limit: MemAvailable"
+    (cgroup / "memory.max").write_text(str(2048 * MB))
+    assert free_memory_bytes(tmp_path) == 1548 * MB, "a 2 GiB container with 500 MiB used"
+    assert free_memory_bytes(tmp_path / "nowhere") is None
