@@ -116,6 +116,26 @@ WRONG = {
                "    for shard in set(index['weight_map'].values()):\n"
                "        model.load_state_dict(safetensors.torch.load_file(folder / shard), strict=False, assign=True)\n"
                "    return model", "strict=False hides missing keys"),
+    "ex09_1": ("import torch\ndef save_everything(model, path):\n    torch.save(dict(model.named_parameters()), path)",
+               "buffers such as running_mean"),
+    "ex09_2": ("import torch\ndef load_on_cpu(path):\n    return torch.load(path, weights_only=True)", "map_location"),
+    "ex09_3": ("import torch\ndef predict(model, raw_images, metadata):\n"
+               "    x = (raw_images.float() / 255 - metadata['mean']) / metadata['std']\n"
+               "    with torch.no_grad():\n        return model(x).argmax(1)", "call model.eval() first"),
+    "ex09_4": ("def load_any_prefix(model, state_dict):\n"
+               "    model.load_state_dict({k.removeprefix('module.'): v for k, v in state_dict.items()})\n    return model",
+               "_orig_mod."),
+    "ex09_5": ("def load_backbone(model, state_dict):\n    model.load_state_dict(state_dict, strict=False)\n    return []",
+               "size mismatch"),
+    "ex09_6": ("import torch\ndef load_with_numpy(path):\n    return torch.load(path, weights_only=False)",
+               "calls os.path.exists()"),
+    "ex09_7": ("import torch\ndef file_problem(path):\n    try:\n        torch.load(path, weights_only=True)\n"
+               "        return 'ok'\n    except Exception:\n        return 'truncated'", "is 'empty'"),
+    "ex09_8": ("def resume_all(checkpoint, model, optimizer, scheduler):\n"
+               "    model.load_state_dict(checkpoint['model'])\n    optimizer.load_state_dict(checkpoint['optimizer'])\n"
+               "    return model, optimizer, scheduler", "load the scheduler's state_dict too"),
+    "ex09_9": ("import torch\ndef rescue_pickle(path, cls, out_path):\n"
+               "    torch.save(torch.load(path, weights_only=False).state_dict(), out_path)", "Can't get attribute"),
 }
 
 
