@@ -85,3 +85,24 @@ def test_make_sets_up_before_it_runs(target):
     dry = subprocess.run(["make", "-n", target], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
     assert "pip install" not in dry, f"`make {target}` would install again although .venv is set up:\n{dry}"
     assert "labutils" in dry  # the data check runs every time
+
+
+def test_offline_installs_use_only_the_wheelhouse():
+    """`make lab OFFLINE=1` installs every package from wheelhouse/ and never from an index."""
+    dry = subprocess.run(["make", "-n", "-W", "requirements.txt", "lab", "OFFLINE=1",
+                          "TORCH_INDEX=https://download.pytorch.org/whl/cpu"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    installs = [line for line in dry.splitlines() if "pip install" in line]
+    assert len(installs) == 2 and all("--no-index --find-links wheelhouse" in line for line in installs), dry
+    assert "--index-url" not in dry
+    online = subprocess.run(["make", "-n", "wheelhouse"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            check=True).stdout
+    assert "pip download --dest wheelhouse -r requirements.txt" in online
+
+
+def test_offline_without_a_wheelhouse_stops_before_installing(tmp_path):
+    done = subprocess.run(["make", "-W", "requirements.txt", "setup", "OFFLINE=1", f"WHEELHOUSE={tmp_path / 'none'}"],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert f"OFFLINE=1 installs from {tmp_path / 'none'}/ but it is missing: run make wheelhouse" in done.stdout
+    assert "pip install" not in done.stdout
