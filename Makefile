@@ -45,7 +45,7 @@ $(STAMP): requirements.txt pyproject.toml
 # Download every wheel the lab installs (for this machine's OS, CPU and Python) into wheelhouse/.
 wheelhouse: requirements.txt
 	$(if $(TORCH_INDEX),$(PYTHON) -m pip download --dest $(WHEELHOUSE) --index-url $(TORCH_INDEX) torch==2.14.1 torchvision==0.29.1)
-	$(PYTHON) -m pip download --dest $(WHEELHOUSE) -r requirements.txt
+	$(PYTHON) -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) -r requirements.txt
 
 # Decompress the bundled MNIST once and check every file's sha256.
 data: setup

@@ -60,7 +60,7 @@ def trained_net(config: TrainConfig | None = None, *, device: str | torch.device
         model, history = cached
         return TrainedNet(model.to(device).eval(), history, config, True, path)
     print(f"No trained Net in the cache for {config}: training one now "
-          f"(about 8 s per epoch on a 2-core CPU).")
+          f"(3 to 8 s per epoch on a 2-core CPU).")
     seed_everything(config.seed)
     model = Net().to(device)
     history = fit(model, mnist_tensors(True, subset=config.train_subset, device=device),

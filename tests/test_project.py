@@ -97,7 +97,7 @@ def test_offline_installs_use_only_the_wheelhouse():
     assert "--index-url" not in dry
     online = subprocess.run(["make", "-n", "wheelhouse"], cwd=REPO_ROOT, capture_output=True, text=True,
                             check=True).stdout
-    assert "pip download --dest wheelhouse -r requirements.txt" in online
+    assert "pip download --dest wheelhouse --find-links wheelhouse -r requirements.txt" in online
 
 
 def test_offline_without_a_wheelhouse_stops_before_installing(tmp_path):
@@ -106,3 +106,10 @@ def test_offline_without_a_wheelhouse_stops_before_installing(tmp_path):
     assert done.returncode != 0
     assert f"OFFLINE=1 installs from {tmp_path / 'none'}/ but it is missing: run make wheelhouse" in done.stdout
     assert "pip install" not in done.stdout
+
+
+def test_the_instructor_guide_times_every_notebook():
+    guide = (REPO_ROOT / "docs" / "INSTRUCTOR.md").read_text()
+    timed = re.findall(r"^\| (\d\d) [^|]+ \| \d+ s", guide, re.M)
+    notebooks = sorted(p.name[:2] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert timed == notebooks, "docs/INSTRUCTOR.md: one measured row per notebook, in order"
