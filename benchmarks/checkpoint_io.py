@@ -1,7 +1,7 @@
 """Checkpoint save and load throughput, each as a ratio to the raw write and read of as many bytes on the same disk.
 
 For a synthetic state_dict (default 1 GiB of float32, the WideMLP of notebook 08) it times, in one run:
-  raw            write the same number of bytes + fsync; read them back into fresh memory (readinto)
+  raw            the tensors' bytes written back to back + fsync; read back into fresh memory (readinto)
   torch.save     torch.save + fsync;                 torch.load
   torch.load mmap  (saved as above)                  torch.load(mmap=True), then every page read
   safetensors    safetensors save_file + fsync;      safetensors load_file
@@ -11,8 +11,10 @@ Every save ends with its data on the disk (fsync); before every load the files a
 cache (posix_fadvise DONTNEED), so loads read the disk, not memory. --warm keeps the cache instead. A load
 ends when one byte of every 4 KiB page of every tensor has been read: loaders that map the file (mmap,
 safetensors) read it only then, as a forward pass would.
-Each figure is the median of --repeats runs. Usage:
-    python benchmarks/checkpoint_io.py [--megabytes 1024] [--repeats 3] [--warm] [--folder DIR]
+Each save is timed next to a raw write of the same bytes, each load next to a raw read of the very file it
+loads (alternating which goes first); a ratio is the median over --repeats runs of raw time / method time.
+Usage:
+    python benchmarks/checkpoint_io.py [--megabytes 1024] [--repeats 4] [--warm] [--folder DIR]
 """
 from __future__ import annotations
 
@@ -62,22 +64,33 @@ def drop_cache(path: Path) -> None:
                 os.close(fd)
 
 
-def raw_write(state: dict, path: Path) -> None:
-    buffer = np.random.default_rng(0).integers(0, 255, weight_bytes(state), dtype=np.uint8)
+def remove(path: Path) -> None:
+    """Delete a file or folder (with a labutils checkpoint's .sha256 beside it) if it exists."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    for file in (path, path.with_name(path.name + ".sha256")):
+        file.unlink(missing_ok=True)
+    os.sync()
+
+
+def raw_write(state: dict, path: Path) -> float:
+    """Write the tensors' bytes back to back, then fsync: the least any saver must do. Return the seconds."""
     start = time.perf_counter()
     with open(path, "wb") as f:
-        f.write(memoryview(buffer))
+        for tensor in state.values():
+            f.write(tensor.contiguous().view(torch.uint8).numpy().data)
         f.flush()
         os.fsync(f.fileno())
     return time.perf_counter() - start
 
 
-def raw_read(path: Path) -> np.ndarray:
+def raw_read(path: Path, chunk: int = 16 << 20) -> np.ndarray:
+    """Read a file into fresh memory in 16 MiB reads (as a copy tool would) and return it."""
     buffer = np.empty(path.stat().st_size, dtype=np.uint8)
     with open(path, "rb", buffering=0) as f:
         view, done = memoryview(buffer), 0
         while done < len(buffer):
-            done += f.readinto(view[done:])
+            done += f.readinto(view[done:done + chunk])
     return buffer
 
 
@@ -107,9 +120,8 @@ def save_with_labutils(state: dict, path: Path) -> None:
     save_checkpoint(path, state)
 
 
-METHODS: list[tuple[str, str, Callable, Callable]] = [
-    # name, file name, save(state, path), load(path, like)
-    ("raw bytes", "raw.bin", None, lambda p, like: raw_read(p)),
+METHODS: list[tuple[str, str, Callable | None, Callable]] = [
+    # name, file name, save(state, path) or None (loads the file of the method above), load(path, like)
     ("torch.save / torch.load", "state.pt", torch_save, lambda p, like: torch.load(p, weights_only=True)),
     ("torch.load(mmap=True)", "state.pt", None, lambda p, like: torch.load(p, weights_only=True, mmap=True)),
     ("safetensors", "state.safetensors", safetensors_save, lambda p, like: safetensors.torch.load_file(p)),
@@ -118,35 +130,59 @@ METHODS: list[tuple[str, str, Callable, Callable]] = [
 ]
 
 
+def read_raw(path: Path) -> None:
+    """Read every byte of a file (or of every file in a folder) into fresh memory."""
+    for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if file.is_file():
+            raw_read(file)
+
+
 def measure(state: dict, folder: Path, repeats: int, warm: bool) -> dict[str, dict[str, list[float]]]:
-    """Return {method: {"save": [seconds...], "load": [seconds...]}}, methods interleaved in every repeat."""
-    times = {name: {"save": [], "load": []} for name, *_ in METHODS}
-    for _ in range(repeats):
+    """Return {method: {op: [seconds...]}} for op in save, raw write, load, raw read, each pair measured back to back.
+
+    Every save is paired with a raw write of the same bytes just before it, and every load with a raw read of
+    the very file it loads (before it in even runs, after it in odd ones): the disk's speed drifts, and a
+    file's blocks may be cached below this machine, so each ratio compares like with like.
+    """
+    times = {name: {"save": [], "raw write": [], "load": [], "raw read": []} for name, *_ in METHODS}
+    for repeat in range(repeats):
         for name, file, save, load in METHODS:
             path = folder / file
-            if name == "raw bytes":
-                times[name]["save"].append(raw_write(state, path))
-            elif save is not None:
-                if path.is_dir():
-                    shutil.rmtree(path)
+            if save is not None:
+                for target in (path, folder / "raw.bin"):  # each save writes a new file: freeing the old one's
+                    remove(target)                          # blocks (a trim on this disk) is not counted
+                times[name]["raw write"].append(raw_write(state, folder / "raw.bin"))
                 start = time.perf_counter()
                 save(state, path)
                 times[name]["save"].append(time.perf_counter() - start)
-            if not warm:
-                drop_cache(path)
-            start = time.perf_counter()
-            loaded = load(path, state)
-            if name != "raw bytes":  # mmap (and safetensors, which maps too) defer reading until first use:
-                touch(t for t in loaded.values() if isinstance(t, torch.Tensor))  # as a forward pass would read
-            times[name]["load"].append(time.perf_counter() - start)
-            del loaded
+
+            def timed_load() -> float:
+                if not warm:
+                    drop_cache(path)
+                start = time.perf_counter()
+                loaded = load(path, state)
+                # mmap and safetensors map the file and read a page when it is first used: count that reading
+                touch(t for t in loaded.values() if isinstance(t, torch.Tensor))
+                return time.perf_counter() - start
+
+            def timed_read() -> float:
+                if not warm:
+                    drop_cache(path)
+                start = time.perf_counter()
+                read_raw(path)
+                return time.perf_counter() - start
+
+            pair = (timed_load, timed_read) if repeat % 2 else (timed_read, timed_load)
+            results = {f: f() for f in pair}
+            times[name]["load"].append(results[timed_load])
+            times[name]["raw read"].append(results[timed_read])
     return times
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=1024)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--warm", action="store_true", help="keep files in the page cache between save and load")
     parser.add_argument("--folder", type=Path, help="where to write (default: a temporary folder under artifacts/)")
     args = parser.parse_args(argv)
@@ -159,29 +195,27 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=parent) as tmp:
         times = measure(state, Path(tmp), args.repeats, args.warm)
 
-    median = {name: {op: statistics.median(t) if t else None for op, t in ops.items()} for name, ops in times.items()}
-    raw_save, raw_load = median["raw bytes"]["save"], median["raw bytes"]["load"]
     print(f"state_dict: {len(state)} tensors, {human(size)}; median of {args.repeats} runs; "
           f"{'warm page cache' if args.warm else 'cold reads (page cache dropped before each load)'}; "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs")
+    print("Ratios are throughput / raw throughput of the same bytes measured next to it: 1.00 = as fast as raw.")
     print()
-    print("| method | save s | save GB/s | save / raw | load s | load GB/s | load / raw |")
+    print("| method | save s | raw write s | save / raw | load s | raw read s | load / raw |")
     print("|---|---|---|---|---|---|---|")
-    for name, ops in median.items():
+    save_ratio, load_ratio = {}, {}
+    for name, ops in times.items():
         cells = []
-        for op, raw in (("save", raw_save), ("load", raw_load)):
-            seconds = ops[op]
-            if seconds is None:
+        for op, raw, ratios in (("save", "raw write", save_ratio), ("load", "raw read", load_ratio)):
+            if not ops[op]:
                 cells += ["–", "–", "–"]
-            else:
-                cells += [f"{seconds:.2f}", f"{size / seconds / 1e9:.2f}", f"{raw / seconds:.2f}"]
+                continue
+            ratios[name] = statistics.median(r / t for r, t in zip(ops[raw], ops[op]))
+            cells += [f"{statistics.median(ops[op]):.2f}", f"{statistics.median(ops[raw]):.2f}", f"{ratios[name]:.2f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    savers = {n: raw_save / o["save"] for n, o in median.items() if o["save"] and n != "raw bytes"}
-    loaders = {n: raw_load / o["load"] for n, o in median.items() if n != "raw bytes"}
-    best_saver, best_loader = max(savers, key=savers.get), max(loaders, key=loaders.get)
+    best_saver, best_loader = max(save_ratio, key=save_ratio.get), max(load_ratio, key=load_ratio.get)
     print()
-    print(f"best saver:  {best_saver} at {savers[best_saver]:.2f} x raw write (target 0.80)")
-    print(f"best loader: {best_loader} at {loaders[best_loader]:.2f} x raw read (target 0.80)")
+    print(f"best saver:  {best_saver} at {save_ratio[best_saver]:.2f} x raw write (target 0.80)")
+    print(f"best loader: {best_loader} at {load_ratio[best_loader]:.2f} x raw read (target 0.80)")
     return 0
 
 
