@@ -104,3 +104,11 @@ def test_regress_refuses_an_unknown_run_id(capsys):
     with pytest.raises(SystemExit) as done:
         regress.main(["--only", "nope"])
     assert done.value.code == 2 and "unknown run id nope" in capsys.readouterr().err
+
+
+def test_a_notebook_that_fails_is_a_regression_with_its_error(tmp_path):
+    run = Run("bad-epochs", "02_train_mnist", {"EPOCHS": 0})
+    results = regress.execute([run], tmp_path)
+    assert "epochs=0 is not allowed" in results["bad-epochs"][FAILED]
+    rows = compare([run], results, {"bad-epochs": {"test_acc": 0.99}}, RULES)
+    assert [(r.metric, r.status) for r in rows] == [(FAILED, "REGRESSION")]

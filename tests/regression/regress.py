@@ -108,8 +108,11 @@ def execute(runs: list[Run], folder: Path) -> dict[str, dict]:
                     REPO_ROOT / "notebooks" / f"{run.notebook}.ipynb", folder / "notebooks" / f"{run.id}.ipynb",
                     parameters=run.parameters, kernel_name="python3", cwd=str(REPO_ROOT / "notebooks"),
                     progress_bar=False, execution_timeout=600)
-            except papermill.PapermillExecutionError as err:
+            except papermill.PapermillExecutionError as err:  # a cell raised: its error, as the learner sees it
                 results[run.id] = {FAILED: f"{err.ename}: {str(err.evalue).splitlines()[0] if err.evalue else ''}"}
+                continue
+            except Exception as err:  # a cell timed out, the kernel died: report it and go on with the next run
+                results[run.id] = {FAILED: f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"}
                 continue
         path = metrics_dir / f"{run.notebook}.json"
         results[run.id] = json.loads(path.read_text()) if path.exists() else {FAILED: "it recorded no metrics"}
