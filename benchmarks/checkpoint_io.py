@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", action="store_true", help="keep files in the page cache between save and load")
     parser.add_argument("--folder", type=Path, help="where to write (default: a temporary folder under artifacts/)")
     args = parser.parse_args(argv)
+    if not args.megabytes > 0 or args.repeats < 1:
+        parser.error(f"--megabytes must be above 0 and --repeats at least 1; got {args.megabytes} and {args.repeats}")
 
     torch.set_num_threads(os.cpu_count() or 1)
     state = wide_mlp(args.megabytes, width=4096 if args.megabytes >= 256 else 1024).state_dict()

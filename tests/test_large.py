@@ -115,3 +115,10 @@ def test_free_memory_sees_a_container_limit(tmp_path):
     (cgroup / "memory.max").write_text(str(2048 * MB))
     assert free_memory_bytes(tmp_path) == 1548 * MB, "a 2 GiB container with 500 MiB used"
     assert free_memory_bytes(tmp_path / "nowhere") is None
+
+
+def test_the_benchmark_refuses_a_size_it_cannot_build(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["checkpoint_io.py", "--megabytes", "0"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(REPO_ROOT / "benchmarks" / "checkpoint_io.py"), run_name="__main__")
+    assert done.value.code == 2 and "--megabytes must be above 0" in capsys.readouterr().err

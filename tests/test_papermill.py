@@ -89,11 +89,13 @@ def test_09_showed_every_error_with_the_small_net(fast_runs):
     assert errors["case 10"] < 1e-4
 
 
-def test_08_refuses_a_bad_parameter_by_name(tmp_path, monkeypatch):
+@pytest.mark.parametrize("parameter, message", [({"DCP_PROCESSES": 0}, "DCP_PROCESSES=0 is not allowed"),
+                                                ({"MAX_SHARD_SIZE": "1GB"}, "MAX_SHARD_SIZE='1GB' is not allowed")])
+def test_08_refuses_a_bad_parameter_by_name(tmp_path, monkeypatch, parameter, message):
     monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
-    with pytest.raises(papermill.PapermillExecutionError, match="DCP_PROCESSES=0 is not allowed"):
-        _run("08_large_models.ipynb", tmp_path, DCP_PROCESSES=0)
+    with pytest.raises(papermill.PapermillExecutionError, match=message):
+        _run("08_large_models.ipynb", tmp_path, **parameter)
 
 
 def test_05_measured_transfer_with_its_parameters(fast_runs):

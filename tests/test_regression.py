@@ -29,6 +29,7 @@ def test_the_plan_refuses_what_would_run_something_else(tmp_path):
         "repeated: a": "runs:\n  - {id: a, notebook: 00_welcome}\n  - {id: a, notebook: 01_define_net}\n" + rules,
         "notebooks/00_welcom.ipynb, which does not exist": "runs:\n  - {id: a, notebook: 00_welcom}\n" + rules,
         "a tolerance needs match plus one of": "runs: []\ntolerances:\n  - {match: '*', kind: close}\n",
+        "each run takes id, notebook, parameters and fast": "runs:\n  - {id: a, notebok: 00_welcome}\n" + rules,
     }
     for message, text in cases.items():
         path = tmp_path / "params.yaml"
@@ -112,3 +113,13 @@ def test_a_notebook_that_fails_is_a_regression_with_its_error(tmp_path):
     assert "epochs=0 is not allowed" in results["bad-epochs"][FAILED]
     rows = compare([run], results, {"bad-epochs": {"test_acc": 0.99}}, RULES)
     assert [(r.metric, r.status) for r in rows] == [(FAILED, "REGRESSION")]
+
+
+def test_regress_names_a_broken_plan_instead_of_a_traceback(tmp_path, monkeypatch, capsys):
+    plan = tmp_path / "params.yaml"
+    plan.write_text("runs:\n  - {id: a, notebook: 00_welcom}\ntolerances: []\n")
+    monkeypatch.setattr(regress, "PARAMS", plan)
+    with pytest.raises(SystemExit) as done:
+        regress.main([])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "params.yaml cannot be used" in err and "00_welcom.ipynb" in err

@@ -59,7 +59,10 @@ def load_plan(path: Path | None = None) -> tuple[list[Run], list[dict]]:
     """Read the runs and the tolerance rules, refusing a file that would run something else than it says."""
     path = path or PARAMS
     plan = yaml.safe_load(path.read_text())
-    runs = [Run(**entry) for entry in plan["runs"]]
+    try:
+        runs = [Run(**entry) for entry in plan["runs"]]
+    except TypeError as err:
+        raise ValueError(f"{path.name}: each run takes id, notebook, parameters and fast; {err}") from None
     ids = [run.id for run in runs]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
@@ -222,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="after reviewing a change: store these runs' metrics as the new baselines")
     args = parser.parse_args(argv)
 
-    runs, rules = load_plan()
+    try:
+        runs, rules = load_plan()
+    except (ValueError, KeyError, yaml.YAMLError) as err:
+        parser.error(f"{PARAMS.name} cannot be used: {err}")
     if args.only:
         unknown = sorted(set(args.only) - {run.id for run in runs})
         if unknown:
