@@ -1,5 +1,20 @@
-"""Interactive explorers built with ipywidgets; each also renders without a browser."""
+"""Interactive explorers built with ipywidgets; each also renders without a browser.
+
+Why no `ipywidgets.Output` here: an Output widget captures what the kernel prints, and a headless client
+(nbclient, so papermill, nbconvert and `make notebooks`) imitates one by sending every captured output
+back to the kernel on the shell channel. jupyter_client sends it through a blocking copy of the asyncio
+socket (`Session.send` shadows `zmq.asyncio.Socket`), and libzmq's send swallows the "message arrived"
+signal of an execute_reply that is already waiting on that socket. zmq.asyncio only watches that
+edge-triggered signal, so the client never sees the reply: the cell's kernel is idle while the client waits
+until its timeout fires, or forever without one (jupyter/nbclient#312; the race needs the reply to arrive
+while the client is still handling the cell's last outputs, which CPU contention makes likely).
+The widgets below set their state in the kernel (an `HTML` text and an `Image` in PNG), which only sends
+messages from the kernel to the client, so no client ever has to answer them.
+"""
 from __future__ import annotations
+
+import html
+import io
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -20,16 +35,31 @@ def layer_summary(model: nn.Module, key: str) -> dict:
             "min": t.min().item(), "max": t.max().item()}
 
 
+def summary_text(s: dict) -> str:
+    """Return the two lines that describe one state_dict entry's summary."""
+    return (f"{s['key']}: shape {s['shape']}, {s['dtype']}, {s['elements']:,} elements\n"
+            f"mean {s['mean']:+.4f}   std {s['std']:.4f}   min {s['min']:+.4f}   max {s['max']:+.4f}")
+
+
 def show_layer(model: nn.Module, key: str) -> dict:
     """Print one state_dict entry's summary and draw its values; return the summary."""
     s = layer_summary(model, key)
-    print(f"{s['key']}: shape {s['shape']}, {s['dtype']}, {s['elements']:,} elements\n"
-          f"mean {s['mean']:+.4f}   std {s['std']:.4f}   min {s['min']:+.4f}   max {s['max']:+.4f}")
+    print(summary_text(s))
     if s["elements"] > 1:
         fig = weight_picture(model.state_dict()[key], key)
         display(fig)
         plt.close(fig)
     return s
+
+
+def figure_png(fig: plt.Figure) -> bytes:
+    """Return a figure as PNG bytes (as the notebook would draw it) and close it."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 class LayerExplorer:
@@ -39,22 +69,25 @@ class LayerExplorer:
         self.model = model
         keys = list(model.state_dict())
         self.dropdown = widgets.Dropdown(options=keys, value=key or keys[0], description="entry")
-        self.output = widgets.Output()
+        self.text = widgets.HTML()
+        self.picture = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
         self.summary: dict = {}
         self.dropdown.observe(lambda change: self.select(change["new"]), names="value")
-        self.widget = widgets.VBox([self.dropdown, self.output])
+        self.widget = widgets.VBox([self.dropdown, self.text, self.picture])
         self.select(self.dropdown.value)
 
     def select(self, key: str) -> dict:
         """Show the entry `key` (as picking it in the drop-down does) and return its summary."""
-        layer_summary(self.model, key)  # a clear KeyError for a name that is not in the state_dict
+        summary = layer_summary(self.model, key)  # a clear KeyError for a name that is not in the state_dict
         if self.dropdown.value != key:
             self.dropdown.value = key  # the observer calls select again
             return self.summary
-        self.output.clear_output(wait=True)
-        with self.output:
-            self.summary = show_layer(self.model, key)
-        return self.summary
+        self.summary = summary
+        self.text.value = f"<pre>{html.escape(summary_text(summary))}</pre>"
+        has_picture = summary["elements"] > 1
+        self.picture.value = figure_png(weight_picture(self.model.state_dict()[key], key)) if has_picture else b""
+        self.picture.layout.display = None if has_picture else "none"
+        return summary
 
     def _ipython_display_(self) -> None:
         display(self.widget)
@@ -78,13 +111,13 @@ class LayerPicker:
                              for name in self.layers}
         self.button = widgets.Button(description="Fine-tune and add a bar", button_style="primary",
                                      layout=widgets.Layout(width="220px"))
-        self.output = widgets.Output()
+        self.picture = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", display="none"))
         self.button.on_click(lambda _: self.run())
         columns = widgets.HBox([
             widgets.VBox([widgets.HTML("<b>load from the checkpoint</b>"), *self.load_boxes.values()]),
             widgets.VBox([widgets.HTML("<b>freeze (do not train)</b>"), *self.freeze_boxes.values()]),
         ])
-        self.widget = widgets.VBox([columns, self.button, self.output])
+        self.widget = widgets.VBox([columns, self.button, self.picture])
         for preset_load, preset_freeze in presets:
             self.run(preset_load, preset_freeze)
 
@@ -101,11 +134,8 @@ class LayerPicker:
         finally:
             self.button.disabled = False
         self.results.append({"label": self.label(load, freeze), "load": load, "freeze": freeze, "accuracy": accuracy})
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.chart()
-            display(fig)
-            plt.close(fig)
+        self.picture.value = figure_png(self.chart())
+        self.picture.layout.display = None
         return accuracy
 
     @staticmethod
