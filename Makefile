@@ -21,7 +21,7 @@ ifeq ($(shell id -u),0)
 LAB_FLAGS += --allow-root
 endif
 
-.PHONY: lab test setup wheelhouse data notebooks images benchmarks regress clean
+.PHONY: lab test setup wheelhouse data notebooks images benchmarks stress regress clean
 
 lab: data
 	$(BIN)/jupyter lab $(LAB_FLAGS)
@@ -51,9 +51,10 @@ wheelhouse: requirements.txt
 data: setup
 	$(BIN)/python -m labutils
 
-# Re-execute every notebook top to bottom and keep the outputs (commit them after a change).
+# Re-execute every notebook top to bottom and keep the outputs (commit them after a change). Each cell has
+# 300 s; a notebook that fails or times out is left as it was (labutils/runner.py).
 notebooks: data
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 notebooks/[0-9]*.ipynb
+	$(BIN)/python -m labutils.runner notebooks/[0-9]*.ipynb
 
 images: setup
 	$(BIN)/python images/make_images.py
@@ -61,6 +62,10 @@ images: setup
 benchmarks: data
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/checkpoint_io.py
+
+# The notebooks with widgets, 20 times each, headless, on an empty cache and a busy CPU: 0 hangs expected.
+stress: data
+	$(BIN)/python benchmarks/widget_stress.py
 
 # Every notebook through papermill with the parameter sets in tests/regression/params.yaml, compared with the
 # committed baselines; reports/regression.md lists every metric. `make test` runs the fast sets.

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from labutils import Net, evaluate, mnist_tensors
+from labutils.runner import run_notebook
 from notebook_files import NOTEBOOK_DIR
 from regression.regress import FAILED, compare, execute, load_baselines, load_plan
 
@@ -15,8 +16,7 @@ FAST = [run for run in RUNS if run.fast]  # tests/regression/params.yaml: revers
 
 def _run(name: str, folder, **parameters):
     """Execute a notebook with papermill into `folder`; a cell that hangs fails instead of blocking."""
-    return papermill.execute_notebook(NOTEBOOK_DIR / name, folder / name, parameters=parameters, kernel_name="python3",
-                                      cwd=str(NOTEBOOK_DIR), progress_bar=False, execution_timeout=300)
+    return run_notebook(NOTEBOOK_DIR / name, folder / name, parameters=parameters, cwd=NOTEBOOK_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,7 @@ def _metrics(fast_runs, run_id: str) -> dict:
     return fast_runs[0][run_id]
 
 
+@pytest.mark.timeout(1800)  # its setup runs the 11 fast notebooks (each cell bounded by labutils.runner)
 def test_the_fast_runs_match_their_baselines(fast_runs):
     rows = compare(FAST, fast_runs[0], load_baselines(), RULES)
     regressions = [row.line() for row in rows if row.status == "REGRESSION"]

@@ -99,6 +99,8 @@ def execute(runs: list[Run], folder: Path) -> dict[str, dict]:
     """
     import papermill
 
+    from labutils.runner import run_notebook
+
     results: dict[str, dict] = {}
     (folder / "notebooks").mkdir(parents=True, exist_ok=True)
     for run in runs:
@@ -107,14 +109,12 @@ def execute(runs: list[Run], folder: Path) -> dict[str, dict]:
         start = time.perf_counter()
         with _environment(LAB_ARTIFACTS_DIR=str(folder / "artifacts"), LAB_METRICS_DIR=str(metrics_dir)):
             try:
-                papermill.execute_notebook(
-                    REPO_ROOT / "notebooks" / f"{run.notebook}.ipynb", folder / "notebooks" / f"{run.id}.ipynb",
-                    parameters=run.parameters, kernel_name="python3", cwd=str(REPO_ROOT / "notebooks"),
-                    progress_bar=False, execution_timeout=600)
+                run_notebook(REPO_ROOT / "notebooks" / f"{run.notebook}.ipynb", folder / "notebooks" / f"{run.id}.ipynb",
+                             parameters=run.parameters)
             except papermill.PapermillExecutionError as err:  # a cell raised: its error, as the learner sees it
                 results[run.id] = {FAILED: f"{err.ename}: {str(err.evalue).splitlines()[0] if err.evalue else ''}"}
                 continue
-            except Exception as err:  # a cell timed out, the kernel died: report it and go on with the next run
+            except Exception as err:  # a cell timed out or lost its reply, the kernel died: report it, go on
                 results[run.id] = {FAILED: f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"}
                 continue
         path = metrics_dir / f"{run.notebook}.json"

@@ -1,0 +1,140 @@
+"""Run notebooks headless, as the tests, `make regress` and `make notebooks` do, with timeouts that fire.
+
+    python -m labutils.runner [--timeout SECONDS] NOTEBOOK ...   # re-execute in place (make notebooks)
+
+Every cell gets `timeout` seconds. A busy cell that runs longer stops the run (`CellTimeout`). A client can
+also lose a reply the kernel did send (see labutils.widgets: jupyter/nbclient#312); nbclient then waits the
+whole timeout, finds the reply in its last look at the socket and carries on as if nothing happened. A cell
+that took its whole timeout is therefore reported too (`MissedReply`), so a hang costs minutes, never a CI run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from .paths import display_path
+
+CELL_TIMEOUT = 300  # seconds; the slowest cell of the lab takes well under a minute on a 2-core CPU
+MISSED_REPLY_SHARE = 0.98  # a cell that returned after this share of its timeout waited for a lost reply
+
+
+class NotebookRunError(RuntimeError):
+    """A notebook did not run to its end in time; the message names the notebook and the cell."""
+
+    def __init__(self, message: str, notebook: str = "", cell: int | None = None):
+        super().__init__(message)
+        self.notebook, self.cell = notebook, cell
+
+    def __reduce__(self):
+        return type(self), (str(self), self.notebook, self.cell)
+
+
+class CellTimeout(NotebookRunError):
+    """A cell was still running when its timeout fired."""
+
+
+class MissedReply(NotebookRunError):
+    """A cell's reply came only when the timeout made the client look again: the client had missed it."""
+
+
+def _cell_number(nb: nbformat.NotebookNode, index: int) -> str:
+    code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    return f"code cell {code.index(index) + 1} (cell {index})" if index in code else f"cell {index}"
+
+
+def run_notebook(source: os.PathLike | str, target: os.PathLike | str, *, parameters: dict | None = None,
+                 cwd: os.PathLike | str | None = None, timeout: float = CELL_TIMEOUT,
+                 kernel_name: str = "python3") -> nbformat.NotebookNode:
+    """Execute `source` with papermill into `target` (in `cwd`, by default the notebook's folder); return it.
+
+    Raises papermill.PapermillExecutionError when a cell raises, CellTimeout when a cell runs past `timeout`
+    seconds, and MissedReply when a cell only came back because its timeout fired.
+    """
+    import papermill
+    from nbclient.exceptions import CellTimeoutError
+
+    source, target = Path(source), Path(target)
+    name = source.name
+    if not timeout or timeout <= 0:
+        raise ValueError(f"timeout={timeout!r} is not allowed: a notebook run needs a timeout in seconds, such as 300.")
+    try:
+        nb = papermill.execute_notebook(str(source), str(target), parameters=parameters or {}, kernel_name=kernel_name,
+                                        cwd=str(cwd or source.parent), progress_bar=False, log_output=False,
+                                        execution_timeout=timeout)
+    except CellTimeoutError as err:
+        ran = nbformat.read(target, as_version=4) if target.exists() else None
+        index = _running_cell(ran) if ran is not None else None
+        where = _cell_number(ran, index) if index is not None else "a cell"
+        raise CellTimeout(f"{name}: {where} was still running after {timeout:g} s; the run was stopped.",
+                          name, index) from err
+    for index, cell in enumerate(nb.cells):
+        duration = cell.get("metadata", {}).get("papermill", {}).get("duration") or 0
+        if cell.cell_type == "code" and duration >= MISSED_REPLY_SHARE * timeout:
+            raise MissedReply(f"{name}: {_cell_number(nb, index)} returned only after its whole timeout "
+                              f"({duration:.0f} s of {timeout:g} s): the client had missed the kernel's reply, as "
+                              "an ipywidgets.Output written to from the kernel can make it do (jupyter/nbclient#312).",
+                              name, index)
+    return nb
+
+
+def _running_cell(nb: nbformat.NotebookNode) -> int | None:
+    """Return the index of the last cell papermill started (it marks the others "pending")."""
+    started = [index for index, cell in enumerate(nb.cells)
+               if cell.get("metadata", {}).get("papermill", {}).get("status", "pending") != "pending"]
+    return started[-1] if started else None
+
+
+def strip_run_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Remove what papermill adds (timings, empty tag lists) so that a committed notebook stays as it was."""
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
+    return nb
+
+
+def rerun_in_place(path: os.PathLike | str, timeout: float = CELL_TIMEOUT) -> float:
+    """Re-execute a notebook top to bottom and replace it only when every cell ran; return the seconds taken."""
+    path = Path(path)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=".lab-run-", dir=path.parent) as work:  # same disk: an atomic rename
+        executed = Path(work) / path.name
+        nb = strip_run_metadata(run_notebook(path, executed, cwd=path.parent, timeout=timeout))
+        nbformat.write(nb, executed)
+        os.replace(executed, path)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Re-execute notebooks in place, each cell with a timeout.")
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--timeout", type=float, default=CELL_TIMEOUT, help="seconds per cell (default %(default)s)")
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.notebooks if not p.is_file()]
+    if missing:
+        parser.error(f"no such notebook: {', '.join(missing)}")
+    import papermill
+
+    for path in args.notebooks:
+        try:
+            seconds = rerun_in_place(path, args.timeout)
+        except papermill.PapermillExecutionError as err:
+            print(f"{display_path(path)} FAILED and was left as it was: cell {err.cell_index} raised "
+                  f"{err.ename}: {err.evalue}", file=sys.stderr)
+            return 1
+        except NotebookRunError as err:
+            print(f"{display_path(path)} FAILED and was left as it was: {err}", file=sys.stderr)
+            return 1
+        print(f"{display_path(path)}: {seconds:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""labutils.runner: a busy cell and a lost reply both stop a headless run in time; the lab's widgets lose none."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import tomllib
+
+import nbclient.output_widget
+import nbformat
+import papermill
+import pytest
+
+from labutils.paths import REPO_ROOT
+from labutils.runner import CellTimeout, MissedReply, main, rerun_in_place, run_notebook
+
+
+def _notebook(path, *sources: str):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def slow_client(monkeypatch) -> list:
+    """A client that handles each output for an Output widget a second late, and a list of what it sent back.
+
+    Being late is what CPU contention does to a real client; it makes the kernel's reply arrive while the
+    client is still busy, every time instead of now and then.
+    """
+    sent, output, publish = [], nbclient.output_widget.OutputWidget.output, nbclient.output_widget.OutputWidget._publish_msg
+
+    def late_output(self, *args, **kwargs):
+        time.sleep(1.0)
+        return output(self, *args, **kwargs)
+
+    def counted_publish(self, *args, **kwargs):
+        sent.append(args[0] if args else kwargs.get("msg_type"))
+        return publish(self, *args, **kwargs)
+
+    monkeypatch.setattr(nbclient.output_widget.OutputWidget, "output", late_output)
+    monkeypatch.setattr(nbclient.output_widget.OutputWidget, "_publish_msg", counted_publish)
+    return sent
+
+
+def test_an_output_widget_makes_the_client_miss_a_reply_and_the_run_says_so(tmp_path, slow_client):
+    path = _notebook(tmp_path / "output_widget.ipynb", "import ipywidgets\nout = ipywidgets.Output()\nout",
+                     "with out:\n    print('captured')", "print('never reached')")
+    start = time.perf_counter()
+    with pytest.raises(MissedReply, match=r"output_widget.ipynb: code cell 2 \(cell 1\) returned only after its "
+                                          r"whole timeout") as caught:
+        run_notebook(path, tmp_path / "out.ipynb", timeout=5)
+    assert caught.value.cell == 1 and caught.value.notebook == "output_widget.ipynb"
+    assert slow_client, "the client answered the Output widget on the shell channel: the cause of the lost reply"
+    assert time.perf_counter() - start < 60, "the run stopped at the cell's timeout, not later"
+
+
+def test_the_lab_widgets_never_make_a_client_answer(tmp_path, slow_client):
+    path = _notebook(
+        tmp_path / "widgets.ipynb",
+        "import labutils\nfrom labutils.widgets import LayerExplorer, LayerPicker",
+        "explorer = LayerExplorer(labutils.Net(), 'conv1.weight')\nexplorer",
+        "explorer.dropdown.value = 'fc1.weight'\nexplorer.select('fc3.bias')['shape']",
+        "picker = LayerPicker(['conv1', 'conv2'], lambda load, freeze: 0.5 + 0.1 * len(load), presets=[([], [])],\n"
+        "                     load=['conv1'])\npicker",
+        "picker.button.click()\nassert [r['accuracy'] for r in picker.results] == [0.5, 0.6]",
+        "assert explorer.picture.value[:4] == picker.picture.value[:4] == b'\\x89PNG'")
+    nb = run_notebook(path, tmp_path / "out.ipynb", timeout=20)
+    assert slow_client == [], "no message went from the client to the kernel"
+    assert "(1, 10)" not in str(nb.cells[2].outputs) and "(10,)" in str(nb.cells[2].outputs)
+
+
+def test_a_busy_cell_stops_at_its_timeout_with_its_number(tmp_path):
+    path = _notebook(tmp_path / "busy.ipynb", "x = 1", "import time\ntime.sleep(600)")
+    start = time.perf_counter()
+    with pytest.raises(CellTimeout, match=r"busy.ipynb: code cell 2 \(cell 1\) was still running after 3 s"):
+        run_notebook(path, tmp_path / "out.ipynb", timeout=3)
+    assert time.perf_counter() - start < 60
+
+
+@pytest.mark.parametrize("timeout", [0, None, -1])
+def test_a_run_needs_a_timeout(tmp_path, timeout):
+    with pytest.raises(ValueError, match="a notebook run needs a timeout"):
+        run_notebook(_notebook(tmp_path / "a.ipynb", "1"), tmp_path / "out.ipynb", timeout=timeout)
+
+
+def test_rerun_in_place_keeps_outputs_and_no_run_metadata(tmp_path):
+    path = _notebook(tmp_path / "ok.ipynb", "print(6 * 7)")
+    rerun_in_place(path, timeout=60)
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].outputs[0].text == "42\n" and nb.cells[0].execution_count == 1
+    assert "papermill" not in nb.metadata and set(nb.cells[0].metadata) <= {"execution"}
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.ipynb"], "no temporary left beside it"
+
+
+def test_a_failed_rerun_leaves_the_notebook_as_it_was(tmp_path, capsys):
+    path = _notebook(tmp_path / "bad.ipynb", "print('fine')", "raise ValueError('broken on purpose')")
+    before = path.read_bytes()
+    assert main([str(path), "--timeout", "60"]) == 1
+    assert "bad.ipynb FAILED and was left as it was: cell 1 raised ValueError: broken on purpose" in capsys.readouterr().err
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["bad.ipynb"]
+    with pytest.raises(papermill.PapermillExecutionError):
+        run_notebook(path, tmp_path / "out.ipynb", timeout=60)
+
+
+def _pytest(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    """Run pytest in a subprocess with the lab's settings (pyproject.toml), from `tmp_path`; return it and its time."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO_ROOT / "pyproject.toml"),
+                           "--rootdir", str(tmp_path), "-p", "no:randomly", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240)
+    return done, time.perf_counter() - start
+
+
+def test_the_suite_bounds_every_test_and_every_cell():
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert int(config["timeout"]) <= 900, "pytest-timeout: every test ends within 15 minutes"
+    assert "--nbval-cell-timeout=300" in config["addopts"], "nbval's own default is 2000 s per cell"
+
+
+def test_pytest_timeout_stops_a_hung_test(tmp_path):
+    (tmp_path / "test_hangs.py").write_text("import time\n\ndef test_hangs():\n    time.sleep(600)\n")
+    done, seconds = _pytest(tmp_path, "--timeout=3", "test_hangs.py")
+    assert done.returncode == 1 and "Timeout" in done.stdout, done.stdout[-2000:]
+    assert seconds < 120
+
+
+def test_nbval_stops_a_hung_cell(tmp_path):
+    _notebook(tmp_path / "hangs.ipynb", "import time\ntime.sleep(600)")
+    done, seconds = _pytest(tmp_path, "--nbval-cell-timeout=3", "hangs.ipynb")
+    assert done.returncode == 1 and "Timeout of 3 seconds exceeded executing cell" in done.stdout, done.stdout[-2000:]
+    assert seconds < 120
