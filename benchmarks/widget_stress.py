@@ -1,0 +1,110 @@
+"""Run the notebooks that show widgets (01, 02, 05) many times headless, on an empty cache, with the CPU busy.
+
+Each run is a papermill execution through labutils.runner (the same path as the tests and `make regress`),
+in a fresh artifacts folder, so every run trains its Net and shows tqdm's progress widget before the
+notebook's own widgets. Meanwhile one busy-looping process per core keeps the CPU loaded: a slow client is
+what turned the widget race of jupyter/nbclient#312 into a hang. A run counts as
+  ok       every cell ran and came back before its timeout;
+  hang     a cell ran past --timeout (CellTimeout), or came back only when its timeout fired (MissedReply);
+  failure  a cell raised, or the kernel died.
+Exit status 1 when any run hung or failed. The parameters are the fast regression sets of
+tests/regression/params.yaml (1 epoch on 10,000 images), except that 05 draws one few-shot sample per size
+instead of two (its widgets stay as they are; its transfer experiment takes half the time); --defaults runs
+each notebook as committed.
+Usage:
+    python benchmarks/widget_stress.py [--runs 20] [--notebooks 01 02 05] [--timeout 120] [--no-load] [--defaults]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import papermill
+
+from labutils.paths import REPO_ROOT
+from labutils.runner import NotebookRunError, run_notebook
+
+NOTEBOOKS = {"01": "01_define_net", "02": "02_train_mnist", "05": "05_partial_loading"}
+LIGHTER = {"05_partial_loading": {"REPEATS": 1}}
+BURNER = "import signal, sys; signal.alarm(int(sys.argv[1]))\nwhile True: pass"  # dies by itself at the latest then
+
+
+def fast_parameters(notebook: str) -> dict:
+    """Return the parameters of the notebook's fast regression set."""
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from regression.regress import load_plan
+
+    runs, _ = load_plan()
+    fast = next(run.parameters for run in runs if run.fast and run.notebook == notebook)
+    return {**fast, **LIGHTER.get(notebook, {})}
+
+
+def start_load(seconds: int) -> list[subprocess.Popen]:
+    """Start one busy-looping process per core, each ending by itself after `seconds` at the latest."""
+    return [subprocess.Popen([sys.executable, "-c", BURNER, str(seconds)]) for _ in range(os.cpu_count() or 1)]
+
+
+def run_once(notebook: str, parameters: dict, timeout: float) -> tuple[str, str, float]:
+    """Run one notebook on an empty artifacts folder; return (outcome, detail, seconds)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lab-stress-") as work:
+        os.environ["LAB_ARTIFACTS_DIR"] = str(Path(work) / "artifacts")
+        os.environ["LAB_METRICS_DIR"] = str(Path(work) / "metrics")
+        try:
+            run_notebook(REPO_ROOT / "notebooks" / f"{notebook}.ipynb", Path(work) / "out.ipynb",
+                         parameters=parameters, timeout=timeout)
+        except NotebookRunError as err:
+            return "hang", str(err), time.perf_counter() - start
+        except papermill.PapermillExecutionError as err:
+            return "failure", f"cell {err.cell_index}: {err.ename}: {err.evalue}", time.perf_counter() - start
+        except Exception as err:  # the kernel died, it could not start: a failure to report, not to stop on
+            return "failure", f"{type(err).__name__}: {err}", time.perf_counter() - start
+    return "ok", "", time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="runs of each notebook (default %(default)s)")
+    parser.add_argument("--notebooks", nargs="+", default=list(NOTEBOOKS), choices=list(NOTEBOOKS))
+    parser.add_argument("--timeout", type=float, default=120, help="seconds per cell (default %(default)s)")
+    parser.add_argument("--no-load", action="store_true", help="leave the CPU idle")
+    parser.add_argument("--defaults", action="store_true", help="the notebooks' own parameters, not the fast sets")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error(f"--runs {args.runs} is not allowed: use 1 or more")
+
+    plan = {key: {} if args.defaults else fast_parameters(NOTEBOOKS[key]) for key in args.notebooks}
+    outcomes: dict[str, list[tuple[str, str, float]]] = {key: [] for key in args.notebooks}
+    load = [] if args.no_load else start_load(int(args.runs * len(plan) * (args.timeout + 300)))
+    print(f"{args.runs} runs each of {', '.join(NOTEBOOKS[k] for k in plan)}; cell timeout {args.timeout:g} s; "
+          f"CPU {'idle' if args.no_load else f'kept busy by {len(load)} processes'}", flush=True)
+    try:
+        for i in range(args.runs):  # interleaved, as a suite runs one notebook after another in one process
+            for key, parameters in plan.items():
+                outcome, detail, seconds = run_once(NOTEBOOKS[key], parameters, args.timeout)
+                outcomes[key].append((outcome, detail, seconds))
+                print(f"run {i + 1:>3} {NOTEBOOKS[key]:<20} {outcome:<8} {seconds:6.1f} s {detail}", flush=True)
+    finally:
+        for process in load:
+            process.kill()
+            process.wait(timeout=10)
+
+    print(f"\n| notebook | runs | ok | hangs | failures | median s | max s |\n|---|---|---|---|---|---|---|")
+    bad = 0
+    for key, results in outcomes.items():
+        counts = {kind: sum(r[0] == kind for r in results) for kind in ("ok", "hang", "failure")}
+        bad += counts["hang"] + counts["failure"]
+        seconds = [r[2] for r in results]
+        print(f"| {NOTEBOOKS[key]} | {len(results)} | {counts['ok']} | {counts['hang']} | {counts['failure']} | "
+              f"{statistics.median(seconds):.1f} | {max(seconds):.1f} |")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
