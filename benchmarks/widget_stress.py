@@ -5,19 +5,23 @@ in a fresh artifacts folder, so every run trains its Net and shows tqdm's progre
 notebook's own widgets. Meanwhile one busy-looping process per core keeps the CPU loaded: a slow client is
 what turned the widget race of jupyter/nbclient#312 into a hang. A run counts as
   ok       every cell ran and came back before its timeout;
-  hang     a cell ran past --timeout (CellTimeout), or came back only when its timeout fired (MissedReply);
+  hang     a cell came back only when its timeout fired: the kernel had replied, the client missed it
+           (MissedReply, the hang this script looks for);
+  timeout  a cell was still running after --timeout seconds (CellTimeout: the kernel was busy, or stuck);
   failure  a cell raised, or the kernel died.
-Exit status 1 when any run hung or failed. The parameters are the fast regression sets of
+The executed notebook of every run that is not ok is kept in --keep. Exit status 1 unless every run is ok. The parameters are the fast regression sets of
 tests/regression/params.yaml (1 epoch on 10,000 images), except that 05 draws one few-shot sample per size
 instead of two (its widgets stay as they are; its transfer experiment takes half the time); --defaults runs
 each notebook as committed.
 Usage:
-    python benchmarks/widget_stress.py [--runs 20] [--notebooks 01 02 05] [--timeout 120] [--no-load] [--defaults]
+    python benchmarks/widget_stress.py [--runs 20] [--notebooks 01 02 05] [--timeout 300] [--no-load] [--defaults]
+                                       [--keep reports/stress]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,7 +32,7 @@ from pathlib import Path
 import papermill
 
 from labutils.paths import REPO_ROOT
-from labutils.runner import NotebookRunError, run_notebook
+from labutils.runner import CELL_TIMEOUT, CellTimeout, MissedReply, run_notebook
 
 NOTEBOOKS = {"01": "01_define_net", "02": "02_train_mnist", "05": "05_partial_loading"}
 LIGHTER = {"05_partial_loading": {"REPEATS": 1}}
@@ -50,31 +54,42 @@ def start_load(seconds: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", BURNER, str(seconds)]) for _ in range(os.cpu_count() or 1)]
 
 
-def run_once(notebook: str, parameters: dict, timeout: float) -> tuple[str, str, float]:
+def run_once(notebook: str, parameters: dict, timeout: float, keep: Path) -> tuple[str, str, float]:
     """Run one notebook on an empty artifacts folder; return (outcome, detail, seconds)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lab-stress-") as work:
         os.environ["LAB_ARTIFACTS_DIR"] = str(Path(work) / "artifacts")
         os.environ["LAB_METRICS_DIR"] = str(Path(work) / "metrics")
+        executed = Path(work) / f"{notebook}.ipynb"
         try:
-            run_notebook(REPO_ROOT / "notebooks" / f"{notebook}.ipynb", Path(work) / "out.ipynb",
-                         parameters=parameters, timeout=timeout)
-        except NotebookRunError as err:
-            return "hang", str(err), time.perf_counter() - start
+            run_notebook(REPO_ROOT / "notebooks" / f"{notebook}.ipynb", executed, parameters=parameters,
+                         timeout=timeout)
+            outcome, detail = "ok", ""
+        except MissedReply as err:
+            outcome, detail = "hang", str(err)
+        except CellTimeout as err:
+            outcome, detail = "timeout", str(err)
         except papermill.PapermillExecutionError as err:
-            return "failure", f"cell {err.cell_index}: {err.ename}: {err.evalue}", time.perf_counter() - start
+            outcome, detail = "failure", f"cell {err.cell_index}: {err.ename}: {err.evalue}"
         except Exception as err:  # the kernel died, it could not start: a failure to report, not to stop on
-            return "failure", f"{type(err).__name__}: {err}", time.perf_counter() - start
-    return "ok", "", time.perf_counter() - start
+            outcome, detail = "failure", f"{type(err).__name__}: {err}"
+        if outcome != "ok" and executed.exists():
+            keep.mkdir(parents=True, exist_ok=True)
+            kept = keep / f"{notebook}-{time.strftime('%Y%m%d-%H%M%S')}-{outcome}.ipynb"
+            shutil.copy(executed, kept)
+            detail += f" (kept as {kept})"
+    return outcome, detail, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="runs of each notebook (default %(default)s)")
     parser.add_argument("--notebooks", nargs="+", default=list(NOTEBOOKS), choices=list(NOTEBOOKS))
-    parser.add_argument("--timeout", type=float, default=120, help="seconds per cell (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=CELL_TIMEOUT, help="seconds per cell (default %(default)s)")
     parser.add_argument("--no-load", action="store_true", help="leave the CPU idle")
     parser.add_argument("--defaults", action="store_true", help="the notebooks' own parameters, not the fast sets")
+    parser.add_argument("--keep", type=Path, default=REPO_ROOT / "reports" / "stress",
+                        help="where the executed notebooks of runs that were not ok go (default reports/stress)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error(f"--runs {args.runs} is not allowed: use 1 or more")
@@ -87,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i in range(args.runs):  # interleaved, as a suite runs one notebook after another in one process
             for key, parameters in plan.items():
-                outcome, detail, seconds = run_once(NOTEBOOKS[key], parameters, args.timeout)
+                outcome, detail, seconds = run_once(NOTEBOOKS[key], parameters, args.timeout, args.keep)
                 outcomes[key].append((outcome, detail, seconds))
                 print(f"run {i + 1:>3} {NOTEBOOKS[key]:<20} {outcome:<8} {seconds:6.1f} s {detail}", flush=True)
     finally:
@@ -95,14 +110,14 @@ def main(argv: list[str] | None = None) -> int:
             process.kill()
             process.wait(timeout=10)
 
-    print(f"\n| notebook | runs | ok | hangs | failures | median s | max s |\n|---|---|---|---|---|---|---|")
+    print("\n| notebook | runs | ok | hangs | timeouts | failures | median s | max s |\n|---|---|---|---|---|---|---|---|")
     bad = 0
     for key, results in outcomes.items():
-        counts = {kind: sum(r[0] == kind for r in results) for kind in ("ok", "hang", "failure")}
-        bad += counts["hang"] + counts["failure"]
+        counts = {kind: sum(r[0] == kind for r in results) for kind in ("ok", "hang", "timeout", "failure")}
+        bad += len(results) - counts["ok"]
         seconds = [r[2] for r in results]
-        print(f"| {NOTEBOOKS[key]} | {len(results)} | {counts['ok']} | {counts['hang']} | {counts['failure']} | "
-              f"{statistics.median(seconds):.1f} | {max(seconds):.1f} |")
+        print(f"| {NOTEBOOKS[key]} | {len(results)} | {counts['ok']} | {counts['hang']} | {counts['timeout']} | "
+              f"{counts['failure']} | {statistics.median(seconds):.1f} | {max(seconds):.1f} |")
     return 1 if bad else 0
 
 

@@ -84,9 +84,13 @@ def run_notebook(source: os.PathLike | str, target: os.PathLike | str, *, parame
 
 
 def _running_cell(nb: nbformat.NotebookNode) -> int | None:
-    """Return the index of the last cell papermill started (it marks the others "pending")."""
+    """Return the index of the cell that was running when the run stopped: the last one papermill started.
+
+    papermill gives every cell a start time when it starts it, and at the end marks the cells it never
+    reached as "completed" too, so the start time, not the status, tells which cell was running.
+    """
     started = [index for index, cell in enumerate(nb.cells)
-               if cell.get("metadata", {}).get("papermill", {}).get("status", "pending") != "pending"]
+               if cell.get("metadata", {}).get("papermill", {}).get("start_time")]
     return started[-1] if started else None
 
 

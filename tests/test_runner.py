@@ -73,7 +73,7 @@ def test_the_lab_widgets_never_make_a_client_answer(tmp_path, slow_client):
 
 
 def test_a_busy_cell_stops_at_its_timeout_with_its_number(tmp_path):
-    path = _notebook(tmp_path / "busy.ipynb", "x = 1", "import time\ntime.sleep(600)")
+    path = _notebook(tmp_path / "busy.ipynb", "x = 1", "import time\ntime.sleep(600)", "x = 2", "x = 3")
     start = time.perf_counter()
     with pytest.raises(CellTimeout, match=r"busy.ipynb: code cell 2 \(cell 1\) was still running after 3 s"):
         run_notebook(path, tmp_path / "out.ipynb", timeout=3)
