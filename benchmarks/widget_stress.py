@@ -9,13 +9,15 @@ what turned the widget race of jupyter/nbclient#312 into a hang. A run counts as
            (MissedReply, the hang this script looks for);
   timeout  a cell was still running after --timeout seconds (CellTimeout: the kernel was busy, or stuck);
   failure  a cell raised, or the kernel died.
-The executed notebook of every run that is not ok is kept in --keep. Exit status 1 unless every run is ok. The parameters are the fast regression sets of
+The kernels run torch on one thread (--kernel-threads): with every core busy, a second torch thread waits
+for the first at each step and training runs six times slower; the client, whose lateness opens the race,
+competes with the load all the same. The executed notebook of every run that is not ok is kept in --keep. Exit status 1 unless every run is ok. The parameters are the fast regression sets of
 tests/regression/params.yaml (1 epoch on 10,000 images), except that 05 draws one few-shot sample per size
 instead of two (its widgets stay as they are; its transfer experiment takes half the time); --defaults runs
 each notebook as committed.
 Usage:
     python benchmarks/widget_stress.py [--runs 20] [--notebooks 01 02 05] [--timeout 300] [--no-load] [--defaults]
-                                       [--keep reports/stress]
+                                       [--kernel-threads 1] [--keep reports/stress]
 """
 from __future__ import annotations
 
@@ -88,17 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=CELL_TIMEOUT, help="seconds per cell (default %(default)s)")
     parser.add_argument("--no-load", action="store_true", help="leave the CPU idle")
     parser.add_argument("--defaults", action="store_true", help="the notebooks' own parameters, not the fast sets")
+    parser.add_argument("--kernel-threads", type=int, default=1,
+                        help="torch threads in each kernel (OMP_NUM_THREADS); 0 leaves torch's default (default 1)")
     parser.add_argument("--keep", type=Path, default=REPO_ROOT / "reports" / "stress",
                         help="where the executed notebooks of runs that were not ok go (default reports/stress)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error(f"--runs {args.runs} is not allowed: use 1 or more")
 
+    if args.kernel_threads > 0:  # the kernels inherit this process's environment
+        os.environ["OMP_NUM_THREADS"] = str(args.kernel_threads)
     plan = {key: {} if args.defaults else fast_parameters(NOTEBOOKS[key]) for key in args.notebooks}
     outcomes: dict[str, list[tuple[str, str, float]]] = {key: [] for key in args.notebooks}
     load = [] if args.no_load else start_load(int(args.runs * len(plan) * (args.timeout + 300)))
     print(f"{args.runs} runs each of {', '.join(NOTEBOOKS[k] for k in plan)}; cell timeout {args.timeout:g} s; "
-          f"CPU {'idle' if args.no_load else f'kept busy by {len(load)} processes'}", flush=True)
+          f"CPU {'idle' if args.no_load else f'kept busy by {len(load)} processes'}; "
+          f"torch threads per kernel: {os.environ.get('OMP_NUM_THREADS', 'default')}", flush=True)
     try:
         for i in range(args.runs):  # interleaved, as a suite runs one notebook after another in one process
             for key, parameters in plan.items():
