@@ -52,7 +52,7 @@ data: setup
 	$(BIN)/python -m labutils
 
 # Re-execute every notebook top to bottom and keep the outputs (commit them after a change). Each cell has
-# 300 s; a notebook that fails or times out is left as it was (labutils/runner.py).
+# 600 s; a notebook that fails or times out is left as it was (labutils/runner.py).
 notebooks: data
 	$(BIN)/python -m labutils.runner notebooks/[0-9]*.ipynb
 

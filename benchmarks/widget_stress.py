@@ -16,7 +16,7 @@ tests/regression/params.yaml (1 epoch on 10,000 images), except that 05 draws on
 instead of two (its widgets stay as they are; its transfer experiment takes half the time); --defaults runs
 each notebook as committed.
 Usage:
-    python benchmarks/widget_stress.py [--runs 20] [--notebooks 01 02 05] [--timeout 300] [--no-load] [--defaults]
+    python benchmarks/widget_stress.py [--runs 20] [--notebooks 01 02 05] [--timeout 600] [--no-load] [--defaults]
                                        [--kernel-threads 1] [--keep reports/stress]
 """
 from __future__ import annotations

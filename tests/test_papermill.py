@@ -33,7 +33,7 @@ def _metrics(fast_runs, run_id: str) -> dict:
     return fast_runs[0][run_id]
 
 
-@pytest.mark.timeout(1800)  # its setup runs the 11 fast notebooks (each cell bounded by labutils.runner)
+@pytest.mark.timeout(3600)  # its setup runs the 11 fast notebooks (each cell bounded by labutils.runner)
 def test_the_fast_runs_match_their_baselines(fast_runs):
     rows = compare(FAST, fast_runs[0], load_baselines(), RULES)
     regressions = [row.line() for row in rows if row.status == "REGRESSION"]
