@@ -129,7 +129,7 @@ def dcp_load(path: Path, like: dict) -> dict:
 
 
 def save_with_labutils(state: dict, path: Path) -> None:
-    save_checkpoint(path, state)
+    save_checkpoint(state, path)
 
 
 METHODS: list[tuple[str, str, Callable | None, Callable]] = [

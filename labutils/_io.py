@@ -1,55 +1,228 @@
-"""Atomic file writes and sha256 digests, the base of every save the lab makes."""
+"""Atomic file writes, folder locks and sha256 digests: the base of every save the lab makes.
+
+Saves into one folder take turns: each holds the folder's lock, an advisory `flock` on the folder itself, plus a
+thread lock inside the process. `flock` belongs to the open file, so it separates threads of one process as
+well as processes; the kernel drops it when its holder dies, so a killed save never leaves it held; and it
+needs no file of its own, so a model folder stays clean. Where a file system refuses `flock` on a folder (NFS,
+which carries `flock` to the server as a byte-range lock, needs a file opened for writing), the lock is the
+hidden file `.lab-save.lock` in the folder instead; writers on other machines then see it too, where process
+ids would mean nothing. A temporary is deleted as stale only while the folder's lock is held, because every live
+writer holds that lock from creating its temporary until the rename. (Where `fcntl` is missing, on Windows,
+only the thread lock remains, and a temporary counts as stale after an hour.)
+"""
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
+import re
 import tempfile
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from . import sha256sums
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 TMP_MARK = ".tmp-"
+LOCK_FILE = ".lab-save.lock"  # only where a folder cannot be flock'ed itself
+STALE_WITHOUT_LOCKS_S = 3600
 
 
-def sha256_file(path: os.PathLike | str, chunk: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+def sha256_file(path: os.PathLike | str) -> str:
+    """Return the hex sha256 of a file, streamed in chunks."""
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha256sums.file_digest(f)
 
+
+# --- locks ----------------------------------------------------------------------------------------------------
+
+class _FolderLock:
+    """One folder's lock in this process: a re-entrant thread lock and the descriptor it holds flock'ed while taken."""
+
+    def __init__(self) -> None:
+        self.thread_lock = threading.RLock()
+        self.fd: int | None = None
+        self.depth = 0
+
+
+_registry_guard = threading.Lock()
+_registry: dict[str, _FolderLock] = {}
+
+
+def _flock(folder: Path, blocking: bool) -> int | None:
+    """flock the folder (or, where that is refused, its lock file); return the descriptor, None if it is taken."""
+    flags = fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB)
+    try:
+        return _flock_fd(os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)), flags)
+    except OSError:
+        pass
+    # e.g. NFS, where a lock is a byte-range lock on the server, which needs a file opened for writing
+    return _flock_fd(os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666), flags)
+
+
+def _flock_fd(fd: int, flags: int) -> int | None:
+    """flock an open descriptor: return it, or close it and return None if another holder has the lock."""
+    try:
+        fcntl.flock(fd, flags)
+        return fd
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def locked(path: os.PathLike | str, *, blocking: bool = True) -> contextlib.AbstractContextManager[bool]:
+    """Hold the write lock of the folder `path` is in (re-entrant in a thread)."""
+    return folder_locked(Path(path).absolute().parent, blocking=blocking)
+
+
+@contextlib.contextmanager
+def folder_locked(folder: os.PathLike | str, *, blocking: bool = True) -> Iterator[bool]:
+    """Hold a folder's write lock (re-entrant in a thread); yield False if `blocking` is off and it is taken."""
+    folder = Path(folder).absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    with _registry_guard:
+        lock = _registry.setdefault(str(folder), _FolderLock())
+    if not lock.thread_lock.acquire(blocking=blocking):
+        yield False
+        return
+    try:
+        if lock.depth == 0 and fcntl is not None:
+            fd = _flock(folder, blocking)
+            if fd is None:
+                yield False
+                return
+            lock.fd = fd
+        lock.depth += 1
+        try:
+            yield True
+        finally:
+            lock.depth -= 1
+            if lock.depth == 0 and lock.fd is not None:
+                os.close(lock.fd)  # closing the descriptor releases the flock
+                lock.fd = None
+    finally:
+        lock.thread_lock.release()
+
+
+# --- temporaries ------------------------------------------------------------------------------------------------
+
+def _temporaries(folder: Path, name: str | None) -> dict[str, list[Path]]:
+    """Return the lab's temporaries in `folder` (of `name` only, if given), grouped by the file they were to become."""
+    found: dict[str, list[Path]] = {}
+    pattern = f".{glob_escape(name)}{TMP_MARK}*" if name else f".*{TMP_MARK}*"
+    for tmp in folder.glob(pattern):
+        match = re.fullmatch(rf"\.(.+?){re.escape(TMP_MARK)}[A-Za-z0-9_-]+", tmp.name)
+        if match and (name is None or match.group(1) == name):
+            found.setdefault(match.group(1), []).append(tmp)
+    return found
+
+
+def remove_stale_temporaries(folder: os.PathLike | str, name: str | None = None) -> list[str]:
+    """Delete temporaries that dead saves left in `folder` (of `name` only, if given); return their names.
+
+    They are dead when the folder's lock can be taken: every live save holds it. (A save calls this itself, holding
+    the lock; from outside a save it gives up at once, deleting nothing, while another save is running.)
+    """
+    folder = Path(folder)
+    found = _temporaries(folder, name)
+    if not found:
+        return []
+    removed = []
+    try:
+        with folder_locked(folder, blocking=False) as free:
+            if not free:
+                return []  # a save in this folder is running, in this process or another
+            for tmp in (t for temporaries in found.values() for t in temporaries):
+                if fcntl is None and time.time() - _mtime(tmp) < STALE_WITHOUT_LOCKS_S:
+                    continue
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp.name)
+    except PermissionError:
+        return []  # a read-only folder: nothing can be cleaned, and nothing needs to be
+    return sorted(removed)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def glob_escape(name: str) -> str:
+    """Escape the characters glob treats specially."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+# --- atomic writes ----------------------------------------------------------------------------------------------
 
 def atomic_write(path: os.PathLike | str, write: Callable[[BinaryIO], object], *,
                  before_replace: Callable[[], object] | None = None) -> Path:
     """Write through `write(file)` to a temporary beside `path`, fsync it, then rename it onto `path`.
 
-    `path` holds its old content or all of the new, never a mix; on any error the temporary is deleted.
-    `before_replace` runs after the data is safe on disk and before the rename.
+    `path` holds its old content or all of the new, never a mix; on any error the temporary is deleted. The path's
+    lock is held throughout, and stale temporaries of `path` are removed first. `before_replace` runs after the
+    data is safe on disk and before the rename.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The pid in the name tells a later save whether the writer is still alive (see remove_stale_temporaries).
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}{os.getpid()}-")
-    try:
-        os.fchmod(fd, new_file_mode(path))  # mkstemp makes files private; a saved file gets the usual mode
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if before_replace is not None:
-            before_replace()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with locked(path):
+        remove_stale_temporaries(path.parent, path.name)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
+        try:
+            with os.fdopen(fd, "wb") as f:  # owns fd from here: closed even if fchmod fails
+                os.fchmod(f.fileno(), new_file_mode(path))  # mkstemp makes files private; a save gets the usual mode
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            if before_replace is not None:
+                before_replace()
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
     return path
 
 
-def atomic_write_bytes(path: os.PathLike | str, data: bytes) -> Path:
-    """Write bytes so that `path` holds either its old content or all of `data`, never a mix."""
+def atomic_write_bytes(data: bytes, path: os.PathLike | str) -> Path:
+    """Write `data` so that `path` holds its old content or all of `data`, never a mix (torch.save's order)."""
+    if isinstance(data, (str, os.PathLike)) and isinstance(path, (bytes, bytearray)):
+        raise TypeError("atomic_write_bytes takes the bytes first and the path second, as torch.save(obj, f) does")
     return atomic_write(path, lambda f: f.write(data))
+
+
+def _umask_now() -> int | None:
+    """Return the process's umask without changing it (Linux 4.7+ reports it in /proc/self/status)."""
+    try:
+        with open("/proc/self/status") as status:
+            for row in status:
+                if row.startswith("Umask:"):
+                    return int(row.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _umask_at_import() -> int:
+    """Read the umask once, at import (os.umask can only be read by setting it, which races with other threads)."""
+    umask = _umask_now()
+    if umask is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return umask
+
+
+_UMASK_AT_IMPORT = _umask_at_import()
 
 
 def new_file_mode(path: Path) -> int:
@@ -57,9 +230,8 @@ def new_file_mode(path: Path) -> int:
     try:
         return path.stat().st_mode & 0o777
     except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        umask = _umask_now()
+        return 0o666 & ~(_UMASK_AT_IMPORT if umask is None else umask)
 
 
 def _fsync_dir(folder: Path) -> None:

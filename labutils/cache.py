@@ -73,7 +73,7 @@ def store_trained_net(model: Net, history: list[dict], config: TrainConfig) -> P
     """Put a Net trained with `config` into the cache, through save_checkpoint (atomic, with a sha256 sidecar)."""
     path = cache_path(config)
     state = {key: tensor.detach().cpu() for key, tensor in model.state_dict().items()}
-    return save_checkpoint(path, {"model": state, "history": history},
+    return save_checkpoint({"model": state, "history": history}, path,
                            metadata={"config": config.to_dict(), "cache_format": CACHE_FORMAT})
 
 

@@ -1,7 +1,9 @@
 """Safe checkpoints: atomic saves with a sha256 sidecar, verified weights-only loads, inspection and diagnosis."""
 from __future__ import annotations
 
+import errno as errno_codes
 import hashlib
+import io
 import json
 import math
 import os
@@ -9,16 +11,18 @@ import pickle
 import re
 import struct
 import time
+import types
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 import torch
 
-from ._io import TMP_MARK, atomic_write, atomic_write_bytes, sha256_file
+from . import sha256sums
+from ._io import atomic_write, atomic_write_bytes, locked, remove_stale_temporaries  # noqa: F401 (re-exported)
 from .paths import display_path
 
 FORMAT = "save-load-lab/1"
@@ -26,25 +30,48 @@ SIDECAR_SUFFIX = ".sha256"
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTOCOL_OPCODE = 0x80  # the first byte of torch's legacy (pre-1.6) format
 
-# The leaf types torch.load(weights_only=True) rebuilds without help (containers: dict, list, tuple). Exact
-# types: a subclass of str or float (torch.__version__, numpy.float64) is pickled with its class, and refused.
-_PLAIN = {int, float, bool, complex, str, bytes, type(None), torch.dtype, torch.device, torch.Size}
-
 
 # --- the errors ---------------------------------------------------------------------------------------------
 
 class CheckpointError(Exception):
-    """A checkpoint could not be saved or loaded; the message names the file, the problem and the fix."""
+    """A checkpoint could not be saved or loaded; the message names the file, the problem and the fix.
 
-    def __init__(self, path: os.PathLike | str, problem: str, fix: str):
+    Every error of the family pickles (with its class, message and path), so that one raised in a DataLoader
+    worker or a process pool reaches the parent intact.
+    """
+
+    errno_code: int | None = None  # set by the OSError members of the family
+
+    def __init__(self, path: os.PathLike | str, problem: str, fix: str, *, code: int | None = None):
         self.path = Path(path)
         self.problem = problem
         self.fix = fix
-        super().__init__(f"{display_path(self.path)}: {problem}. Fix: {fix}")
+        self.message = f"{display_path(self.path)}: {problem}. Fix: {fix}"
+        super().__init__(self.message)
+        if isinstance(self, OSError):
+            self.errno = code if code is not None else self.errno_code
+            self.strerror = problem
+            self.filename = str(self.path)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        return (_rebuild_error, (type(self), self.path, self.problem, self.fix, self.message,
+                                 getattr(self, "errno", None)))
+
+
+def _rebuild_error(cls: type, path: Path, problem: str, fix: str, message: str, code: int | None) -> CheckpointError:
+    """Unpickle a CheckpointError: the same class, path and message as in the process that raised it."""
+    err = cls(path, problem, fix, code=code)
+    err.message = message  # as shown where it was raised, even if this process's working folder differs
+    return err
 
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """There is no checkpoint file at the path (nothing there, or a directory)."""
+
+    errno_code = errno_codes.ENOENT
 
 
 class CheckpointCorruptError(CheckpointError):
@@ -63,8 +90,14 @@ class UnsafeCheckpointError(CheckpointError):
     """The file needs code beyond tensors and plain values to load (or would, if saved)."""
 
 
+class CheckpointDeviceError(CheckpointError):
+    """The file's tensors were saved on a device (or are mapped to one) that this machine lacks."""
+
+
 class CheckpointWriteError(CheckpointError, OSError):
     """The checkpoint could not be written (permissions, a full disk); the old file is untouched."""
+
+    errno_code = errno_codes.EIO
 
 
 # --- saving -------------------------------------------------------------------------------------------------
@@ -75,29 +108,44 @@ def sidecar_path(path: os.PathLike | str) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
-def save_checkpoint(path: os.PathLike | str, state: Mapping[str, Any], *, metadata: dict | None = None) -> Path:
-    """Save `state` atomically with a sha256 sidecar: the file is the old one or the complete new one, never a mix.
+def _is_path(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike))
 
-    `.safetensors` paths take a flat dict of tensors and keep `metadata` in the file's header; any other path
-    is written with torch.save, with `metadata` stored under the key "metadata".
+
+def save_checkpoint(state: Mapping[str, Any], path: os.PathLike | str, *, metadata: dict | None = None) -> Path:
+    """Save `state` to `path` atomically with a sha256 sidecar: the old file or the complete new one, never a mix.
+
+    The arguments come in torch.save's order: what to save, then where. `.safetensors` paths take a flat dict
+    of tensors and keep `metadata` in the file's header (as JSON, so "3" stays a string); any other path is
+    written with torch.save, with `metadata` stored under the key "metadata". Either way load_checkpoint
+    returns the state with its metadata under "metadata". Anything torch.load(weights_only=True) would refuse
+    is refused here, before a byte is written. Two saves to one path, from threads or processes, run one
+    after the other (see labutils._io), so the file and its sidecar always agree.
     """
-    path = Path(path)
+    if _is_path(state) and not _is_path(path):
+        raise TypeError(f"save_checkpoint takes what to save first and the path second, as torch.save(obj, f) "
+                        f"does: save_checkpoint(state, {display_path(state)!r}), "
+                        f"not save_checkpoint({display_path(state)!r}, state)")
     if not isinstance(state, Mapping):
         raise TypeError(f"save_checkpoint needs a dict of what to save, e.g. {{'model': model.state_dict()}}, "
                         f"not {type(state).__name__}")
+    if not _is_path(path):
+        raise TypeError(f"save_checkpoint needs a file path as its second argument, not {type(path).__name__}")
+    path = Path(path)
     if path.is_dir():
-        raise CheckpointWriteError(path, "is a directory", "give the path of a file inside it, e.g. folder / 'net.pt'")
+        raise CheckpointWriteError(path, "is a directory", "give the path of a file inside it, e.g. folder / 'net.pt'",
+                                   code=errno_codes.EISDIR)
     meta = {"format": FORMAT, "torch": str(torch.__version__), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **(metadata or {})}
-    _check_plain(meta, "metadata", path)
+    if "metadata" in state:
+        raise ValueError(f"{display_path(path)}: the state already has a key 'metadata'; pass it as "
+                         "save_checkpoint(..., metadata=...) instead")
     safetensors = path.suffix == ".safetensors"
     if safetensors:
         payload = _safetensors_payload(state, meta, path)
     else:
-        if "metadata" in state:
-            raise ValueError(f"{display_path(path)}: the state already has a key 'metadata'; pass it as "
-                             "save_checkpoint(..., metadata=...) instead")
-        _check_plain(state, "state", path)
+        check_loadable(meta, path, "metadata")
+        check_loadable(state, path, "state")
         payload = {**state, "metadata": meta}
 
     digest = {}
@@ -118,18 +166,88 @@ def save_checkpoint(path: os.PathLike | str, state: Mapping[str, Any], *, metada
     replaced = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(path)
-        atomic_write(path, write, before_replace=accept_both)
-        replaced = True
-        _write_sidecar(path, [digest["new"]])
+        with locked(path):  # another save into this folder waits here until the file and its sidecar agree
+            atomic_write(path, write, before_replace=accept_both)
+            replaced = True
+            _write_sidecar(path, [digest["new"]])
     except BaseException as err:
         cause = _os_error(err)
         if cause is None:
             raise
         state_now = "the new file is in place and verifies" if replaced else "the previous file, if any, is unchanged"
         raise CheckpointWriteError(path, f"writing failed ({cause.strerror or cause}); {state_now}",
-                                   "free disk space or fix the folder's permissions, then save again") from err
+                                   "free disk space or fix the folder's permissions, then save again",
+                                   code=cause.errno) from err
     return path
+
+
+def check_loadable(value: Any, path: os.PathLike | str, where: str = "state") -> None:
+    """Refuse, naming the key path and the type, what torch.load(weights_only=True) would refuse to load.
+
+    The rule is torch's own, not a copy of it: the value (with every plain tensor replaced by None, so that this
+    costs little) is pickled by torch.save into memory and read back by torch.load(weights_only=True). Only when
+    that fails is the structure searched for the first part that fails on its own.
+    """
+    if _loads_weights_only(_skeleton(value)):
+        return
+    where, culprit = _culprit(value, where)
+    name = f"{type(culprit).__module__}.{type(culprit).__qualname__}"
+    if isinstance(culprit, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        what, fix = f"a function ({name})", "store data, not code: keep the function's name or settings as plain values"
+    elif type(culprit).__module__ == "numpy":
+        what, fix = f"a {name}", "store value.item() (a Python number) or torch.as_tensor(value)"
+    else:
+        what, fix = f"a {name}", ("store it as plain values (dict, list, str, numbers, tensors), e.g. dict(value), "
+                                  "sorted(value), its state_dict() or dataclasses.asdict(value), and rebuild it when "
+                                  "loading")
+    raise UnsafeCheckpointError(path, f"{where} is {what}, which torch.load(weights_only=True) refuses to load", fix)
+
+
+def _skeleton(value: Any) -> Any:
+    """Return `value` with plain tensors replaced by None, keeping every container's exact type."""
+    kind = type(value)
+    if kind in (torch.Tensor, torch.nn.Parameter):
+        return None
+    if kind in (dict, OrderedDictType):
+        return kind((k, _skeleton(v)) for k, v in value.items())
+    if kind in (list, tuple):
+        return kind(_skeleton(v) for v in value)
+    return value
+
+
+OrderedDictType = type(torch.nn.Linear(1, 1).state_dict())  # collections.OrderedDict
+
+
+_TORCH_SAVE, _TORCH_LOAD = torch.save, torch.load  # the trial below uses torch's own, even where a test patches them
+
+
+def _loads_weights_only(value: Any) -> bool:
+    """True when torch.save(value) reads back with torch.load(weights_only=True)."""
+    buffer = io.BytesIO()
+    try:
+        _TORCH_SAVE(value, buffer)
+        buffer.seek(0)
+        _TORCH_LOAD(buffer, weights_only=True)
+    except Exception:
+        return False
+    return True
+
+
+def _culprit(value: Any, where: str) -> tuple[str, Any]:
+    """Return the key path and value of the first part of `value` that torch.load(weights_only=True) refuses."""
+    if isinstance(value, Mapping):
+        children = []
+        for key, item in value.items():
+            children += [(f"{where}: the key {key!r}", key), (f"{where}[{key!r}]", item)]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        children = [(f"{where}[{i}]", item) for i, item in enumerate(items)]
+    else:
+        children = []
+    for child_where, child in children:
+        if not _loads_weights_only(_skeleton(child)):
+            return _culprit(child, child_where)
+    return where, value
 
 
 def _current_digests(path: Path) -> list[str]:
@@ -140,7 +258,12 @@ def _current_digests(path: Path) -> list[str]:
         recorded = _recorded_digests(path)
     except CheckpointCorruptError:
         recorded = []
-    return recorded or [sha256_file(path)]
+    return recorded or [_sha256(path)]
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return sha256sums.file_digest(f)
 
 
 def _os_error(err: BaseException | None) -> OSError | None:
@@ -174,7 +297,7 @@ class _HashingWriter:
 
 def _write_sidecar(path: Path, digests: list[str]) -> None:
     """Write the sidecar in `sha256sum` format (one line per accepted digest)."""
-    atomic_write_bytes(sidecar_path(path), "".join(f"{d}  {path.name}\n" for d in digests).encode())
+    atomic_write_bytes("".join(sha256sums.line(d, path.name) for d in digests).encode(), sidecar_path(path))
 
 
 def _recorded_digests(path: Path) -> list[str]:
@@ -187,134 +310,151 @@ def _recorded_digests(path: Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as err:
         raise CheckpointCorruptError(sidecar, f"the checksum file cannot be read ({err})",
                                      "delete it and save the checkpoint again") from err
-    digests = []
-    for line in text.splitlines():
-        # Only the digest counts: a checkpoint copied under another name, with its sidecar, still verifies.
-        match = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line.strip())
-        if not match:
-            raise CheckpointCorruptError(sidecar, f"the checksum file has a line that is not '<sha256>  "
-                                         f"{path.name}': {line[:80]!r}",
-                                         "restore it, or delete it and save the checkpoint again")
-        digests.append(match.group(1))
-    if not digests:
-        raise CheckpointCorruptError(sidecar, "the checksum file is empty", "delete it and save the checkpoint again")
-    return digests
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete temporaries of `path` and of its sidecar left by a save whose process died (a live one's are kept)."""
-    remove_stale_temporaries(path.parent, path.name)
-    remove_stale_temporaries(path.parent, sidecar_path(path).name)
-
-
-def remove_stale_temporaries(folder: os.PathLike | str, name: str | None = None) -> list[str]:
-    """Delete the temporaries that killed saves left in `folder` (of `name` only, if given); return their names."""
-    removed = []
-    pattern = f".{glob_escape(name)}{TMP_MARK}*" if name else f".*{TMP_MARK}*"
-    for tmp in Path(folder).glob(pattern):
-        match = re.fullmatch(rf"\.(.+){re.escape(TMP_MARK)}(\d+)-.*", tmp.name)
-        if match is None:
-            continue  # not a temporary of the lab's atomic writes
-        pid = int(match.group(2))
-        if pid != os.getpid() and _alive(pid):
-            continue
-        tmp.unlink(missing_ok=True)
-        removed.append(tmp.name)
-    return removed
-
-
-def glob_escape(name: str) -> str:
-    """Escape the characters glob treats specially."""
-    return re.sub(r"([*?\[])", r"[\1]", name)
-
-
-def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _check_plain(value: Any, where: str, path: Path) -> None:
-    """Refuse, before anything is written, what torch.load(weights_only=True) would refuse to load."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, (str, int)):
-                raise UnsafeCheckpointError(path, f"{where} has a key of type {type(key).__name__} ({key!r})",
-                                            "use str or int keys")
-            _check_plain(item, f"{where}[{key!r}]", path)
-    elif isinstance(value, (list, tuple)) and type(value) in (list, tuple):
-        for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]", path)
-    elif not isinstance(value, torch.Tensor) and type(value) not in _PLAIN:
-        kind = f"{type(value).__module__}.{type(value).__qualname__}"
-        fix = ("store value.item() (a Python number) or torch.as_tensor(value)" if type(value).__module__ == "numpy"
-               else "store its state as plain values (e.g. its state_dict() or dataclasses.asdict(...)) and rebuild "
-                    "it when loading")
-        raise UnsafeCheckpointError(path, f"{where} is a {kind}, which torch.load(weights_only=True) refuses to load",
-                                    fix)
+        entries = sha256sums.parse(text)
+    except sha256sums.FormatError as err:
+        raise CheckpointCorruptError(sidecar, f"the checksum file is not in the format '<sha256>  {path.name}': {err}",
+                                     "restore it, or delete it and save the checkpoint again") from err
+    if not entries:
+        raise CheckpointCorruptError(sidecar, "the checksum file is empty", "delete it and save the checkpoint again")
+    # Only the digest counts: a checkpoint copied under another name, with its sidecar, still verifies.
+    return [digest for digest, _name in entries]
 
 
 def _safetensors_payload(state: Mapping[str, Any], meta: dict, path: Path) -> bytes:
-    """Serialise a flat dict of tensors to safetensors bytes, with the metadata as JSON strings in the header."""
+    """Serialise a flat dict of tensors to safetensors bytes, with each metadata value as JSON text in the header."""
     import safetensors.torch
 
     wrong = {k: type(v).__name__ for k, v in state.items() if not isinstance(v, torch.Tensor)}
     if wrong:
         raise TypeError(f"{display_path(path)}: safetensors holds tensors only, but {', '.join(f'{k!r} is a {t}' for k, t in wrong.items())}; "
                         "save a state_dict, and put plain values in metadata=...")
-    header = {key: value if isinstance(value, str) else json.dumps(value) for key, value in meta.items()}
+    header = {}
+    for key, value in meta.items():
+        if not isinstance(key, str):
+            raise UnsafeCheckpointError(path, f"metadata: the key {key!r} is a {type(key).__name__}",
+                                        "safetensors metadata keys are strings: use str keys")
+        try:
+            text = json.dumps(value, allow_nan=False)
+            back = json.loads(text)
+        except (TypeError, ValueError):
+            back = text = None
+        if text is None or not _same_json(back, value):
+            raise UnsafeCheckpointError(path, f"metadata[{key!r}] is {value!r} ({type(value).__name__}), which "
+                                        "a safetensors header, JSON text, cannot keep as it is",
+                                        "store str, int, float, bool, None, or lists and str-keyed dicts of them; "
+                                        "or save to a .pt file")
+        header[key] = text
     return safetensors.torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, metadata=header)
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """True when `a` (read back from JSON) equals `b` in value and in type, all the way down."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _decode_header(header: dict[str, str]) -> dict:
+    """Return a safetensors header's metadata: JSON-decoded if the lab wrote it, else the strings as they are."""
+    if header.get("format") != json.dumps(FORMAT):
+        return dict(sorted(header.items()))  # written by another tool: its values are plain strings
+    return {key: json.loads(value) for key, value in sorted(header.items())}  # the header keeps no order
 
 
 # --- loading ------------------------------------------------------------------------------------------------
 
 def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verify: bool = True) -> dict:
-    """Load a checkpoint with weights_only=True after checking its sha256; never run code from the file."""
+    """Load a checkpoint with weights_only=True after checking its sha256; never run code from the file.
+
+    The file is opened once: the bytes whose sha256 is checked are the bytes that are loaded.
+    """
     path = Path(path)
     _require_file(path)
-    if verify:
-        verify_checksum(path)
-    kind = _sniff(path)
-    if kind == "safetensors":
-        return _load_safetensors(path, map_location)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "Unsupported global" in str(err):
-            raise _unsafe(path, err) from err
-        raise CheckpointCorruptError(path, f"its pickle is damaged ({_first_line(err)})", _RESTORE) from err
-    except RuntimeError as err:
-        if "CUDA" in str(err) or "device" in str(err):
-            raise CheckpointError(path, f"its tensors were saved on a device this machine lacks ({_first_line(err)})",
-                                  "load with map_location='cpu' (load_checkpoint's default)") from err
-        raise CheckpointCorruptError(path, f"torch cannot read it ({_first_line(err)})", _RESTORE) from err
-    except (EOFError, OSError, KeyError, ValueError, IndexError, struct.error) as err:
-        raise CheckpointCorruptError(path, f"torch cannot read it ({type(err).__name__}: {_first_line(err)})",
-                                     _RESTORE) from err
+    with _open_verified(path, verify) as f:
+        kind = _sniff(f, path)
+        if kind == "safetensors":
+            return _load_safetensors(f, path, map_location)
+        try:
+            return torch.load(f, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as err:
+            if "Unsupported global" in str(err):
+                raise _unsafe(path, err) from err
+            raise CheckpointCorruptError(path, f"its pickle is damaged ({_first_line(err)})", _RESTORE) from err
+        except RuntimeError as err:
+            device_error = _device_problem(f, path, map_location)
+            if device_error is not None:
+                raise device_error from err
+            raise CheckpointCorruptError(path, f"torch cannot read it ({_first_line(err)})", _RESTORE) from err
+        except (EOFError, OSError, KeyError, ValueError, IndexError, struct.error) as err:
+            raise CheckpointCorruptError(path, f"torch cannot read it ({type(err).__name__}: {_first_line(err)})",
+                                         _RESTORE) from err
 
 
 _RESTORE = "the file is incomplete or damaged: restore it from a copy, or save it again from the model"
+
+
+class _open_verified:
+    """Open a checkpoint and, if asked, check the open file against its sidecar (retrying past a concurrent save)."""
+
+    def __init__(self, path: Path, verify: bool):
+        self.path, self.verify = path, verify
+        self.file: BinaryIO | None = None
+
+    def __enter__(self) -> BinaryIO:
+        for attempt in range(3):
+            recorded = _recorded_digests(self.path) if self.verify else []
+            if self.verify and not recorded:
+                raise _missing_sidecar(self.path)
+            self.file = open(self.path, "rb")
+            if not self.verify:
+                return self.file
+            actual = sha256sums.file_digest(self.file)
+            if actual in recorded:
+                self.file.seek(0)
+                return self.file
+            opened = os.fstat(self.file.fileno()).st_ino
+            self.file.close()
+            self.file = None
+            if attempt < 2 and (_recorded_digests(self.path) != recorded or _inode(self.path) != opened):
+                continue  # another save replaced the file or its sidecar meanwhile: check the new pair
+            raise _mismatch(self.path, actual, recorded)
+        raise AssertionError("unreachable")
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
+def _missing_sidecar(path: Path) -> ChecksumMissingError:
+    return ChecksumMissingError(path, f"there is no checksum file {sidecar_path(path).name} to verify it against",
+                                "if you trust the file, load it with verify=False (it still loads with "
+                                "weights_only=True), or save it again with save_checkpoint")
+
+
+def _mismatch(path: Path, actual: str, recorded: list[str]) -> ChecksumMismatchError:
+    return ChecksumMismatchError(path, f"its sha256 is {actual[:16]}…, but {sidecar_path(path).name} expects "
+                                 f"{recorded[0][:16]}… (the bytes changed after saving: a copy, a disk or a "
+                                 "download damaged them)", _RESTORE)
 
 
 def verify_checksum(path: os.PathLike | str) -> str:
     """Check a file against its sha256 sidecar; return the digest, or raise naming both digests."""
     path = Path(path)
     _require_file(path)
-    recorded = _recorded_digests(path)
-    if not recorded:
-        raise ChecksumMissingError(path, f"there is no checksum file {sidecar_path(path).name} to verify it against",
-                                   "if you trust the file, load it with verify=False (it still loads with "
-                                   "weights_only=True), or save it again with save_checkpoint")
-    actual = sha256_file(path)
-    if actual not in recorded:
-        raise ChecksumMismatchError(path, f"its sha256 is {actual[:16]}…, but {sidecar_path(path).name} expects "
-                                    f"{recorded[0][:16]}… (the bytes changed after saving: a copy, a disk or a "
-                                    "download damaged them)", _RESTORE)
-    return actual
+    with _open_verified(path, verify=True) as f:
+        return sha256sums.file_digest(f)
 
 
 def _require_file(path: Path) -> None:
@@ -330,11 +470,12 @@ def _require_file(path: Path) -> None:
                                       "check the name, or run the notebook that saves it first")
 
 
-def _sniff(path: Path) -> str:
+def _sniff(f: BinaryIO, path: Path) -> str:
     """Tell the format from the first bytes: 'zip' (torch.save), 'legacy' (old torch.save), 'safetensors'."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(16)
+    start = f.tell()
+    size = os.fstat(f.fileno()).st_size
+    head = f.read(16)
+    f.seek(start)
     if size == 0:
         raise CheckpointCorruptError(path, "it is empty (0 bytes): the save that wrote it did not finish", _RESTORE)
     if head.startswith(ZIP_MAGIC):
@@ -354,25 +495,121 @@ def _sniff(path: Path) -> str:
                                  "check that you opened the right file")
 
 
-def _load_safetensors(path: Path, map_location: Any) -> dict:
+def _sniff_path(path: Path) -> str:
+    with open(path, "rb") as f:
+        return _sniff(f, path)
+
+
+def _device_available(device: torch.device) -> bool:
+    """True when this machine has `device` (cpu and meta always; an accelerator if present, with that index)."""
+    if device.type in ("cpu", "meta"):
+        return True
+    backend = getattr(torch, device.type, None)
+    if device.type == "mps":
+        return torch.backends.mps.is_available()
+    if backend is None or not hasattr(backend, "is_available") or not backend.is_available():
+        return False
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    return device.index is None or device.index < count
+
+
+def _map_targets(map_location: Any) -> list[torch.device]:
+    """Return the devices a map_location sends tensors to (none for a function: its result cannot be known)."""
+    if map_location is None or callable(map_location):
+        return []
+    values = map_location.values() if isinstance(map_location, Mapping) else [map_location]
+    try:
+        return [torch.device(v) for v in values]
+    except (RuntimeError, TypeError):
+        return []
+
+
+def _storage_locations(f: BinaryIO) -> set[str]:
+    """Return the device labels the file's tensors were saved with, reading them onto the CPU."""
+    seen: set[str] = set()
+
+    def record(storage, location):
+        seen.add(location)
+        return storage
+
+    f.seek(0)
+    try:
+        torch.load(f, map_location=record, weights_only=True)
+    except Exception:
+        pass
+    return seen
+
+
+def _device_problem(f: BinaryIO, path: Path, map_location: Any) -> CheckpointDeviceError | None:
+    """Explain a failed load by the devices involved, from the file's own labels (None when devices are not why)."""
+    missing_targets = sorted({str(d) for d in _map_targets(map_location) if not _device_available(d)})
+    if missing_targets:
+        return CheckpointDeviceError(path, f"map_location sends its tensors to {', '.join(missing_targets)}, which "
+                                     "this machine lacks", "load with map_location='cpu' (load_checkpoint's default)")
+    if map_location is None:
+        labels = _storage_locations(f)
+        unavailable = sorted(loc for loc in labels if not _available_label(loc))
+        if unavailable:
+            return CheckpointDeviceError(path, f"its tensors were saved on {', '.join(unavailable)}, which this machine "
+                                         "lacks, and map_location=None keeps them there",
+                                         "load with map_location='cpu' (load_checkpoint's default)")
+    return None
+
+
+def _available_label(location: str) -> bool:
+    try:
+        return _device_available(torch.device(location))
+    except RuntimeError:
+        return False
+
+
+def _load_safetensors(f: BinaryIO, path: Path, map_location: Any) -> dict:
+    """Load a .safetensors file's tensors (and the lab's metadata, under "metadata") from the verified open file."""
     import safetensors
     import safetensors.torch
 
+    data = f.read()
     try:
-        tensors = safetensors.torch.load_file(path, device="cpu")
-    except safetensors.SafetensorError as err:
+        tensors = safetensors.torch.load(data)
+        header = _header_of(data)
+    except (safetensors.SafetensorError, ValueError) as err:
         raise CheckpointCorruptError(path, f"safetensors cannot read it ({err})", _RESTORE) from err
-    if map_location not in (None, "cpu", torch.device("cpu")):
-        tensors = {k: v.to(map_location) for k, v in tensors.items()}
+    device = _safetensors_device(path, map_location)
+    if device.type != "cpu":
+        tensors = {k: v.to(device) for k, v in tensors.items()}
+    if header.get("format") == json.dumps(FORMAT):
+        tensors["metadata"] = _decode_header(header)
     return tensors
 
 
+def _header_of(data: bytes) -> dict[str, str]:
+    """Return the `__metadata__` of safetensors bytes."""
+    (length,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + length]).get("__metadata__") or {}
+
+
+def _safetensors_device(path: Path, map_location: Any) -> torch.device:
+    """Return where map_location sends a .safetensors file's tensors (they carry no device: they count as 'cpu')."""
+    if map_location is None:
+        return torch.device("cpu")
+    if callable(map_location):
+        raise TypeError(f"{display_path(path)}: map_location as a function works for torch.save files only; for "
+                        "a .safetensors file give a device, e.g. map_location='cuda'")
+    if isinstance(map_location, Mapping):
+        map_location = map_location.get("cpu", "cpu")  # a dict maps saved locations, and safetensors' is the CPU
+    device = torch.device(map_location)
+    if not _device_available(device):
+        raise CheckpointDeviceError(path, f"map_location sends its tensors to {device}, which this machine lacks",
+                                    "load with map_location='cpu' (load_checkpoint's default)")
+    return device
+
+
 def _unsafe_globals(path: Path, err: Exception) -> list[str]:
-    """Return the globals (classes, functions) a file needs beyond what weights_only allows, without running any."""
+    """Return the globals (classes, functions) a file needs beyond what weights_only allows, sorted, without running any."""
     try:
-        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
     except Exception:  # the error text names at least the first one
-        return re.findall(r"Unsupported global: GLOBAL (\S+)", str(err))
+        return sorted(set(re.findall(r"Unsupported global: GLOBAL (\S+)", str(err))))
 
 
 # Modules whose functions let a pickle run arbitrary code: never to be allowed, whoever sent the file.
@@ -445,7 +682,7 @@ def inspect_checkpoint(path: os.PathLike | str) -> CheckpointSummary:
     """Summarise a .pt or .safetensors file (keys, shapes, dtypes, bytes, metadata) without running code from it."""
     path = Path(path)
     _require_file(path)
-    kind = _sniff(path)
+    kind = _sniff_path(path)
     try:
         checksum = f"ok (sha256 {verify_checksum(path)[:16]}…)"
     except ChecksumMissingError:
@@ -515,14 +752,7 @@ def _safetensors_metadata(path: Path) -> dict:
     from safetensors import safe_open
 
     with safe_open(path, framework="pt") as f:
-        header = f.metadata() or {}
-    metadata = {}
-    for key, value in sorted(header.items()):  # the header's order is not kept
-        try:
-            metadata[key] = json.loads(value)
-        except json.JSONDecodeError:
-            metadata[key] = value
-    return metadata
+        return _decode_header(f.metadata() or {})
 
 
 # --- diagnosing -------------------------------------------------------------------------------------------

@@ -6,14 +6,13 @@ import gzip
 import hashlib
 import os
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 
 import torch
 from torchvision import datasets, transforms
 
-from ._io import sha256_file
+from ._io import atomic_write, sha256_file
 from .paths import data_dir, display_path
 
 # The normalisation every notebook uses: mean and std of the training pixels scaled to [0, 1].
@@ -112,24 +111,21 @@ def _extract(gz: Path, target: Path, expected: str) -> None:
     if not gz.exists():
         raise DataError(f"{display_path(gz)} is missing: the lab expected the bundled MNIST file there "
                         f"(it decompresses to sha256 {expected}) and found nothing. {RESTORE}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
-    try:
-        with os.fdopen(fd, "wb") as out, gzip.open(gz, "rb") as src:
+    def decompress(out) -> None:
+        digest = hashlib.sha256()
+        with gzip.open(gz, "rb") as src:
             while block := src.read(1 << 20):
                 digest.update(block)
                 out.write(block)
-        actual = digest.hexdigest()
-        if actual != expected:
+        if digest.hexdigest() != expected:
             raise DataError(f"{display_path(gz)} does not hold the canonical MNIST: it decompresses to sha256 "
-                            f"{actual}, expected {expected}. {RESTORE}")
-        os.replace(tmp, target)
+                            f"{digest.hexdigest()}, expected {expected}. {RESTORE}")
+
+    try:
+        atomic_write(target, decompress)
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DataError(f"{display_path(gz)} is damaged and cannot be decompressed ({type(err).__name__}: "
                         f"{err}); it should decompress to sha256 {expected}. {RESTORE}") from err
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def main() -> int:

@@ -40,11 +40,16 @@ def wide_shape(megabytes: float, width: int = 2048) -> tuple[int, int]:
 
 
 def wide_mlp(megabytes: float, *, width: int = 2048, seed: int = 0, device: str | torch.device = "cpu") -> WideMLP:
-    """Build a WideMLP of about `megabytes` MiB, its weights drawn from `seed` (on the meta device: no memory)."""
+    """Build a WideMLP of about `megabytes` MiB on `device` (the CPU by default; "meta" allocates no memory).
+
+    Its weights are drawn from `seed` without touching torch's global generator: the caller's random state is
+    the same afterwards.
+    """
     width, depth = wide_shape(megabytes, width)
-    torch.manual_seed(seed)
-    with torch.device(device):
-        return WideMLP(width, depth)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with torch.device(device):
+            return WideMLP(width, depth)
 
 
 def weight_bytes(module_or_state: nn.Module | dict) -> int:

@@ -28,7 +28,7 @@ def record_metrics(notebook: str, **metrics) -> None:
     except (FileNotFoundError, json.JSONDecodeError):
         record = {}
     record.update(metrics)
-    atomic_write_bytes(path, json.dumps(record, indent=1, sort_keys=True, default=_plain).encode())
+    atomic_write_bytes(json.dumps(record, indent=1, sort_keys=True, default=_plain).encode(), path)
 
 
 def _plain(value):
@@ -112,14 +112,18 @@ torch.save(weights, sys.argv[2])
 """
 
 
+GPU_SAVE_TIMEOUT_S = 300  # a fresh Python importing torch, then one small save
+
+
 def save_as_from_gpu(source: os.PathLike | str, target: os.PathLike | str) -> str:
     """Write the state_dict file `source` to `target` as torch.save on a GPU writes it; return how it was made.
 
     It runs in a separate process, so that the label hook never touches this one.
     """
     done = subprocess.run([sys.executable, "-c", GPU_SAVE_SCRIPT, str(source), str(target)], capture_output=True,
-                          text=True)
+                          text=True, timeout=GPU_SAVE_TIMEOUT_S)
     if done.returncode:
+        lines = done.stderr.strip().splitlines()
         raise RuntimeError(f"could not write {display_path(target)} from {display_path(source)}: "
-                           f"{done.stderr.strip().splitlines()[-1]}")
+                           f"{lines[-1] if lines else f'the script ended with exit status {done.returncode}'}")
     return done.stdout.strip()

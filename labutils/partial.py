@@ -14,6 +14,10 @@ class KeyMismatchError(RuntimeError):
     """A non-strict load left keys missing or unused that the caller did not allow."""
 
 
+class ShapeMismatchError(KeyMismatchError):
+    """A key is in both the model and the state_dict, with different shapes."""
+
+
 class OptimizerMismatchError(ValueError):
     """Saved optimizer state does not fit the optimizer it is loaded into."""
 
@@ -31,21 +35,36 @@ def select_keys(state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[str])
 
 def load_partial(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, allow_missing: Iterable[str] = (),
                  allow_unexpected: Iterable[str] = ()):
-    """Load with strict=False, then raise unless every missing or unexpected key lies under an allowed prefix."""
+    """Load with strict=False, after checking that every missing or unexpected key lies under an allowed prefix and
+    every shared key has the model's shape; on any mismatch raise before the model is touched (it stays as it was).
+    """
     allow_missing, allow_unexpected = list(allow_missing), list(allow_unexpected)
-    result = model.load_state_dict(state_dict, strict=False)
-    missing = [k for k in result.missing_keys if not _matches(k, allow_missing)]
-    unexpected = [k for k in result.unexpected_keys if not _matches(k, allow_unexpected)]
+    expected = model.state_dict()
+    found = {k: v for k, v in state_dict.items()}
+    reshaped = [(k, tuple(v.shape), tuple(expected[k].shape)) for k, v in found.items()
+                if k in expected and isinstance(v, torch.Tensor) and v.shape != expected[k].shape]
+    if reshaped:
+        key, in_file, in_model = reshaped[0]
+        more = f" (and {len(reshaped) - 1} more: {_short([k for k, _, _ in reshaped[1:]])})" if len(reshaped) > 1 else ""
+        raise ShapeMismatchError(
+            f"{key} has shape {in_file} in the state_dict but {in_model} in the model{more}; nothing was loaded. "
+            "Fix: leave these keys out (select_keys, or allow_missing for them after dropping them), or build the "
+            "model with the sizes the weights were saved with.")
+    missing_all = [k for k in expected if k not in found]
+    unexpected_all = [k for k in found if k not in expected]
+    missing = [k for k in missing_all if not _matches(k, allow_missing)]
+    unexpected = [k for k in unexpected_all if not _matches(k, allow_unexpected)]
     if missing or unexpected:
-        loaded = len(model.state_dict()) - len(result.missing_keys)
+        loadable = len(expected) - len(missing_all)
         causes = sorted(set(diagnose(model, state_dict)["likely cause"]))
         raise KeyMismatchError(
-            f"strict=False loaded {loaded} of {len(model.state_dict())} entries; not allowed: "
+            f"strict=False would load {loadable} of {len(expected)} entries; nothing was loaded, because these are "
+            "not allowed: "
             + "; ".join(part for part in (f"missing {_short(missing)}" if missing else "",
                                           f"unexpected {_short(unexpected)}" if unexpected else "") if part)
             + (f". Likely cause: {'; '.join(causes)}" if causes else "")
             + ". Fix: rename the keys to match the model, or allow these keys if leaving them out is intended.")
-    return result
+    return model.load_state_dict(state_dict, strict=False)
 
 
 def _short(keys: list[str], shown: int = 4) -> str:

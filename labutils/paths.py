@@ -27,9 +27,18 @@ def metrics_dir() -> Path:
 
 
 def display_path(path: os.PathLike | str) -> str:
-    """Return a path as a learner should see it: relative to the repository, never a machine path."""
-    path = Path(path).resolve()
-    try:
-        return path.relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return f"…/{path.parent.name}/{path.name}"
+    """Return a path as a learner can find it, never naming the machine's folders above the lab.
+
+    Inside the working folder: relative to it (`net.pt`). Elsewhere in the lab, with the working folder in the
+    lab too (a notebook saving to artifacts/): relative to the working folder (`../artifacts/03_saving/net.pt`).
+    Anywhere else: the absolute path, which is the only way to find it.
+    """
+    path = Path(path).absolute()
+    here = Path.cwd()
+    if path.is_relative_to(here):
+        return path.relative_to(here).as_posix() or "."
+    root = REPO_ROOT.resolve()
+    resolved, here_resolved = path.resolve(), here.resolve()
+    if resolved.is_relative_to(root) and here_resolved.is_relative_to(root):
+        return Path(os.path.relpath(resolved, here_resolved)).as_posix()
+    return str(path)

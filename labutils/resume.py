@@ -1,8 +1,11 @@
 """Resumable training: every piece of state a run needs, a checkpoint manager, and an exact resume."""
 from __future__ import annotations
 
+import contextlib
 import random
 import re
+import signal
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import (CheckpointError, load_checkpoint, remove_stale_temporaries, save_checkpoint, sidecar_path,
                          verify_checksum)
@@ -19,7 +22,14 @@ from .models import Net
 from .paths import display_path
 from .train import TrainConfig, evaluate, make_optimizer, seed_everything
 
-FORMAT = "resume/1"
+FORMAT = "resume/2"
+
+# Exit statuses of a training script stopped by a signal after saving: the shell's 128 + the signal's number.
+STOPPED_EXIT = {signal.SIGTERM: 128 + signal.SIGTERM, signal.SIGINT: 128 + signal.SIGINT}
+
+
+class ResumeError(CheckpointError):
+    """A checkpoint that loads is not one this run can continue from (another format or configuration)."""
 
 
 # --- random number generators -------------------------------------------------------------------------------
@@ -74,15 +84,81 @@ class ResumableSampler(Sampler[int]):
         self.skip = state["samples_done"]
 
 
+class ShiftedImages(Dataset):
+    """Images shifted by up to one pixel at random, in the DataLoader's worker processes.
+
+    Which worker loads which batch is not part of any state, and a worker's own generators restart with each
+    epoch, so the shift of an image is drawn from a generator seeded by the epoch's seed and the image's index:
+    the same in any worker, and after a resume. The run sets `epoch_seed` from the DataLoader's generator at
+    the start of each epoch.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+        self.epoch_seed = 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed((self.epoch_seed + index) % 2**63)
+        dy, dx = torch.randint(-1, 2, (2,), generator=generator).tolist()
+        return torch.roll(self.images[index], shifts=(dy, dx), dims=(1, 2)), self.labels[index]
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """Let DataLoader workers ignore SIGTERM and SIGINT: the main process decides when to stop, and ends them."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class StopRequest:
+    """Set by SIGTERM or SIGINT while a run trains: the run stops after the current step, saving first."""
+
+    def __init__(self) -> None:
+        self.signal: signal.Signals | None = None
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[StopRequest]:
+    """Turn the first of `signals` into a StopRequest; the handlers are put back on exit, or by the first signal,
+    so that a second one acts as usual (Ctrl-C twice interrupts at once). Off the main thread nothing is caught."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = {}
+
+    def handler(signum, frame) -> None:
+        request.signal = signal.Signals(signum)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    for sig in signals:
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 # --- a run --------------------------------------------------------------------------------------------------
 
 class ResumableRun:
     """Train a Net step by step so that a run stopped after any batch continues exactly as if it never stopped.
 
-    Each batch is augmented: with probability 1/2 (Python `random`) it is shifted by up to two pixels (NumPy's
-    Generator), and noise is added (torch's generator). So every generator matters to the result.
-    Python's and torch's generators belong to the process: building a run seeds them, so take a run's
-    state_dict() before building another run in the same process.
+    Images are augmented twice: in the DataLoader's workers each image is shifted by up to a pixel (see
+    ShiftedImages: drawn from the DataLoader's generator), and in the training loop each batch, with probability
+    1/2 (Python `random`), gets its contrast scaled (NumPy's Generator), then noise (torch's generator). So every
+    generator matters to the result. Python's and torch's generators belong to the process: building a run seeds
+    them, so take a run's state_dict() before building another run in the same process.
+
+    While `train` runs, SIGTERM (what a cluster sends before it stops a job) and SIGINT (Ctrl-C, Jupyter's
+    interrupt) make it finish the current step, save through its manager and return, with `stopped_by` set.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig, *, num_workers: int = 0,
@@ -93,14 +169,20 @@ class ResumableRun:
         self.numpy_rng = np.random.default_rng(config.seed)
         self.model = Net()
         self.sampler = ResumableSampler(len(labels), config.seed)
-        # The loader gets its own generator: otherwise each new epoch would draw a seed from torch's global one.
-        self.loader = DataLoader(TensorDataset(images, labels), batch_size=config.batch_size, sampler=self.sampler,
-                                 num_workers=num_workers, generator=torch.Generator().manual_seed(config.seed))
+        self.dataset = ShiftedImages(images, labels)
+        # The loader's own generator seeds each epoch's shifts and workers; without one, each epoch would draw a
+        # seed from torch's global generator.
+        self.loader = DataLoader(self.dataset, batch_size=config.batch_size, sampler=self.sampler,
+                                 num_workers=num_workers, generator=torch.Generator().manual_seed(config.seed),
+                                 worker_init_fn=ignore_stop_signals if num_workers else None)
+        self.loader_epoch_start = self.loader.generator.get_state()
         self.steps_per_epoch = -(-len(labels) // config.batch_size)
         self.optimizer, self.scheduler = make_optimizer(self.model, config, self.steps_per_epoch)
         self.epoch = 0  # epochs finished
         self.batch = 0  # batches finished in the current epoch
         self.history: dict[str, list] = {"loss": [], "lr": [], "test_acc": []}
+        self.stop_request = StopRequest()
+        self.stopped_by: str | None = None  # "SIGTERM" or "SIGINT" when a signal stopped the last train()
 
     @property
     def step(self) -> int:
@@ -115,45 +197,70 @@ class ResumableRun:
     def done(self) -> bool:
         return self.epoch >= self.config.epochs
 
+    @property
+    def stop_requested(self) -> bool:
+        """True once SIGTERM or SIGINT arrived during train(): the run stops after the current step."""
+        return bool(self.stop_request)
+
     def augment(self, images: torch.Tensor) -> torch.Tensor:
-        """Shift the batch with probability 1/2 and add a little noise: one draw from each generator."""
+        """Scale the batch's contrast with probability 1/2 and add a little noise: one draw from each generator."""
         if random.random() < 0.5:
-            dy, dx = (int(v) for v in self.numpy_rng.integers(-2, 3, size=2))
-            images = torch.roll(images, shifts=(dy, dx), dims=(2, 3))
+            images = images * float(self.numpy_rng.uniform(0.8, 1.2))
         return images + 0.1 * torch.randn_like(images)
+
+    def _begin_epoch(self) -> None:
+        """Draw this epoch's shift seed from the loader's generator (which then seeds the workers as well)."""
+        self.loader_epoch_start = self.loader.generator.get_state()
+        self.dataset.epoch_seed = int(torch.randint(2**62, (), generator=self.loader.generator))
 
     def train(self, *, until_step: int | None = None, manager: CheckpointManager | None = None,
               on_step=None) -> None:
-        """Train until the end (or until `until_step` steps are done), saving through `manager` when it says so."""
+        """Train until the end (or until `until_step` steps are done), saving through `manager` when it says so.
+
+        SIGTERM or SIGINT stops it after the current step: it saves through `manager` (unless that step was just
+        saved) and returns with `stopped_by` naming the signal; a second signal acts as usual.
+        """
         self.model.train()
-        while not self.done:
-            if until_step is not None and self.step >= until_step:
-                return
-            for images, labels in self.loader:
-                self.optimizer.zero_grad()
-                loss = F.cross_entropy(self.model(self.augment(images)), labels)
-                loss.backward()
-                self.optimizer.step()
-                self.history["lr"].append(self.scheduler.get_last_lr()[0])
-                self.scheduler.step()
-                self.history["loss"].append(loss.item())
-                self.batch += 1
-                if self.batch == self.steps_per_epoch:
-                    self._end_epoch()
-                if manager is not None and manager.due(self):
-                    manager.save(self)
-                if on_step is not None:
-                    on_step(self)
+        self.stopped_by = None
+        with stop_on_signals() as self.stop_request:
+            while not self.done:
                 if until_step is not None and self.step >= until_step:
-                    self._park()
                     return
-            if self.batch:  # the loader ran dry early (it cannot, unless the data changed)
-                raise RuntimeError(f"epoch {self.epoch + 1} ended after {self.batch} of {self.steps_per_epoch} batches")
+                self._begin_epoch()
+                for images, labels in self.loader:
+                    self.optimizer.zero_grad()
+                    loss = F.cross_entropy(self.model(self.augment(images)), labels)
+                    loss.backward()
+                    self.optimizer.step()
+                    self.history["lr"].append(self.scheduler.get_last_lr()[0])
+                    self.scheduler.step()
+                    self.history["loss"].append(loss.item())
+                    self.batch += 1
+                    if self.batch == self.steps_per_epoch:
+                        self._end_epoch()
+                    saved = manager is not None and manager.due(self)
+                    if saved:
+                        manager.save(self)
+                    if on_step is not None:
+                        on_step(self)
+                    if self.stop_request:
+                        if manager is not None and not saved:
+                            manager.save(self)
+                        self.stopped_by = self.stop_request.signal.name
+                        self._park()
+                        return
+                    if until_step is not None and self.step >= until_step:
+                        self._park()
+                        return
+                if self.batch:  # the loader ran dry early (it cannot, unless the data changed)
+                    raise RuntimeError(f"epoch {self.epoch + 1} ended after {self.batch} of {self.steps_per_epoch} "
+                                       "batches")
 
     def _park(self) -> None:
-        """Stopping mid-epoch: rewind the order so that the next train() continues this epoch, not a new one."""
+        """Stopping mid-epoch: rewind the order and the loader so that the next train() continues this epoch."""
         if self.batch:
             self.sampler.load_state_dict(self.sampler.state_dict(self.batch * self.config.batch_size))
+            self.loader.generator.set_state(self.loader_epoch_start)
 
     def _end_epoch(self) -> None:
         self.epoch += 1
@@ -174,6 +281,8 @@ class ResumableRun:
             "batch": self.batch,
             "step": self.step,
             "sampler": self.sampler.state_dict(self.batch * self.config.batch_size),
+            # the loader's generator as the epoch started (mid-epoch) or now (between epochs): it seeds the shifts
+            "loader_generator": (self.loader_epoch_start if self.batch else self.loader.generator.get_state()).clone(),
             "rng": capture_rng(self.numpy_rng),
             "history": {k: list(v) for k, v in self.history.items()},
         }
@@ -195,6 +304,8 @@ class ResumableRun:
             self.sampler.load_state_dict(state["sampler"])
         else:
             self.sampler.skip = state["sampler"]["samples_done"]  # the position without the order
+        if "loader_generator" not in skip:
+            self.loader.generator.set_state(state["loader_generator"])
         if "rng" not in skip:
             restore_rng(state["rng"], self.numpy_rng)
         self.history = {k: list(v) for k, v in state["history"].items()}
@@ -202,10 +313,27 @@ class ResumableRun:
 
 def resume(path: str | Path, images: torch.Tensor, labels: torch.Tensor, *, num_workers: int = 0,
            test: tuple[torch.Tensor, torch.Tensor] | None = None) -> ResumableRun:
-    """Rebuild a run from a checkpoint file (verified, weights only), ready to continue from its exact batch."""
+    """Rebuild a run from a checkpoint file (verified, weights only), ready to continue from its exact batch.
+
+    Every error names the file: a missing or damaged one (CheckpointError), or one that is not a resumable
+    checkpoint of this format, or that does not fit the data given (ResumeError).
+    """
+    path = Path(path)
     state = load_checkpoint(path)
-    run = ResumableRun(images, labels, TrainConfig(**state["config"]), num_workers=num_workers, test=test)
-    run.load_state_dict(state)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise ResumeError(path, f"it is not a resumable checkpoint of this lab (format {found!r}, expected "
+                          f"{FORMAT!r})", "resume from a file that CheckpointManager.save or "
+                          "save_checkpoint(run.state_dict(), path) wrote")
+    try:
+        config = TrainConfig(**state["config"])
+        if config.train_subset not in (None, len(labels)) or len(images) != len(labels):
+            raise ValueError(f"it was made with {config.train_subset} training images, but {len(labels)} were given")
+        run = ResumableRun(images, labels, config, num_workers=num_workers, test=test)
+        run.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ResumeError(path, f"this run cannot continue from it ({type(err).__name__}: {err})",
+                          "pass the training data it was made with, or start a new run") from err
     return run
 
 
@@ -241,9 +369,9 @@ class CheckpointManager:
             metrics["test_acc"] = run.history["test_acc"][-1]
         state = run.state_dict()
         meta = {"step": run.step, "epoch": run.epoch, "batch": run.batch, "metrics": metrics}
-        path = save_checkpoint(self.path(run.step), state, metadata=meta)
+        path = save_checkpoint(state, self.path(run.step), metadata=meta)
         if run.batch == 0 and self._improves(metrics):
-            save_checkpoint(self.folder / "best.pt", state, metadata=meta)
+            save_checkpoint(state, self.folder / "best.pt", metadata=meta)
         self._rotate()
         return path
 

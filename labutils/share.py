@@ -1,12 +1,13 @@
 """Sharing a trained Net: a Hugging Face-style model folder with a model card and checksums, offline."""
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from huggingface_hub import PyTorchModelHubMixin
 
+from . import sha256sums
+from ._io import atomic_write_bytes
 from .checkpoint import ChecksumMismatchError, ChecksumMissingError
 from .data import MEAN, STD
 from .models import Net
@@ -23,29 +24,52 @@ class HubNet(Net, PyTorchModelHubMixin, library_name="save-load-lab", license="c
         self.mean, self.std, self.image_size = mean, std, image_size
 
 
+# The files HubNet.from_pretrained and tools/predict.py load: a listing that leaves one out proves nothing.
+LOADED = ("config.json", "model.safetensors")
+
+
 def write_checksums(folder: os.PathLike | str) -> Path:
-    """Write SHA256SUMS (the format of `sha256sum -c`) for every file in `folder`, and return its path."""
+    """Write SHA256SUMS (the format of `sha256sum -c`) for every file in `folder`, atomically; return its path.
+
+    Hidden files (the lab's locks and temporaries) are left out, as the shell's `sha256sum *` leaves them out.
+    """
     folder = Path(folder)
-    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
-             for p in sorted(folder.iterdir()) if p.is_file() and p.name != CHECKSUMS]
-    path = folder / CHECKSUMS
-    path.write_text("".join(lines))
-    return path
+    lines = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name != CHECKSUMS and not path.name.startswith("."):
+            with open(path, "rb") as f:
+                lines.append(sha256sums.line(sha256sums.file_digest(f), path.name))
+    return atomic_write_bytes("".join(lines).encode(), folder / CHECKSUMS)
 
 
-def verify_checksums(folder: os.PathLike | str) -> list[str]:
-    """Check every file SHA256SUMS lists; return their names, or raise naming the first missing or changed one."""
+def verify_checksums(folder: os.PathLike | str, required: tuple[str, ...] = LOADED) -> list[str]:
+    """Check every file SHA256SUMS lists, and that it lists the `required` ones; return the names checked.
+
+    Raises naming the first file that is missing, changed, or left out of the listing. This checks the folder as
+    it is now: HubNet.from_pretrained opens the files again afterwards, which matters only if someone can write
+    to the folder in between (tools/predict.py, which loads folders made elsewhere, loads the very bytes it checked).
+    """
     folder = Path(folder)
     sums = folder / CHECKSUMS
     if not sums.is_file():
         raise ChecksumMissingError(sums, "the model folder has no SHA256SUMS", "write it with write_checksums(folder)")
+    try:
+        entries = sha256sums.parse(sums.read_text())
+    except (sha256sums.FormatError, UnicodeDecodeError) as err:
+        raise ChecksumMismatchError(sums, f"it is not a sha256sum listing ({err})",
+                                    "copy the folder again, or rewrite it with write_checksums(folder)") from err
+    listed = {name for _digest, name in entries}
+    if left_out := [name for name in required if name not in listed]:
+        raise ChecksumMismatchError(sums, f"it does not list {', '.join(left_out)}, which loading the model reads, "
+                                    "so those files cannot be verified",
+                                    "rewrite it with write_checksums(folder) where the folder was made")
     names = []
-    for line in sums.read_text().splitlines():
-        digest, _, name = line.partition("  ")
+    for digest, name in entries:
         path = folder / name
         if not path.is_file():
             raise ChecksumMismatchError(path, "it is listed in SHA256SUMS but missing", "copy the whole folder again")
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as f:
+            actual = sha256sums.file_digest(f)
         if actual != digest:
             raise ChecksumMismatchError(path, f"its sha256 is {actual[:16]}…, SHA256SUMS says {digest[:16]}…",
                                         "the file changed after the folder was made: copy it again")

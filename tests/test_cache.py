@@ -9,6 +9,7 @@ import labutils._io
 from labutils import TrainConfig, trained_net
 from labutils.cache import cache_key, cache_path, store_trained_net
 from labutils.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
+from listing import names
 
 TINY = dict(epochs=1, batch_size=128, train_subset=600)
 
@@ -59,7 +60,7 @@ def test_entry_made_with_other_parameters_is_refused(artifacts):
     other = trained_net(progress=False, **{**TINY, "seed": 1})
     target = cache_path(TrainConfig(**TINY))
     stale = load_checkpoint(other.path)
-    save_checkpoint(target, {"model": stale["model"], "history": stale["history"]}, metadata={"config": stale["metadata"]["config"]})
+    save_checkpoint({"model": stale["model"], "history": stale["history"]}, target, metadata={"config": stale["metadata"]["config"]})
     with pytest.warns(UserWarning, match="it was trained with"):
         fresh = trained_net(progress=False, **TINY)
     assert not fresh.from_cache and not _same(fresh.model, other.model)
@@ -76,7 +77,7 @@ def test_failed_save_keeps_the_old_entry_and_leaves_no_partial_file(artifacts, m
         patch.setattr(labutils._io.os, "replace", crash)
         store_trained_net(torch.nn.Linear(1, 1), [], TrainConfig(**TINY))
     assert good.path.read_bytes() == before
-    left = {p.name for p in good.path.parent.iterdir()}
+    left = set(names(good.path.parent))
     assert left == {good.path.name, sidecar_path(good.path).name}, f"no temporary may remain: {left}"
     assert trained_net(progress=False, **TINY).from_cache
 

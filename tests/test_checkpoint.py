@@ -15,6 +15,7 @@ from labutils.checkpoint import (
 )
 from labutils.notebook import save_as_from_gpu
 from labutils.train import TrainConfig, make_optimizer
+from listing import names
 
 
 def _trained_a_step() -> tuple[Net, torch.optim.Optimizer, object]:
@@ -31,7 +32,7 @@ def test_a_full_checkpoint_round_trips_exactly_with_its_metadata(tmp_path):
     model, optimizer, scheduler = _trained_a_step()
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": 1, "loss": 0.25}
-    path = save_checkpoint(tmp_path / "sub" / "ck.pt", state, metadata={"mean": 0.1307, "std": 0.3081})
+    path = save_checkpoint(state, tmp_path / "sub" / "ck.pt", metadata={"mean": 0.1307, "std": 0.3081})
     assert path == tmp_path / "sub" / "ck.pt"
     loaded = load_checkpoint(path)
     assert set(loaded) == {*state, "metadata"}
@@ -50,7 +51,7 @@ def test_a_full_checkpoint_round_trips_exactly_with_its_metadata(tmp_path):
 
 
 def test_the_sidecar_is_sha256sum_format_and_matches(tmp_path):
-    path = save_checkpoint(tmp_path / "net.pt", {"model": Net().state_dict()})
+    path = save_checkpoint({"model": Net().state_dict()}, tmp_path / "net.pt")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert sidecar_path(path).read_text() == f"{digest}  net.pt\n"
     check = subprocess.run(["sha256sum", "-c", "net.pt.sha256"], cwd=tmp_path, capture_output=True, text=True)
@@ -59,38 +60,39 @@ def test_the_sidecar_is_sha256sum_format_and_matches(tmp_path):
 
 def test_saving_again_replaces_file_and_sidecar(tmp_path):
     path = tmp_path / "net.pt"
-    save_checkpoint(path, {"epoch": 1})
-    save_checkpoint(path, {"epoch": 2})
+    save_checkpoint({"epoch": 1}, path)
+    save_checkpoint({"epoch": 2}, path)
     assert load_checkpoint(path)["epoch"] == 2
     assert len(sidecar_path(path).read_text().splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt", "net.pt.sha256"]
+    assert names(tmp_path) == ["net.pt", "net.pt.sha256"]
 
 
 def test_a_state_with_its_own_metadata_key_or_not_a_dict_is_refused(tmp_path):
     with pytest.raises(ValueError, match="already has a key 'metadata'"):
-        save_checkpoint(tmp_path / "a.pt", {"metadata": {}})
+        save_checkpoint({"metadata": {}}, tmp_path / "a.pt")
     with pytest.raises(TypeError, match="needs a dict"):
-        save_checkpoint(tmp_path / "a.pt", Net())
-    assert list(tmp_path.iterdir()) == []
+        save_checkpoint(Net(), tmp_path / "a.pt")
+    assert names(tmp_path) == []
 
 
 def test_safetensors_round_trip_with_metadata_in_the_header(tmp_path):
     model = Net()
-    path = save_checkpoint(tmp_path / "net.safetensors", model.state_dict(), metadata={"mean": 0.1307, "classes": 10})
+    path = save_checkpoint(model.state_dict(), tmp_path / "net.safetensors", metadata={"mean": 0.1307, "classes": 10})
     loaded = load_checkpoint(path)
-    assert set(loaded) == set(model.state_dict())
+    assert set(loaded) == {*model.state_dict(), "metadata"}, "the tensors, and the metadata as a .pt file returns it"
     assert all(torch.equal(v, loaded[k]) for k, v in model.state_dict().items())
+    assert loaded["metadata"]["mean"] == 0.1307 and loaded["metadata"]["classes"] == 10
     summary = inspect_checkpoint(path)
     assert summary.format == "safetensors" and summary.metadata["mean"] == 0.1307 and summary.metadata["classes"] == 10
     assert summary.tensor_bytes == 61_706 * 4 and summary.checksum.startswith("ok")
     with pytest.raises(TypeError, match="safetensors holds tensors only.*'epoch' is a int"):
-        save_checkpoint(tmp_path / "x.safetensors", {"epoch": 3})
+        save_checkpoint({"epoch": 3}, tmp_path / "x.safetensors")
 
 
 def test_inspect_lists_every_tensor_without_reading_the_data(tmp_path):
     model, optimizer, _ = _trained_a_step()
-    path = save_checkpoint(tmp_path / "ck.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                                "epoch": 4}, metadata={"note": "hi"})
+    path = save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 4},
+                           tmp_path / "ck.pt", metadata={"note": "hi"})
     summary = inspect_checkpoint(path)
     table = summary.table.set_index("key")
     assert table.loc["model.fc1.weight", "shape"] == (120, 400) and table.loc["model.fc1.weight", "bytes"] == 192_000
@@ -192,10 +194,10 @@ def test_diagnose_a_changed_dtype():
 def test_a_saved_checkpoint_gets_the_usual_permissions_not_the_temporary_files(tmp_path):
     old = os.umask(0o022)
     try:
-        path = save_checkpoint(tmp_path / "net.pt", {"epoch": 1})
+        path = save_checkpoint({"epoch": 1}, tmp_path / "net.pt")
         assert path.stat().st_mode & 0o777 == 0o644 and sidecar_path(path).stat().st_mode & 0o777 == 0o644
         path.chmod(0o600)
-        save_checkpoint(path, {"epoch": 2})
+        save_checkpoint({"epoch": 2}, path)
         assert path.stat().st_mode & 0o777 == 0o600, "saving again keeps the permissions the file had"
     finally:
         os.umask(old)
@@ -215,17 +217,17 @@ def test_saving_over_a_file_without_a_usable_sidecar_works_and_keeps_it_verifiab
 
     with monkeypatch.context() as patch:
         patch.setattr(os, "replace", look_before_replacing)
-        save_checkpoint(path, {"epoch": 2})
+        save_checkpoint({"epoch": 2}, path)
     assert old_digest in seen[0], "during the rename the sidecar accepts the old file too"
     sidecar_path(path).write_text("damaged\n")
-    save_checkpoint(path, {"epoch": 3})  # a damaged sidecar does not block the next save
+    save_checkpoint({"epoch": 3}, path)  # a damaged sidecar does not block the next save
     assert load_checkpoint(path)["epoch"] == 3
 
 
 def test_a_checkpoint_copied_under_another_name_with_its_sidecar_still_verifies(tmp_path):
     import shutil
 
-    path = save_checkpoint(tmp_path / "net.pt", {"epoch": 7})
+    path = save_checkpoint({"epoch": 7}, tmp_path / "net.pt")
     shutil.copy(path, tmp_path / "best.pt")
     shutil.copy(sidecar_path(path), sidecar_path(tmp_path / "best.pt"))
     assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 7

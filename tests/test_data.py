@@ -10,6 +10,7 @@ import torch
 from labutils import DataError, MEAN, STD, mnist, mnist_tensors, verify_mnist
 from labutils.data import RESTORE, SHA256, raw_dir
 from labutils.paths import REPO_ROOT
+from listing import names
 
 LABELS = "t10k-labels-idx1-ubyte"
 
@@ -32,7 +33,7 @@ def test_canonical_md5_of_the_decompressed_files():
 
 def test_fresh_copy_is_extracted_and_verified(data_copy):
     raw = verify_mnist(data_copy)
-    assert sorted(p.name for p in raw.iterdir()) == sorted(SHA256)
+    assert names(raw) == sorted(SHA256)
     assert not list(raw.glob(".*tmp*")), "no temporary file may be left behind"
 
 

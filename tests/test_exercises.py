@@ -1,9 +1,13 @@
 """Every exercise check passes on its solution and fails on the exercise cell as it ships."""
 from __future__ import annotations
 
+import pickle
+import random
 import re
 
+import numpy as np
 import pytest
+import torch
 
 import labutils.checks
 from labutils.paths import REPO_ROOT
@@ -25,12 +29,37 @@ def _exercise(check: str) -> tuple[str, str, str]:
     return setup[0].source, nb.cells[cells[0]].source, after
 
 
+def _session() -> dict:
+    """The global state a check must leave as it found it."""
+    return {"python": random.getstate(), "numpy": pickle.dumps(np.random.get_state()),
+            "torch": torch.get_rng_state(), "deterministic": torch.are_deterministic_algorithms_enabled(),
+            "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "cudnn": (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)}
+
+
+def _same_session(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k] for k in a)
+
+
 def _run(check: str, answer_code: str, capsys) -> tuple[bool, str]:
+    """Run the notebook's setup, the answer and the check cell; the check must leave the session's state alone."""
     setup, _, check_cell = _exercise(check)
     namespace: dict = {}
     exec(setup, namespace)
     exec(answer_code, namespace)
-    result = eval(check_cell, namespace)
+    # a state unlike any seed a check uses: drawn, and with determinism the other way round from the lab's default
+    random.seed(1234)
+    np.random.seed(1234)
+    torch.manual_seed(1234)
+    torch.rand(7)
+    flipped = not torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(flipped)
+    try:
+        before = _session()
+        result = eval(check_cell, namespace)
+        assert _same_session(_session(), before), f"{check} changed the session's random state or determinism settings"
+    finally:
+        torch.use_deterministic_algorithms(not flipped)
     return result, capsys.readouterr().out
 
 
@@ -156,3 +185,36 @@ def test_a_crashing_answer_is_reported_not_raised(capsys):
 
     assert labutils.checks.ex00_1(count_digit) is False
     assert "your code raised ZeroDivisionError: oops" in capsys.readouterr().out
+
+
+def test_a_fault_of_the_check_is_reported_as_the_labs_with_its_traceback(monkeypatch, capsys):
+    import functools
+
+    from labutils import data
+
+    monkeypatch.setattr(data, "mnist_tensors", functools.partial(torch.zeros, "not a size"))
+    ok = labutils.checks.ex00_1(lambda labels, digit: int((labels == digit).sum()))
+    out = capsys.readouterr().out
+    assert ok is False and out.startswith("⚠ ex00_1: the check itself failed, which is a fault of the lab"), out
+    assert "Traceback (most recent call last)" in out and "nb00_welcome.py" in out and "your code" not in out
+
+
+def test_an_error_in_the_learners_code_is_reported_as_theirs(capsys):
+    def count_digit(labels, digit):
+        return labels.no_such_method()
+
+    assert labutils.checks.ex00_1(count_digit) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗ ex00_1: your code raised AttributeError") and "Traceback" not in out, out
+
+
+def test_the_checks_are_one_module_per_notebook():
+    from labutils.paths import REPO_ROOT
+
+    folder = REPO_ROOT / "labutils" / "checks"
+    modules = sorted(p.stem for p in folder.glob("nb*.py"))
+    assert modules == sorted(f"nb{p.stem}" for p in NOTEBOOKS)
+    for check in CHECKS:
+        module = getattr(labutils.checks, check).__module__
+        assert module.startswith(f"labutils.checks.nb{check[2:4]}_"), (check, module)
+    assert max(len(p.read_text().splitlines()) for p in folder.glob("*.py")) < 400

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ import labutils._io
 from labutils import Net, environment_report, expect_error, record_metrics
 from labutils._io import atomic_write_bytes
 from labutils.widgets import LayerExplorer, layer_summary
+from listing import names
 
 
 def test_record_metrics_merges_into_one_json(tmp_path, monkeypatch):
@@ -63,17 +63,17 @@ def test_layer_explorer_follows_the_dropdown():
 
 def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
     target = tmp_path / "file.bin"
-    atomic_write_bytes(target, b"old")
+    atomic_write_bytes(b"old", target)
 
     def crash(src, dst):
         raise OSError("simulated crash before the rename")
 
     with monkeypatch.context() as patch, pytest.raises(OSError):
         patch.setattr(labutils._io.os, "replace", crash)
-        atomic_write_bytes(target, b"new")
+        atomic_write_bytes(b"new", target)
     assert target.read_bytes() == b"old"
-    assert os.listdir(tmp_path) == ["file.bin"]
-    atomic_write_bytes(target, b"new")
+    assert names(tmp_path) == ["file.bin"]
+    atomic_write_bytes(b"new", target)
     assert target.read_bytes() == b"new"
 
 

@@ -146,20 +146,29 @@ def test_00_runs_with_other_parameters(fast_runs):
 
 @pytest.mark.parametrize("run", [run for run in FAST if run.notebook == "06_resume_training"], ids=lambda r: r.id)
 def test_06_resumes_exactly_from_other_interrupt_points(fast_runs, run):
+    """Stopped at the epoch boundary, and before the first checkpoint (nothing to resume: the run starts over)."""
     m, parameters = _metrics(fast_runs, run.id), run.parameters
     every, interrupt = parameters["CHECKPOINT_EVERY"], parameters["INTERRUPT_STEP"]
     assert m["interrupt_step"] == interrupt and m["checkpoint_every"] == every
     assert m["resumed_from_step"] == max(interrupt // every * every, interrupt // 94 * 94)
+    assert m["resumed_from_step_after_sigterm"] == interrupt and m["sigterm_exit_status"] == 143
     assert m["total_steps"] == 94 * parameters.get("EPOCHS", 2)
     assert m["identical_parameters"] and m["identical_optimizer"] and m["identical_history"]
+    assert all(all(column.values()) for column in m["identical"].values()) and set(m["identical"]) == {"SIGTERM", "SIGKILL"}
     assert m["variants"]["everything"]["largest parameter difference"] == 0
+    assert all(v["largest parameter difference"] > 0 for name, v in m["variants"].items() if name != "everything")
 
 
-def test_06_rejects_an_interrupt_before_the_first_checkpoint(tmp_path, monkeypatch):
+def test_the_fast_runs_cover_a_stop_before_the_first_checkpoint():
+    runs = [run.parameters for run in FAST if run.notebook == "06_resume_training"]
+    assert any(p["INTERRUPT_STEP"] < p["CHECKPOINT_EVERY"] for p in runs)
+
+
+def test_06_rejects_an_interrupt_step_outside_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
-    with pytest.raises(papermill.PapermillExecutionError, match="INTERRUPT_STEP=5 must lie between CHECKPOINT_EVERY=20"):
-        _run("06_resume_training.ipynb", tmp_path, INTERRUPT_STEP=5)
+    with pytest.raises(papermill.PapermillExecutionError, match="INTERRUPT_STEP=0 must lie between 1 and the last step, 188"):
+        _run("06_resume_training.ipynb", tmp_path, INTERRUPT_STEP=0)
 
 
 def test_a_bad_parameter_stops_the_notebook_with_its_name(tmp_path, monkeypatch):

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from labutils import Net
 from labutils.checkpoint import load_checkpoint, save_checkpoint
-from labutils.partial import (KeyMismatchError, OptimizerMismatchError, freeze, load_optimizer_state, load_partial,
-                              optimizer_state, select_keys)
+from labutils.partial import (KeyMismatchError, OptimizerMismatchError, ShapeMismatchError, freeze,
+                              load_optimizer_state, load_partial, optimizer_state, select_keys)
 from labutils.widgets import LayerPicker
 
 
@@ -29,7 +29,7 @@ def test_load_partial_allows_only_what_it_is_told():
     model = Net()
     result = load_partial(model, select_keys(source, ["conv1", "conv2"]), allow_missing=["fc1", "fc2", "fc3"])
     assert len(result.missing_keys) == 6 and torch.equal(model.conv2.weight, source["conv2.weight"])
-    with pytest.raises(KeyMismatchError, match=r"loaded 4 of 10.*missing fc3.weight, fc3.bias"):
+    with pytest.raises(KeyMismatchError, match=r"would load 4 of 10 entries; nothing was loaded.*missing fc3.weight, fc3.bias"):
         load_partial(Net(), select_keys(source, ["conv1", "conv2"]), allow_missing=["fc1", "fc2"])
     with pytest.raises(KeyMismatchError, match=r"unexpected net\.conv1\.weight.*wrapped in another module"):
         load_partial(Net(), {"net." + k: v for k, v in source.items()}, allow_missing=["conv1", "conv2", "fc"])
@@ -53,7 +53,7 @@ def test_optimizer_state_survives_a_checkpoint_and_resumes_exactly(tmp_path):
     model = Net()
     adam = torch.optim.Adam(model.parameters(), lr=1e-3)
     _stepped(model, adam)
-    save_checkpoint(tmp_path / "ck.pt", {"model": model.state_dict(), "optimizer": optimizer_state(adam, model)})
+    save_checkpoint({"model": model.state_dict(), "optimizer": optimizer_state(adam, model)}, tmp_path / "ck.pt")
     saved = load_checkpoint(tmp_path / "ck.pt")
     twin = Net()
     twin.load_state_dict(saved["model"])
@@ -130,3 +130,40 @@ def test_the_picker_runs_presets_ticks_and_clicks():
     with pytest.raises(ValueError, match="unknown layer"):
         picker.run(["fc9"], [])
     assert len(picker.results) == 4 and not picker.button.disabled
+
+
+def _snapshot(model: torch.nn.Module) -> dict:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _unchanged(model: torch.nn.Module, before: dict) -> bool:
+    return all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_refused_partial_load_leaves_the_model_exactly_as_it_was():
+    """strict=False copies every matching key before it reports the rest: the check must come first."""
+    torch.manual_seed(0)
+    source = Net().state_dict()
+    model = Net()
+    before = _snapshot(model)
+    with pytest.raises(KeyMismatchError, match="nothing was loaded"):
+        load_partial(model, select_keys(source, ["conv1", "conv2"]), allow_missing=["fc1", "fc2"])
+    assert _unchanged(model, before), "the convolutions were overwritten although the load was refused"
+    with pytest.raises(KeyMismatchError):
+        load_partial(model, {**source, "extra.weight": torch.zeros(1)})
+    assert _unchanged(model, before)
+
+
+def test_a_size_mismatch_names_the_key_and_both_shapes_and_changes_nothing():
+    torch.manual_seed(0)
+    five = Net(num_classes=5).state_dict()
+    model = Net()
+    before = _snapshot(model)
+    with pytest.raises(ShapeMismatchError, match=r"fc3.weight has shape \(5, 84\) in the state_dict but \(10, 84\) "
+                                                 r"in the model \(and 1 more: fc3.bias\); nothing was loaded") as err:
+        load_partial(model, five)
+    assert isinstance(err.value, KeyMismatchError), "one family: except KeyMismatchError catches it"
+    assert _unchanged(model, before), "conv1..fc2 were copied before torch raised on fc3"
+    body = {k: v for k, v in five.items() if not k.startswith("fc3")}
+    load_partial(model, body, allow_missing=["fc3"])  # the fix the message gives
+    assert torch.equal(model.fc2.weight, five["fc2.weight"]) and torch.equal(model.fc3.bias, before["fc3.bias"])

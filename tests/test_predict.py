@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -46,7 +47,7 @@ def deployed(tmp_path_factory):
 
 
 def _predict(*args, cwd=None, python=(sys.executable, str(PREDICT))):
-    return subprocess.run([*python, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([*python, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 @pytest.mark.parametrize("model", ["net.onnx", "model"])
@@ -125,3 +126,60 @@ def test_usage(deployed):
     assert _predict().returncode == 2
     help_text = _predict("--help")
     assert help_text.returncode == 0 and "MODEL is either an ONNX file" in help_text.stdout
+
+
+def test_a_listing_that_leaves_out_a_loaded_file_is_refused(deployed, tmp_path):
+    folder, paths, _ = deployed
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(folder / "model", copy)
+    listing = (copy / "SHA256SUMS").read_text().splitlines(keepends=True)
+    for left_out in ("model.safetensors", "config.json"):
+        (copy / "SHA256SUMS").write_text("".join(line for line in listing if not line.rstrip().endswith(left_out)))
+        _one_line_error(_predict(copy, paths[0]), f"SHA256SUMS does not list {left_out}")
+    # sha256sum -b writes ' *name': the same digests, read by the same parser
+    (copy / "SHA256SUMS").write_text("".join(line.replace("  ", " *", 1) for line in listing))
+    assert _predict(copy, paths[0]).returncode == 0
+
+
+def test_deployed_as_two_files_beside_the_model(deployed, tmp_path):
+    """What a server gets: predict.py and sha256sums.py in one folder, and no lab."""
+    import shutil
+
+    folder, paths, _ = deployed
+    server = tmp_path / "server"
+    server.mkdir()
+    shutil.copy(PREDICT, server)
+    shutil.copy(REPO_ROOT / "labutils" / "sha256sums.py", server)
+    blocked = ("import runpy, sys; sys.modules['labutils'] = None; sys.argv = ['predict.py'] + sys.argv[1:]; "
+               f"runpy.run_path({str(server / 'predict.py')!r}, run_name='__main__')")
+    result = _predict(folder / "model", paths[0], python=(sys.executable, "-c", blocked), cwd=server)
+    assert result.returncode == 0 and result.stdout.startswith(str(paths[0])), result.stderr
+    (server / "sha256sums.py").unlink()
+    result = _predict(folder / "model", paths[0], python=(sys.executable, str(server / "predict.py")))
+    assert result.returncode == 1 and "sha256sums.py is missing" in result.stderr
+
+
+def test_the_predictor_loads_the_bytes_it_verified(deployed, tmp_path, monkeypatch):
+    """Verify and load read each file once: a file swapped after the check is never what gets loaded."""
+    import importlib.util
+    import shutil
+
+    folder, _, _ = deployed
+    copy = tmp_path / "model"
+    shutil.copytree(folder / "model", copy)
+    spec = importlib.util.spec_from_file_location("predict_under_test", PREDICT)
+    predict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    opened = []
+    real_open = open
+
+    def counting_open(path, *args, **kwargs):
+        opened.append(Path(path).name)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    model = predict.FolderModel(copy)
+    assert opened.count("model.safetensors") == 1 and opened.count("config.json") == 1, opened
+    assert model.image_size == 28

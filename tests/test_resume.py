@@ -1,6 +1,7 @@
 """Resumable training: a run stopped anywhere and resumed equals the run that never stopped, bit for bit."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,9 +10,11 @@ import textwrap
 import pytest
 import torch
 
-from labutils import TrainConfig, mnist_tensors
-from labutils.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
-from labutils.resume import CheckpointManager, ResumableRun, resume
+from labutils import Net, TrainConfig, mnist_tensors
+from labutils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, sidecar_path
+from labutils.paths import REPO_ROOT
+from labutils.resume import STOPPED_EXIT, CheckpointManager, ResumableRun, ResumeError, resume
+from listing import names
 
 # 1,000 images in batches of 96: 11 batches an epoch, the last one of 40 images; two epochs.
 CONFIG = TrainConfig(seed=3, epochs=2, batch_size=96, lr=0.01, train_subset=1_000)
@@ -52,7 +55,7 @@ def test_resume_equals_the_straight_run(data, reference, tmp_path, interrupt, nu
     first = ResumableRun(*data, CONFIG, num_workers=num_workers)
     first.train(until_step=interrupt)
     assert first.step == interrupt
-    path = save_checkpoint(tmp_path / "ck.pt", first.state_dict())
+    path = save_checkpoint(first.state_dict(), tmp_path / "ck.pt")
     del first
     second = resume(path, *data, num_workers=num_workers)
     assert second.step == interrupt
@@ -69,7 +72,7 @@ def test_stopping_and_continuing_in_one_process_equals_the_straight_run(data, re
     assert_identical(run.state_dict(), reference)
 
 
-@pytest.mark.parametrize("left_out", ["rng", "sampler", "scheduler"])
+@pytest.mark.parametrize("left_out", ["rng", "sampler", "scheduler", "loader_generator"])
 def test_each_piece_of_state_matters(data, reference, left_out):
     """The test must be able to say no: leaving out one piece changes the result."""
     first = ResumableRun(*data, CONFIG)
@@ -84,7 +87,7 @@ def test_each_piece_of_state_matters(data, reference, left_out):
 def test_the_checkpoint_loads_weights_only_and_refuses_another_configuration(data, tmp_path):
     run = ResumableRun(*data, CONFIG)
     run.train(until_step=2)
-    path = save_checkpoint(tmp_path / "ck.pt", run.state_dict())
+    path = save_checkpoint(run.state_dict(), tmp_path / "ck.pt")
     state = load_checkpoint(path)  # weights_only=True: no NumPy arrays, no generator objects
     assert state["rng"]["numpy"]["bit_generator"] == "PCG64" and len(state["rng"]["python"][1]) == 625
     other = ResumableRun(*data, TrainConfig(**{**CONFIG.to_dict(), "seed": 4}))
@@ -107,7 +110,7 @@ def test_the_manager_saves_every_n_steps_and_each_epoch_and_keeps_the_last_k(dat
     run.train(manager=manager)
     kept = [int(p.stem.split("-")[1]) for p in manager.checkpoints()]
     assert kept == [16, 20, 22], "saved at 4, 8, 11 (epoch end), 12, 16, 20, 22 (end); the last three kept"
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("step-")) == ["best.pt", "best.pt.sha256"]
+    assert [n for n in names(tmp_path) if not n.startswith("step-")] == ["best.pt", "best.pt.sha256"]
     best = load_checkpoint(tmp_path / "best.pt")["metadata"]
     accuracies = run.history["test_acc"]
     assert best["metrics"]["test_acc"] == max(accuracies) and best["batch"] == 0
@@ -142,7 +145,7 @@ def test_latest_falls_back_over_damaged_checkpoints_with_a_warning(data, referen
 _KILLED_IN_SAVE = textwrap.dedent("""
     import os, signal, sys
     import labutils.checkpoint as ck
-    from labutils import TrainConfig, mnist_tensors
+    from labutils import Net, TrainConfig, mnist_tensors
     from labutils.resume import CheckpointManager, ResumableRun
     config = TrainConfig(**eval(sys.argv[2]))
     run = ResumableRun(*mnist_tensors(train=True, subset=config.train_subset), config)
@@ -161,7 +164,7 @@ _KILLED_IN_SAVE = textwrap.dedent("""
 
 def test_a_kill_during_a_save_resumes_from_the_previous_checkpoint(data, reference, tmp_path):
     child = subprocess.run([sys.executable, "-c", _KILLED_IN_SAVE, str(tmp_path), repr(CONFIG.to_dict())],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, timeout=600)
     assert child.returncode == -signal.SIGKILL, child.stderr
     manager = CheckpointManager(tmp_path, every=4, keep_last=3)
     assert [p.name for p in manager.checkpoints()] == ["step-00000004.pt"]
@@ -172,3 +175,117 @@ def test_a_kill_during_a_save_resumes_from_the_previous_checkpoint(data, referen
     run = resume(latest, *data)
     run.train(manager=manager)
     assert_identical(run.state_dict(), reference)
+
+
+# --- preemption: SIGTERM, then SIGKILL after a grace period ---------------------------------------------------------
+
+def _signal_at(step: int, sig: signal.Signals):
+    def on_step(run: ResumableRun) -> None:
+        if run.step == step:
+            os.kill(os.getpid(), sig)  # as a cluster or Ctrl-C would; the handler runs before the next bytecode
+
+    return on_step
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_after_the_step_saves_it_and_resumes_exactly(data, reference, tmp_path, sig):
+    """Workers augment the images: the resumed run with num_workers=2 equals the straight run with none."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    manager = CheckpointManager(tmp_path, every=100, keep_last=3)  # no periodic save would cover step 7
+    run = ResumableRun(*data, CONFIG, num_workers=2)
+    run.train(manager=manager, on_step=_signal_at(7, sig))
+    assert run.stopped_by == sig.name and run.step == 7
+    assert {s: signal.getsignal(s) for s in handlers} == handlers, "train() put the handlers back"
+    assert manager.latest() == manager.path(7), "the step the signal interrupted was saved"
+    resumed = resume(manager.latest(), *data, num_workers=2)
+    resumed.train()
+    assert_identical(resumed.state_dict(), reference)
+
+
+def test_a_second_signal_is_not_caught(data):
+    """The first SIGINT asks for a stop after the step; a second one interrupts at once, as Ctrl-C twice should."""
+    def twice(run: ResumableRun) -> None:
+        if run.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    run = ResumableRun(*data, CONFIG)
+    with pytest.raises(KeyboardInterrupt):
+        run.train(on_step=twice)
+
+
+def _script(folder, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO_ROOT / "notebooks" / "scripts" / "train_resumable.py"), str(folder),
+            "--seed", str(CONFIG.seed), "--epochs", str(CONFIG.epochs), "--subset", str(CONFIG.train_subset),
+            "--batch-size", str(CONFIG.batch_size), "--lr", str(CONFIG.lr), "--workers", "2", *extra]
+
+
+def _stop_child_at(folder, step: int, sig: signal.Signals, every: int) -> tuple[int, list[str]]:
+    """Run the training script in its own process group, send `sig` to the whole group at `step`; return its status."""
+    child = subprocess.Popen(_script(folder, "--every", str(every), "--pause-at", str(step)), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, start_new_session=True, cwd=REPO_ROOT)
+    lines = []
+    try:
+        for line in child.stdout:
+            lines.append(line.strip())
+            if line.startswith("paused at step"):
+                os.killpg(child.pid, sig)  # the cluster signals every process of the job: the workers too
+        return child.wait(timeout=120), lines
+    finally:
+        child.kill()
+        child.wait(timeout=60)
+
+
+def _reference_for_the_script(data):
+    run = ResumableRun(*data, CONFIG, test=mnist_tensors(train=False))
+    run.train()
+    return run.state_dict()
+
+
+@pytest.fixture(scope="module")
+def reference_with_test(data):
+    return _reference_for_the_script(data)
+
+
+def test_the_script_saves_on_sigterm_exits_143_and_resumes_bit_exact(data, reference_with_test, tmp_path):
+    status, lines = _stop_child_at(tmp_path, 7, signal.SIGTERM, every=5)
+    assert status == STOPPED_EXIT[signal.SIGTERM] == 143, lines
+    assert lines[-1] == "stopped by SIGTERM after step 7; saved step-00000007.pt"
+    manager = CheckpointManager(tmp_path, every=5)
+    assert manager.latest() == manager.path(7), "no step lost"
+    finished = subprocess.run(_script(tmp_path, "--every", "5", "--resume"), capture_output=True, text=True,
+                              timeout=300, cwd=REPO_ROOT)
+    assert finished.returncode == 0 and "starting at step 7 of 22" in finished.stdout, finished.stderr
+    assert_identical(load_checkpoint(manager.latest()), reference_with_test)
+
+
+@pytest.mark.parametrize("step", [3, 12])
+def test_sigkill_before_or_after_a_checkpoint_resumes_bit_exact(data, reference_with_test, tmp_path, step):
+    """Killed at step 3 with saves every 10 steps there is nothing to resume: the run starts over, which is no error."""
+    status, lines = _stop_child_at(tmp_path, step, signal.SIGKILL, every=10)
+    assert status == -signal.SIGKILL, lines
+    manager = CheckpointManager(tmp_path, every=10)
+    assert manager.latest() == (None if step < 10 else manager.path(11))  # the end of epoch 1 is step 11
+    finished = subprocess.run(_script(tmp_path, "--every", "10", "--resume"), capture_output=True, text=True,
+                              timeout=300, cwd=REPO_ROOT)
+    assert finished.returncode == 0, finished.stderr
+    assert f"starting at step {0 if step < 10 else 11} of 22" in finished.stdout
+    assert_identical(load_checkpoint(manager.latest()), reference_with_test)
+
+
+def test_every_resume_error_names_the_file(data, tmp_path):
+    with pytest.raises(CheckpointError, match="absent.pt: no such file"):
+        resume(tmp_path / "absent.pt", *data)
+    plain = save_checkpoint({"model": Net().state_dict()}, tmp_path / "plain.pt")
+    with pytest.raises(ResumeError, match=r"plain.pt: it is not a resumable checkpoint of this lab \(format None"):
+        resume(plain, *data)
+    run = ResumableRun(*data, CONFIG)
+    run.train(until_step=2)
+    path = save_checkpoint(run.state_dict(), tmp_path / "run.pt")
+    with pytest.raises(ResumeError, match="run.pt: this run cannot continue from it .*1000 training images, but 500"):
+        resume(path, data[0][:500], data[1][:500])
+    state = load_checkpoint(path)
+    del state["rng"]
+    save_checkpoint({k: v for k, v in state.items() if k != "metadata"}, tmp_path / "broken.pt")
+    with pytest.raises(ResumeError, match="broken.pt: this run cannot continue from it \\(KeyError: 'rng'\\)"):
+        resume(tmp_path / "broken.pt", *data)

@@ -5,11 +5,12 @@
 MODEL is either an ONNX file (needs onnxruntime, numpy and pillow) or a model folder holding
 model.safetensors, config.json and SHA256SUMS (needs torch, safetensors, numpy and pillow). Images must be
 28×28 grayscale, a white digit on black as in MNIST. Prints one line per image: the file, the digit and its
-probability. This script does not import the lab's code, as on a machine that only has the model.
+probability. This script does not import the lab's package, as on a machine that only has the model: to deploy
+it, copy it with labutils/sha256sums.py (the checksum format, standard library only) into one folder.
 """
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -82,18 +83,18 @@ class OnnxModel:
 
 
 class FolderModel:
-    """A model folder: checksums verified, config.json read, weights from model.safetensors into a LeNet."""
+    """A model folder: config.json and model.safetensors read once each, and used only if their checksums match."""
 
     def __init__(self, folder: Path):
-        verify_folder(folder)
-        config = json.loads((folder / "config.json").read_text())
+        files = read_verified_folder(folder, ("config.json", "model.safetensors"))
+        config = json.loads(files["config.json"])
         self.mean, self.std, self.image_size = config["mean"], config["std"], config["image_size"]
         import torch
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
         self.torch = torch
         self.net = _lenet(torch, config["num_classes"])
-        self.net.load_state_dict(load_file(folder / "model.safetensors"))
+        self.net.load_state_dict(load(files["model.safetensors"]))
         self.net.eval()
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
@@ -102,18 +103,43 @@ class FolderModel:
         return _softmax(logits.numpy())
 
 
-def verify_folder(folder: Path) -> None:
-    """Check every file listed in SHA256SUMS; refuse a folder without it or with a changed file."""
-    sums = folder / "SHA256SUMS"
-    if not sums.is_file():
+def _sha256sums():
+    """Load the lab's sha256sum parser from the file beside this script, or from the lab's folder."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "sha256sums.py", here.parent / "labutils" / "sha256sums.py"):
+        if candidate.is_file():
+            spec = importlib.util.spec_from_file_location("predict_sha256sums", candidate)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise PredictError(f"sha256sums.py is missing: copy labutils/sha256sums.py into {here}")
+
+
+def read_verified_folder(folder: Path, needed: tuple[str, ...]) -> dict[str, bytes]:
+    """Return the bytes of the `needed` files, each read once and checked against SHA256SUMS before use.
+
+    Refuses a folder without SHA256SUMS, one whose SHA256SUMS leaves out a needed file, and a changed file.
+    """
+    sums = _sha256sums()
+    listing = folder / "SHA256SUMS"
+    if not listing.is_file():
         raise PredictError(f"{folder}: no SHA256SUMS in the model folder, so its files cannot be verified")
-    for line in sums.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        path = folder / name
-        if not path.is_file():
+    try:
+        digests = {name: digest for digest, name in sums.parse(listing.read_text())}
+    except (sums.FormatError, UnicodeDecodeError) as err:
+        raise PredictError(f"{listing}: not a sha256sum listing ({err})") from None
+    files = {}
+    for name in needed:
+        if name not in digests:
+            raise PredictError(f"{folder}: SHA256SUMS does not list {name}, so it cannot be verified")
+        if not (folder / name).is_file():
             raise PredictError(f"{folder}: {name} is listed in SHA256SUMS but missing")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            raise PredictError(f"{folder}: {name} does not match its checksum in SHA256SUMS (damaged or changed)")
+        try:
+            files[name] = sums.read_verified(folder / name, digests[name])
+        except ValueError:
+            raise PredictError(f"{folder}: {name} does not match its checksum in SHA256SUMS (damaged or changed)") \
+                from None
+    return files
 
 
 def load_model(path: Path):

@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"not updating the baselines: {', '.join(failed)} failed", file=sys.stderr)
             return 1
         baselines |= {run_id: flatten(metrics) for run_id, metrics in results.items()}
-        atomic_write_bytes(BASELINES, (json.dumps(baselines, indent=1, sort_keys=True) + "\n").encode())
+        atomic_write_bytes((json.dumps(baselines, indent=1, sort_keys=True) + "\n").encode(), BASELINES)
         print(f"baselines of {len(results)} runs written to {BASELINES.name}")
 
     rows = compare(runs, results, baselines, rules)

@@ -1,0 +1,112 @@
+"""The core of the exercise checks: the ✓/✗ wrapper that never raises and leaves the learner's session as it was."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+import sys
+import sysconfig
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+
+class _Wrong(Exception):
+    """The answer is wrong; the message is the hint shown to the learner."""
+
+
+def _expect(condition: bool, hint: str) -> None:
+    if not condition:
+        raise _Wrong(hint)
+
+
+LABUTILS = Path(__file__).resolve().parent.parent
+_LIBRARIES = {Path(p).resolve()
+              for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["stdlib"])}
+
+
+def _is_learners(filename: str) -> bool:
+    """True for code the learner wrote: a notebook cell or their own file, not the lab's checks nor a library."""
+    if filename.startswith("<frozen"):
+        return False
+    path = Path(filename).resolve()
+    return not path.is_relative_to(LABUTILS) and not any(path.is_relative_to(lib) for lib in _LIBRARIES)
+
+
+def _raised_in_learners_code(err: BaseException) -> bool:
+    """True when the traceback passes through the learner's code (the check called it and it raised)."""
+    return any(_is_learners(frame.f_code.co_filename) for frame, _ in traceback.walk_tb(err.__traceback__))
+
+
+@contextlib.contextmanager
+def _session_kept() -> Iterator[None]:
+    """Restore Python's, NumPy's and torch's global random state and torch's determinism settings on exit."""
+    import numpy as np
+
+    python, numpy_state, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+
+
+def _check(func: Callable[[object], str]) -> Callable[[object], bool]:
+    """Turn a function that raises _Wrong (or returns a success message) into a check that never raises.
+
+    The check leaves the session's random generators and determinism settings as they were. An error raised in
+    the learner's code is reported as theirs; one raised by the check itself is reported as the lab's fault, with
+    its traceback.
+    """
+
+    @functools.wraps(func)
+    def check(answer: object) -> bool:
+        name = func.__name__
+        if answer is None or answer is Ellipsis:
+            print(f"✗ {name}: no answer yet: fill in the exercise cell above, run it, then run this cell again.")
+            return False
+        with _session_kept():
+            try:
+                message = func(answer)
+            except _Wrong as wrong:
+                print(f"✗ {name}: {wrong}")
+                return False
+            except Exception as err:  # never raise: say whose code failed, and how
+                if _raised_in_learners_code(err):
+                    print(f"✗ {name}: your code raised {type(err).__name__}: {err}")
+                else:
+                    print(f"⚠ {name}: the check itself failed, which is a fault of the lab, not of your answer. "
+                          "Please report it with this traceback:\n" + "".join(traceback.format_exception(err)))
+                return False
+        print(f"✓ {name}: {message}")
+        return True
+
+    return check
+
+
+def _weights_only_round_trip(obj: object, fix: str) -> object:
+    """torch.save `obj` to memory and load it back with weights_only=True; a refusal becomes the hint `fix`."""
+    import io
+    import pickle
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    buffer.seek(0)
+    try:
+        return torch.load(buffer, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = str(err).split("GLOBAL ")[-1].split(" ")[0]
+        raise _Wrong(f"torch.load(weights_only=True) refuses it (it needs {found}): {fix}") from None
+
+

@@ -1,0 +1,115 @@
+"""Checks for the exercises of notebook 03 (saving): solutions in notebooks/solutions/ex03_*.py."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
+
+
+@_check
+def ex03_1(make_checkpoint: Callable) -> str:
+    """make_checkpoint(model, optimizer, epoch, loss) -> a dict that resumes training and loads weights-only."""
+    import torch.nn.functional as F
+
+    from ..models import Net
+
+    torch.manual_seed(0)
+    model = Net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss = F.cross_entropy(model(torch.randn(8, 1, 28, 28)), torch.arange(8))
+    loss.backward()
+    optimizer.step()
+    got = make_checkpoint(model, optimizer, 3, loss)
+    _expect(got is not None, "make_checkpoint returned None: return a dict with model, optimizer, epoch and loss.")
+    _expect(isinstance(got, dict), f"return a dict, not {type(got).__name__}.")
+    missing = {"model", "optimizer", "epoch", "loss"} - set(got)
+    _expect(not missing, f"the checkpoint lacks {', '.join(sorted(missing))}.")
+    loaded = _weights_only_round_trip(got, "save model.state_dict() and optimizer.state_dict(), not the objects.")
+    _expect(type(loaded["loss"]) is float, f"the loss is a {type(loaded['loss']).__name__}: store loss.item(), a "
+                                           "Python float (a tensor keeps its graph alive, NumPy values need code).")
+    _expect(loaded["epoch"] == 3, f"epoch should be 3, the value passed in, not {loaded['epoch']!r}.")
+    fresh = Net()
+    fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=1e-3)
+    fresh.load_state_dict(loaded["model"])
+    fresh_optimizer.load_state_dict(loaded["optimizer"])
+    state = optimizer.state_dict()["state"]
+    _expect(all(torch.equal(value, fresh_optimizer.state_dict()["state"][i][name])
+                for i in state for name, value in state[i].items()), "the optimizer state did not come back.")
+    return "model and optimizer state_dicts, the epoch and a float loss: it loads with weights_only=True and resumes."
+
+
+@_check
+def ex03_2(save_atomically: Callable) -> str:
+    """save_atomically(obj, path) -> path, written via a temporary in the same folder, fsync and os.replace."""
+    import os
+    import tempfile
+    from pathlib import Path
+    from unittest import mock
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkpoint.pt"
+        renames, syncs = [], []
+        real_replace, real_rename, real_fsync = os.replace, os.rename, os.fsync
+
+        def replace(src, dst, *args, **kwargs):
+            renames.append((Path(src), Path(dst)))
+            return real_replace(src, dst, *args, **kwargs)
+
+        def rename(src, dst, *args, **kwargs):
+            renames.append((Path(src), Path(dst)))
+            return real_rename(src, dst, *args, **kwargs)
+
+        with mock.patch("os.replace", replace), mock.patch("os.rename", rename), \
+                mock.patch("os.fsync", lambda fd: (syncs.append(fd), real_fsync(fd))[1]):
+            got = save_atomically({"epoch": 1, "w": torch.arange(5.0)}, path)
+            _expect(got is not None, "save_atomically returned None: return `path` once the file is in place.")
+            _expect(path.exists(), "nothing was written at `path`.")
+            loaded = torch.load(path, weights_only=True)
+            _expect(loaded["epoch"] == 1 and torch.equal(loaded["w"], torch.arange(5.0)), "the saved file does not "
+                                                                                         "hold what was passed in.")
+            _expect(renames and renames[-1][1] == path, "the file did not arrive by a rename: torch.save into a "
+                                                        "temporary, then os.replace(temporary, path).")
+            _expect(renames[-1][0].parent == path.parent, f"the temporary was in {renames[-1][0].parent}, not in the "
+                                                          "folder of `path`: a rename across disks is a copy, not atomic.")
+            _expect(syncs, "call f.flush() and os.fsync(f.fileno()) before the rename, or a power cut can leave an "
+                           "empty file under the new name.")
+            before = path.read_bytes()
+            raised = False
+            try:
+                save_atomically({"epoch": 2, "schedule": lambda step: 0.5}, path)  # pickling fails half-way
+            except Exception:
+                raised = True
+        _expect(raised, "a save that fails (here: a lambda cannot be pickled) must raise: let the error through.")
+        _expect(path.read_bytes() == before, "the failed save damaged the good checkpoint: write to a temporary "
+                                             "file, and only replace `path` once the save succeeded.")
+        left = sorted(p.name for p in Path(tmp).iterdir())
+        _expect(left == ["checkpoint.pt"], f"the failed save left {left}: delete the temporary when the save fails.")
+    return "temporary in the same folder, fsync, os.replace; a failed save left the good file byte for byte intact."
+
+
+@_check
+def ex03_3(untie: Callable) -> str:
+    """untie(state_dict) -> a dict safetensors accepts: tensors sharing memory with an earlier one are copied."""
+    import safetensors.torch
+
+    torch.manual_seed(0)
+    shared = torch.randn(10, 16)
+    bias = torch.randn(10)
+    original = {"embed.weight": shared, "head.weight": shared, "head.bias": bias, "decoder.weight": shared}
+    got = untie(original)
+    _expect(got is not None, "untie returned None: return a new dict of tensors.")
+    _expect(isinstance(got, dict) and list(got) == list(original), "return a dict with the same keys, in order.")
+    _expect(all(torch.equal(got[k], v) for k, v in original.items()), "the values changed: copy, do not modify.")
+    _expect(original["head.weight"] is shared and original["decoder.weight"] is shared,
+            "the input dict changed: build a new one.")
+    try:
+        safetensors.torch.save(got)
+    except RuntimeError:
+        _expect(False, "safetensors still refuses: some tensors share memory. Compare "
+                       "tensor.untyped_storage().data_ptr() and clone() every repeat.")
+    pointers = [got[k].untyped_storage().data_ptr() for k in got]
+    _expect(pointers[0] == shared.untyped_storage().data_ptr() and got["head.bias"] is bias,
+            "copy only what you must: keep the first tensor of each shared group and every unshared one as they are.")
+    return "one copy per repeat, the first and the unshared tensors kept: safetensors saves it."

@@ -1,0 +1,58 @@
+"""Checks for the exercises of notebook 07 (deploy and share): solutions in notebooks/solutions/ex07_*.py."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
+
+
+@_check
+def ex07_1(export_dynamic: Callable) -> str:
+    """export_dynamic(model) -> an ExportedProgram that takes any batch size."""
+    from ..models import Net
+
+    torch.manual_seed(0)
+    model = Net().eval()
+    got = export_dynamic(model)
+    _expect(got is not None, "export_dynamic returned None: return torch.export.export(...).")
+    _expect(isinstance(got, torch.export.ExportedProgram), f"return an ExportedProgram, not {type(got).__name__}.")
+    images = torch.randn(100, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    for n in (1, 7, 100):
+        try:
+            out = got.module()(images[:n])
+        except Exception as err:
+            raise _Wrong(f"a batch of {n} failed ({type(err).__name__}): pass dynamic_shapes={{'x': {{0: "
+                         "torch.export.Dim('batch')}}} and an example batch of at least 2.") from None
+        with torch.no_grad():
+            _expect(torch.allclose(out, model(images[:n]), atol=1e-6), f"a batch of {n} gave other logits than the model.")
+    return "batches of 1, 7 and 100 all run and match the model."
+
+
+@_check
+def ex07_2(changed_files: Callable) -> str:
+    """changed_files(folder) -> sorted names listed in SHA256SUMS that are missing or differ."""
+    import tempfile
+    from pathlib import Path
+
+    from ..share import write_checksums
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, content in {"config.json": b"{}", "model.safetensors": b"\x00" * 64, "README.md": b"# card"}.items():
+            (folder / name).write_bytes(content)
+        write_checksums(folder)
+        got = changed_files(folder)
+        _expect(got is not None, "changed_files returned None: return a list of names (empty when all is well).")
+        _expect(list(got) == [], f"the folder is intact, but you returned {got!r}.")
+        (folder / "model.safetensors").write_bytes(b"\x01" * 64)
+        (folder / "notes.txt").write_text("not listed in SHA256SUMS: ignore it")
+        got = changed_files(folder)
+        _expect(list(got) == ["model.safetensors"], f"model.safetensors changed; you returned {got!r}.")
+        (folder / "config.json").unlink()
+        got = changed_files(folder)
+        _expect(list(got) == ["config.json", "model.safetensors"],
+                f"config.json is missing and model.safetensors changed; you returned {got!r} (a missing file counts "
+                "as changed; sort the names).")
+    return "changed and missing files found, unlisted ones ignored."

@@ -1,0 +1,128 @@
+"""Checks for the exercises of notebook 08 (large models): solutions in notebooks/solutions/ex08_*.py."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
+
+
+def _adam_bytes(model: torch.nn.Module) -> int:
+    """Return the bytes of a model's state_dict plus Adam's moments after one step (step counters left out)."""
+    optimizer = torch.optim.Adam(model.parameters())
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    moments = [t for s in optimizer.state_dict()["state"].values() for k, t in s.items() if k != "step"]
+    return sum(t.numel() * t.element_size() for t in [*model.state_dict().values(), *moments])
+
+
+@_check
+def ex08_1(adam_checkpoint_bytes: Callable) -> str:
+    """adam_checkpoint_bytes(n_params, dtype) -> bytes of the weights plus Adam's two moments."""
+    from ..models import Net
+
+    for model, dtype in ((Net(), torch.float32), (Net().to(torch.bfloat16), torch.bfloat16),
+                         (torch.nn.Linear(300, 7).double(), torch.float64)):
+        n = sum(p.numel() for p in model.parameters())
+        real = _adam_bytes(model)
+        got = adam_checkpoint_bytes(n, dtype)
+        _expect(got is not None, "adam_checkpoint_bytes returned None: return a number of bytes.")
+        _expect(got == real, f"for {n:,} parameters of {dtype} you returned {got!r}; a model with Adam holds "
+                f"{real:,} bytes." + (" Adam keeps two averages per parameter (exp_avg and exp_avg_sq)."
+                                      if got == real // 3 * 2 else "") +
+                (" Use dtype.itemsize: not every dtype takes 4 bytes." if dtype != torch.float32 and got == 12 * n
+                 else ""))
+    return "weights + two moments: 3 x parameters x dtype.itemsize, as real models measure."
+
+
+@_check
+def ex08_2(functions: tuple[Callable, Callable]) -> str:
+    """(save_sharded(state_dict, folder), load_sharded(folder) -> state_dict) with shards of at most 1 MB."""
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    save_sharded, load_sharded = functions
+    generator = torch.Generator().manual_seed(0)
+    state = {f"block{i}.weight": torch.randn(256, 256, generator=generator) for i in range(12)}
+    state |= {f"block{i}.bias": torch.randn(256, generator=generator) for i in range(12)}
+    state["embedding.weight"] = torch.randn(300, 64, generator=generator).to(torch.bfloat16)
+    state["steps"] = torch.tensor([1234], dtype=torch.int64)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        returned = save_sharded({k: v.clone() for k, v in state.items()}, folder)
+        files = sorted(folder.glob("*.safetensors"))
+        _expect(files or returned is not None, "save_sharded returned None and wrote no .safetensors file in the "
+                "folder: save the state_dict there.")
+        big = [(f.name, f.stat().st_size) for f in files if f.stat().st_size > 1_000_000]
+        _expect(not big, f"{big[0][0] if big else ''} has {big[0][1] if big else 0:,} bytes: every file must stay at "
+                "or under 1,000,000 bytes (max_shard_size='1MB').")
+        _expect(len(files) > 1, "the state_dict holds 3.2 MB: it needs several shards.")
+        _expect((folder / "model.safetensors.index.json").is_file(), "write model.safetensors.index.json, the index "
+                "that maps each key to its shard (save_torch_state_dict writes it).")
+        save_file({"stray": torch.zeros(3)}, folder / "model-00099-of-00099.safetensors")  # not in the index
+        loaded = load_sharded(folder)
+        _expect(loaded is not None, "load_sharded returned None: return the state_dict read from the shards.")
+        _expect("stray" not in loaded, "you loaded a file the index does not list: read the shards named in the "
+                "index's weight_map, not every file in the folder.")
+        missing, extra = sorted(set(state) - set(loaded)), sorted(set(loaded) - set(state))
+        _expect(not missing and not extra, f"keys missing: {missing[:3]}, keys that should not be there: {extra[:3]}.")
+        for key, tensor in state.items():
+            _expect(loaded[key].dtype == tensor.dtype and torch.equal(loaded[key], tensor),
+                    f"{key} came back different (dtype {loaded[key].dtype}, expected {tensor.dtype}).")
+    return f"{len(files)} shards under 1 MB with an index, loaded back equal; a file outside the index ignored."
+
+
+def _bn_model() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(128, 128), torch.nn.BatchNorm1d(128), torch.nn.Linear(128, 10))
+
+
+@_check
+def ex08_3(fill_from_shards: Callable) -> str:
+    """fill_from_shards(meta_model, folder) -> the model, its tensors the shards' (raises naming missing keys)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from huggingface_hub import save_torch_state_dict
+
+    torch.manual_seed(0)
+    source = _bn_model()
+    source[1].running_mean.normal_()
+    source[1].num_batches_tracked.fill_(7)
+    state = source.state_dict()
+
+    def meta_model() -> torch.nn.Module:
+        with torch.device("meta"):
+            return _bn_model()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        save_torch_state_dict(state, folder, max_shard_size="30KB")
+        model = fill_from_shards(meta_model(), folder)
+        _expect(model is not None, "fill_from_shards returned None: return the filled model.")
+        on_meta = [k for k, v in model.state_dict().items() if v.is_meta]
+        _expect(not on_meta, f"{on_meta[:3]} are still on the meta device: copying into a meta tensor does nothing; "
+                "pass assign=True to load_state_dict.")
+        for key, tensor in state.items():
+            _expect(torch.equal(model.state_dict()[key], tensor), f"{key} differs from the checkpoint.")
+        index_path = folder / "model.safetensors.index.json"
+        index = json.loads(index_path.read_text())
+        lost = sorted(index["weight_map"].values())[-1]
+        missing = sorted(k for k, f in index["weight_map"].items() if f == lost)
+        index["weight_map"] = {k: f for k, f in index["weight_map"].items() if f != lost}
+        index_path.write_text(json.dumps(index))
+        (folder / lost).unlink()
+        try:
+            partial = fill_from_shards(meta_model(), folder)
+        except Exception as err:  # the right answer: refuse, naming what is missing
+            _expect(any(key in str(err) for key in missing), f"you raised {type(err).__name__}: {err}, but the "
+                    f"message should name the missing keys ({', '.join(missing)}).")
+        else:
+            left = [k for k, v in partial.state_dict().items() if v.is_meta] if partial is not None else missing
+            raise _Wrong(f"the shards lack {', '.join(missing)}, but you returned a model (with {left[:2]} on the meta "
+                         "device). strict=False hides missing keys: check them yourself and raise.")
+    return "the meta model filled shard by shard, and a missing shard refused by name."

@@ -1,0 +1,317 @@
+"""Checks for the exercises of notebook 09 (troubleshooting clinic): solutions in notebooks/solutions/ex09_*.py."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
+
+
+def _equal_states(a: dict, b: dict) -> bool:
+    return sorted(a) == sorted(b) and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
+@_check
+def ex09_1(save_everything: Callable) -> str:
+    """save_everything(model, path) -> writes what the model needs to be rebuilt: parameters and buffers."""
+    import tempfile
+    from pathlib import Path
+
+    from ..models import BatchNormNet
+
+    torch.manual_seed(0)
+    model = BatchNormNet()
+    model(torch.randn(16, 1, 28, 28))  # a training-mode pass moves the running statistics away from their defaults
+    model.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.pt"
+        returned = save_everything(model, path)
+        _expect(path.exists() or returned is not None, "save_everything returned None and wrote nothing: save the "
+                "model to `path`.")
+        _expect(path.exists(), f"nothing was written to {path.name}.")
+        saved = torch.load(path, weights_only=True)
+        _expect(isinstance(saved, dict), f"the file holds a {type(saved).__name__}; save a dict of tensors.")
+        missing = sorted(set(model.state_dict()) - set(saved))
+        _expect(not missing, f"the file lacks {missing[:3]}: buffers such as running_mean are part of the model but "
+                "not of named_parameters(); save model.state_dict().")
+        fresh = BatchNormNet().eval()
+        fresh.load_state_dict(saved)
+        x = torch.randn(4, 1, 28, 28)
+        _expect(torch.equal(fresh(x), model(x)), "a model rebuilt from the file computes other outputs.")
+    return "parameters and buffers saved: the rebuilt model computes the same outputs."
+
+
+@_check
+def ex09_2(load_on_cpu: Callable) -> str:
+    """load_on_cpu(path) -> the state_dict of a checkpoint saved on a GPU, with every tensor on the CPU."""
+    import tempfile
+    from pathlib import Path
+
+    from ..models import Net
+    from ..notebook import save_as_from_gpu
+
+    torch.manual_seed(0)
+    state = Net().state_dict()
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(state, Path(tmp) / "cpu.pt")
+        save_as_from_gpu(Path(tmp) / "cpu.pt", Path(tmp) / "gpu.pt")
+        got = load_on_cpu(Path(tmp) / "gpu.pt")
+    _expect(got is not None, "load_on_cpu returned None: return the loaded state_dict.")
+    devices = sorted({str(t.device) for t in got.values()})
+    _expect(devices == ["cpu"], f"the tensors are on {devices}: pass map_location='cpu' to torch.load.")
+    _expect(_equal_states(got, state), "the loaded tensors differ from the saved ones.")
+    return "the GPU checkpoint loads on the CPU, every tensor equal."
+
+
+@_check
+def ex09_3(predict: Callable) -> str:
+    """predict(model, raw_images, metadata) -> classes, as at training time: eval mode, the stored normalisation."""
+    from ..data import MEAN, STD, mnist_tensors
+    from ..models import BatchNormNet
+
+    images, _ = mnist_tensors(train=False, subset=400)
+    raw = ((images * STD + MEAN) * 255).round().to(torch.uint8)
+    torch.manual_seed(0)
+    model = BatchNormNet()
+    for bn in (model.bn1, model.bn2):  # statistics as training would have left them
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    metadata = {"mean": 0.25, "std": 0.4}  # not MNIST's usual values: read them from the metadata
+
+    def classes(x: torch.Tensor, train: bool) -> torch.Tensor:
+        model.train(train)
+        with torch.no_grad():
+            out = model(x).argmax(1)
+        model.train()
+        return out
+
+    scaled = raw.float() / 255
+    expected = classes((scaled - 0.25) / 0.4, train=False)
+    mistakes = {
+        "use the mean and std stored in `metadata`, not MNIST's usual 0.1307 and 0.3081.":
+            classes((scaled - MEAN) / STD, train=False),
+        "scale the uint8 pixels to [0, 1] (divide by 255) before normalising.":
+            classes((raw.float() - 0.25) / 0.4, train=False),
+    }
+    model.train()  # as a freshly built model is
+    statistics = model.bn1.running_mean.clone()
+    got = predict(model, raw, metadata)
+    _expect(got is not None, "predict returned None: return the predicted classes.")
+    _expect(torch.equal(statistics, model.bn1.running_mean), "the model ran in training mode (BatchNorm updated its "
+            "running statistics, Dropout dropped activations): call model.eval() first.")
+    got = torch.as_tensor(got).reshape(-1)
+    _expect(got.shape == expected.shape, f"predict returned {tuple(got.shape)} classes for {len(raw)} images.")
+    if (got == expected).float().mean() >= 0.99:
+        return "eval mode and the stored normalisation: the predictions the model was trained to make."
+    for hint, wrong in mistakes.items():
+        if (got == wrong).float().mean() >= 0.99:
+            raise _Wrong(f"your predictions match a known mistake: {hint}")
+    raise _Wrong(f"only {(got == expected).float().mean():.0%} of the predictions match: eval mode, x / 255, then "
+                 "(x - mean) / std with the metadata's values.")
+
+
+@_check
+def ex09_4(load_any_prefix: Callable) -> str:
+    """load_any_prefix(model, state_dict) -> the model, loaded from keys with module. and/or _orig_mod. in front."""
+    from ..models import Net
+
+    torch.manual_seed(0)
+    state = Net().state_dict()
+    for prefix in ("", "module.", "_orig_mod.", "module._orig_mod."):
+        model = load_any_prefix(Net(), {prefix + k: v for k, v in state.items()})
+        _expect(model is not None, "load_any_prefix returned None: return the loaded model.")
+        _expect(_equal_states(model.state_dict(), state), f"with keys starting {prefix!r} the weights differ.")
+    return "keys from DataParallel (module.), torch.compile (_orig_mod.) and both load."
+
+
+@_check
+def ex09_5(load_backbone: Callable) -> str:
+    """load_backbone(model, state_dict) -> the keys skipped because their shapes differ (the new head)."""
+    from ..models import Net
+
+    torch.manual_seed(0)
+    state = Net().state_dict()
+    model = Net(num_classes=5)
+    head = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("fc3.")}
+    skipped = load_backbone(model, state)
+    _expect(skipped is not None, "load_backbone returned None: return the list of keys you skipped.")
+    _expect(sorted(skipped) == ["fc3.bias", "fc3.weight"], f"you skipped {sorted(skipped)}; only the 5-class head "
+            "(fc3.weight, fc3.bias) has other shapes.")
+    loaded = model.state_dict()
+    _expect(all(torch.equal(loaded[k], v) for k, v in state.items() if not k.startswith("fc3.")),
+            "the backbone (conv1 ... fc2) was not loaded.")
+    _expect(all(torch.equal(loaded[k], v) for k, v in head.items()), "the new head changed: leave it as initialised.")
+    return "the backbone loaded, the new head kept, and the skipped keys reported."
+
+
+class _RunsCode:
+    """Pickles as a call to os.path.exists: harmless, but proof that loading ran code."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.path.exists, (".",))
+
+
+@_check
+def ex09_6(load_with_numpy: Callable) -> str:
+    """load_with_numpy(path) -> a checkpoint holding NumPy scalars, loaded with weights_only=True; code refused."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..models import Net
+
+    with tempfile.TemporaryDirectory() as tmp:
+        good, evil = Path(tmp) / "numpy.pt", Path(tmp) / "evil.pt"
+        torch.save({"model": Net().state_dict(), "best_acc": np.float64(0.9911), "epoch": np.int64(3)}, good)
+        torch.save({"model": Net().state_dict(), "best_acc": _RunsCode()}, evil)
+        got = load_with_numpy(good)
+        _expect(got is not None, "load_with_numpy returned None: return the loaded checkpoint.")
+        _expect(float(got["best_acc"]) == 0.9911 and int(got["epoch"]) == 3, "best_acc or epoch came back wrong.")
+        try:
+            load_with_numpy(evil)
+        except Exception:
+            pass
+        else:
+            raise _Wrong("your function also loaded a file that calls os.path.exists() while it loads: any code could "
+                         "have run. Keep weights_only=True and allow only NumPy's globals (torch.serialization."
+                         "safe_globals).")
+    return "the NumPy scalars load with weights_only=True, and a file that runs code is still refused."
+
+
+@_check
+def ex09_7(file_problem: Callable) -> str:
+    """file_problem(path) -> "ok", "missing", "empty", "truncated" or "not a checkpoint"."""
+    import io
+    import tempfile
+    from pathlib import Path
+
+    from ..models import Net
+
+    buffer = io.BytesIO()
+    torch.save(Net().state_dict(), buffer)
+    data = buffer.getvalue()
+    cases = {"ok.pt": (data, "ok"), "empty.pt": (b"", "empty"), "truncated.pt": (data[: len(data) * 6 // 10], "truncated"),
+             "notes.pt": (b"loss went down, then up\n", "not a checkpoint"), "missing.pt": (None, "missing")}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (content, _) in cases.items():
+            if content is not None:
+                (Path(tmp) / name).write_bytes(content)
+        for name, (_, expected) in cases.items():
+            got = file_problem(Path(tmp) / name)
+            _expect(got is not None, "file_problem returned None: return one of the five words.")
+            _expect(got == expected, f"{name} ({'no file' if cases[name][0] is None else f'{len(cases[name][0]):,} bytes'})"
+                    f" is {expected!r}; you said {got!r}.")
+    return "ok, missing, empty, truncated and not-a-checkpoint all told apart."
+
+
+def _lr_run() -> tuple[torch.nn.Module, torch.optim.Optimizer, object]:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    return model, optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=30)
+
+
+def _lr_steps(model, optimizer, scheduler, steps: int, start: int) -> list[float]:
+    rates = []
+    for step in range(start, start + steps):
+        x = torch.linspace(-1, 1, 8 * 4).reshape(8, 4) * (step % 5 + 1)
+        loss = model(x).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    return rates
+
+
+@_check
+def ex09_8(resume_all: Callable) -> str:
+    """resume_all(checkpoint, model, optimizer, scheduler) -> (model, optimizer, scheduler) continuing the run."""
+    import copy
+
+    model, optimizer, scheduler = _lr_run()
+    _lr_steps(model, optimizer, scheduler, 12, 0)
+    checkpoint = copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict()})
+    expected = _lr_steps(model, optimizer, scheduler, 6, 12)
+    got = resume_all(checkpoint, *_lr_run())
+    _expect(got is not None, "resume_all returned None: return (model, optimizer, scheduler).")
+    resumed_model, resumed_optimizer, resumed_scheduler = got
+    rates = _lr_steps(resumed_model, resumed_optimizer, resumed_scheduler, 6, 12)
+    _expect(rates == expected, f"after resuming the learning rate went {rates[0]:.4f}, {rates[1]:.4f}, ... instead of "
+            f"{expected[0]:.4f}, {expected[1]:.4f}, ...: load the scheduler's state_dict too.")
+    _expect(all(torch.equal(a, b) for a, b in zip(resumed_model.parameters(), model.parameters())),
+            "the weights drift from the uninterrupted run: load the optimizer's state (its momentum) as well.")
+    return "model, optimizer and schedule restored: the resumed run is the uninterrupted one."
+
+
+_TINYNET = """
+import sys, torch
+class TinyNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+    def forward(self, x):
+        return self.fc(x)
+torch.manual_seed(0)
+model = TinyNet()
+torch.save(model, sys.argv[1])                 # the whole model: a pickle that names __main__.TinyNet
+torch.save(model.state_dict(), sys.argv[2])    # what the rescue must end up with
+"""
+
+
+class TinyNet(torch.nn.Module):
+    """The class a whole-model pickle in notebook 09 names (__main__.TinyNet), as its author wrote it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def write_tiny_pickle(path, reference) -> None:
+    """Save a whole TinyNet from a script (so the pickle names __main__.TinyNet), and its state_dict beside it."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", _TINYNET, str(path), str(reference)], check=True, capture_output=True)
+
+
+@_check
+def ex09_9(rescue_pickle: Callable) -> str:
+    """rescue_pickle(path, cls, out_path) -> turn a whole-model pickle into a state_dict file that cls() loads."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pickled, reference, out = Path(tmp) / "tiny.pt", Path(tmp) / "reference.pt", Path(tmp) / "tiny_weights.pt"
+        write_tiny_pickle(pickled, reference)
+        main = sys.modules["__main__"]
+        had = getattr(main, "TinyNet", None)
+        if had is not None:
+            del main.TinyNet  # start as a new session does: no TinyNet in __main__
+        try:
+            returned = rescue_pickle(pickled, TinyNet, out)
+        finally:
+            if had is not None:
+                main.TinyNet = had
+        _expect(out.exists() or returned is not None, "rescue_pickle returned None and wrote nothing: write the "
+                "weights to `out_path`.")
+        _expect(out.exists(), f"nothing was written to {out.name}.")
+        try:
+            state = torch.load(out, weights_only=True)
+        except Exception as err:
+            raise _Wrong(f"{out.name} does not load with weights_only=True ({type(err).__name__}): save the model's "
+                         "state_dict(), not the model.") from None
+        model = TinyNet()
+        model.load_state_dict(state)
+        _expect(_equal_states(model.state_dict(), torch.load(reference, weights_only=True)),
+                "the rescued weights differ from the pickled model's.")
+    return "the pickle unpickled with its class, and its weights saved as a plain state_dict."
