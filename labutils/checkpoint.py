@@ -375,7 +375,7 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
     """
     path = Path(path)
     _require_file(path)
-    with _open_verified(path, verify) as f:
+    with _VerifiedFile(path, verify) as f:
         kind = _sniff(f, path)
         if kind == "safetensors":
             return _load_safetensors(f, path, map_location)
@@ -398,12 +398,13 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
 _RESTORE = "the file is incomplete or damaged: restore it from a copy, or save it again from the model"
 
 
-class _open_verified:
+class _VerifiedFile:
     """Open a checkpoint and, if asked, check the open file against its sidecar (retrying past a concurrent save)."""
 
     def __init__(self, path: Path, verify: bool):
         self.path, self.verify = path, verify
         self.file: BinaryIO | None = None
+        self.digest: str | None = None
 
     def __enter__(self) -> BinaryIO:
         for attempt in range(3):
@@ -415,6 +416,7 @@ class _open_verified:
                 return self.file
             actual = sha256sums.file_digest(self.file)
             if actual in recorded:
+                self.digest = actual
                 self.file.seek(0)
                 return self.file
             opened = os.fstat(self.file.fileno()).st_ino
@@ -453,8 +455,9 @@ def verify_checksum(path: os.PathLike | str) -> str:
     """Check a file against its sha256 sidecar; return the digest, or raise naming both digests."""
     path = Path(path)
     _require_file(path)
-    with _open_verified(path, verify=True) as f:
-        return sha256sums.file_digest(f)
+    opened = _VerifiedFile(path, verify=True)
+    with opened:
+        return opened.digest
 
 
 def _require_file(path: Path) -> None:

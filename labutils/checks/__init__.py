@@ -13,4 +13,3 @@ from .nb06_resume_training import *  # noqa: F403
 from .nb07_deploy_and_share import *  # noqa: F403
 from .nb08_large_models import *  # noqa: F403
 from .nb09_troubleshooting_clinic import *  # noqa: F403
-from .nb09_troubleshooting_clinic import TinyNet, write_tiny_pickle  # noqa: F401

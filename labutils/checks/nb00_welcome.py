@@ -7,6 +7,8 @@ import torch
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
+__all__ = ["ex00_1", "ex00_2"]
+
 
 @_check
 def ex00_1(count_digit: Callable) -> str:

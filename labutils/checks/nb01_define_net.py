@@ -7,6 +7,8 @@ import torch
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
+__all__ = ["ex01_1", "ex01_2", "ex01_3"]
+
 
 @_check
 def ex01_1(count_parameters: Callable) -> str:

@@ -7,6 +7,8 @@ import torch
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
+__all__ = ["ex02_1", "ex02_2", "ex02_3"]
+
 
 @_check
 def ex02_1(accuracy: Callable) -> str:

@@ -7,6 +7,8 @@ import torch
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
+__all__ = ["ex03_1", "ex03_2", "ex03_3"]
+
 
 @_check
 def ex03_1(make_checkpoint: Callable) -> str:

@@ -7,6 +7,8 @@ import torch
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
+__all__ = ["ex04_1", "ex04_2", "ex04_3"]
+
 
 @_check
 def ex04_1(strip_prefix: Callable) -> str:

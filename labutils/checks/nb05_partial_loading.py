@@ -7,6 +7,8 @@ import torch
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
+__all__ = ["ex05_1", "ex05_2"]
+
 
 def _fc1_and_fc10() -> torch.nn.Module:
     """A model with layers whose names share a prefix: freezing or loading "fc1" must leave "fc10" alone."""

@@ -7,6 +7,8 @@ import torch
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
+__all__ = ["ex06_1", "ex06_2", "ex06_3"]
+
 
 @_check
 def ex06_1(redo_steps: Callable) -> str:

@@ -7,6 +7,8 @@ import torch
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
+__all__ = ["ex07_1", "ex07_2"]
+
 
 @_check
 def ex07_1(export_dynamic: Callable) -> str:

@@ -7,6 +7,8 @@ import torch
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
+__all__ = ["ex08_1", "ex08_2", "ex08_3"]
+
 
 def _adam_bytes(model: torch.nn.Module) -> int:
     """Return the bytes of a model's state_dict plus Adam's moments after one step (step counters left out)."""
