@@ -1,6 +1,7 @@
 """Safe checkpoints: atomic saves with a sha256 sidecar, verified weights-only loads, inspection and diagnosis."""
 from __future__ import annotations
 
+import collections
 import errno as errno_codes
 import hashlib
 import io
@@ -208,14 +209,11 @@ def _skeleton(value: Any) -> Any:
     kind = type(value)
     if kind in (torch.Tensor, torch.nn.Parameter):
         return None
-    if kind in (dict, OrderedDictType):
+    if kind in (dict, collections.OrderedDict):
         return kind((k, _skeleton(v)) for k, v in value.items())
     if kind in (list, tuple):
         return kind(_skeleton(v) for v in value)
     return value
-
-
-OrderedDictType = type(torch.nn.Linear(1, 1).state_dict())  # collections.OrderedDict
 
 
 _TORCH_SAVE, _TORCH_LOAD = torch.save, torch.load  # the trial below uses torch's own, even where a test patches them
