@@ -664,8 +664,9 @@ class CheckpointSummary:
         return int(self.table["bytes"].sum()) if len(self.table) else 0
 
     def __str__(self) -> str:
-        lines = [f"{display_path(self.path)}: {self.format}, {self.bytes:,} bytes "
-                 f"({self.tensor_bytes:,} in {int((self.table['kind'] == 'tensor').sum()) if len(self.table) else 0} tensors)",
+        lines = [(f"{display_path(self.path)}: {self.format}, {self.bytes:,} bytes "
+                  f"({self.tensor_bytes:,} in {int((self.table['kind'] == 'tensor').sum()) if len(self.table) else 0} "
+                  "tensors)"),
                  f"checksum: {self.checksum}"]
         if self.unsafe_globals:
             lines.append(f"NOT SAFE to load: it needs {', '.join(self.unsafe_globals)}")
@@ -774,8 +775,9 @@ def diagnose(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> pd.DataFr
     nested = [k for k, v in state_dict.items() if isinstance(v, Mapping)]
     if nested and not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
         return pd.DataFrame([("(whole file)", "not a state_dict", f"{len(expected)} tensors",
-                              f"keys {', '.join(map(str, state_dict))}", "this is a full checkpoint, with the "
-                              "state_dict inside it", f"pass checkpoint[{nested[0]!r}]")], columns=columns)
+                              f"keys {', '.join(map(str, state_dict))}",
+                              "this is a full checkpoint, with the state_dict inside it",
+                              f"pass checkpoint[{nested[0]!r}]")], columns=columns)
     rows = []
     found = {k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     missing = [k for k in expected if k not in found]
@@ -790,18 +792,18 @@ def diagnose(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> pd.DataFr
     for key in expected:
         if key in found and found[key].shape != expected[key].shape:
             if key in head:
-                cause = (f"a different head: the file's has {found[key].shape[0]} outputs, the model's "
-                         f"{expected[key].shape[0]}",
-                         "drop the head's keys from the state_dict and load the rest with strict=False "
-                         "(then train the new head)")
+                cause = ((f"a different head: the file's has {found[key].shape[0]} outputs, the model's "
+                          f"{expected[key].shape[0]}"),
+                         ("drop the head's keys from the state_dict and load the rest with strict=False "
+                          "(then train the new head)"))
             else:
                 cause = ("a different architecture (layer sizes changed)",
                          "build the model with the constructor arguments the file was saved with")
             rows.append((key, "wrong shape", _shape(expected[key]), _shape(found[key]), *cause))
         elif key in found and found[key].dtype != expected[key].dtype:
             rows.append((key, "different dtype", str(expected[key].dtype), str(found[key].dtype),
-                         "saved in another precision", "none needed: load_state_dict converts the values "
-                                                        "(precision lost when saving stays lost)"))
+                         "saved in another precision", ("none needed: load_state_dict converts the values "
+                                                         "(precision lost when saving stays lost)")))
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -814,8 +816,8 @@ def _prefix_cause(expected: list[str], found: list[str]) -> tuple[str, str] | No
     for prefix in _candidate_prefixes(found):
         if sorted(k.removeprefix(prefix) for k in found) == sorted(expected):
             cause = PREFIXES.get(prefix, f"saved from a model wrapped in another module (every key starts with {prefix!r})")
-            return (cause, f"torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(state_dict, {prefix!r}) "
-                           "(or save the unwrapped model: model.module / model._orig_mod)")
+            return (cause, (f"torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(state_dict, {prefix!r}) "
+                            "(or save the unwrapped model: model.module / model._orig_mod)"))
     for prefix in _candidate_prefixes(expected):
         if sorted(k.removeprefix(prefix) for k in expected) == sorted(found):
             return (f"the model is wrapped (its keys start with {prefix!r}) but the file is not",
@@ -840,8 +842,8 @@ def _missing_cause(key: str, unexpected: list[str]) -> tuple[str, str]:
         return ("a different architecture: the file has other layers (renamed or another model class)",
                 "build the model class the file was saved from, or rename the keys to match")
     return ("the model has a layer the file lacks (e.g. BatchNorm added to the code after saving)",
-            "build the model the file was saved from; or, if the new layer should start fresh, load with "
-            "strict=False and check that only these keys are missing")
+            ("build the model the file was saved from; or, if the new layer should start fresh, load with "
+             "strict=False and check that only these keys are missing"))
 
 
 def _unexpected_cause(key: str, missing: list[str]) -> tuple[str, str]:

@@ -177,8 +177,8 @@ def test_saving_what_weights_only_cannot_load_is_refused_before_writing(good):
     for bad, named in [({"loss": np.float64(0.25)}, r"state\['loss'\] is a numpy.float64.*value.item\(\)"),
                        ({"config": TrainConfig()}, r"state\['config'\] is a labutils.train.TrainConfig"),
                        ({"lr": [0.1, lambda step: 0.5]}, r"state\['lr'\]\[1\] is a function"),
-                       ({"model": {TrainConfig(): torch.zeros(1)}}, r"state\['model'\]: the key TrainConfig.* is a "
-                                                                    r"labutils.train.TrainConfig")]:
+                       ({"model": {TrainConfig(): torch.zeros(1)}},
+                        r"state\['model'\]: the key TrainConfig.* is a labutils.train.TrainConfig")]:
         with pytest.raises(UnsafeCheckpointError, match=named):
             save_checkpoint(bad, good)
     with pytest.raises(UnsafeCheckpointError, match=r"metadata\['version'\] is a torch.torch_version"):
