@@ -11,7 +11,8 @@ what turned the widget race of jupyter/nbclient#312 into a hang. A run counts as
   failure  a cell raised, or the kernel died.
 The kernels run torch on one thread (--kernel-threads): with every core busy, a second torch thread waits
 for the first at each step and training runs six times slower; the client, whose lateness opens the race,
-competes with the load all the same. The executed notebook of every run that is not ok is kept in --keep. Exit status 1 unless every run is ok. The parameters are the fast regression sets of
+competes with the load all the same. The executed notebook of every run that is not ok is kept in --keep.
+Exit status 1 unless every run is ok. The parameters are the fast regression sets of
 tests/regression/params.yaml (1 epoch on 10,000 images), except that 05 draws one few-shot sample per size
 instead of two (its widgets stay as they are; its transfer experiment takes half the time); --defaults runs
 each notebook as committed.
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             process.kill()
             process.wait(timeout=10)
 
-    print("\n| notebook | runs | ok | hangs | timeouts | failures | median s | max s |\n|---|---|---|---|---|---|---|---|")
+    print("\n| notebook | runs | ok | hangs | timeouts | failures | median s | max s |\n"
+          "|---|---|---|---|---|---|---|---|")
     bad = 0
     for key, results in outcomes.items():
         counts = {kind: sum(r[0] == kind for r in results) for kind in ("ok", "hang", "timeout", "failure")}

@@ -64,7 +64,8 @@ def save_load_flow_figure() -> plt.Figure:
     box(ax, 5.0, 1.0, 2.0, 1.1, "net_mnist.pt\n(a zip: pickle +\none entry per tensor)", "#fff2cc", size=8.5)
     box(ax, 10.1, 1.0, 1.8, 1.1, "new Net()\nsame weights", "#d9ead3", weight="bold")
     arrow(ax, (1.95, 1.55), (4.95, 1.55), "torch.save(\nmodel.state_dict(), path)", offset=0.12)
-    arrow(ax, (7.05, 1.55), (10.05, 1.55), "model.load_state_dict(\ntorch.load(path,\n weights_only=True))", offset=0.12)
+    arrow(ax, (7.05, 1.55), (10.05, 1.55), "model.load_state_dict(\ntorch.load(path,\n weights_only=True))",
+          offset=0.12)
     ax.text(6.0, 0.35, "The class is not in the file: the code that builds Net must exist where you load.",
             ha="center", fontsize=9.5, style="italic")
     return fig

@@ -8,6 +8,7 @@ from .paths import artifacts_dir, display_path
 from .train import TrainConfig, evaluate, fit, pick_device, predict, seed_everything
 
 __all__ = [
+    "checkpoint", "checks", "plots",
     "MEAN", "STD", "BatchNormNet", "DataError", "Net", "TrainConfig", "TrainedNet", "artifacts_dir",
     "display_path", "environment_report", "evaluate", "expect_error", "fit", "median_seconds", "mnist", "mnist_tensors",
     "pick_device", "predict", "record_metrics", "seed_everything", "state_dict_table", "trained_net",

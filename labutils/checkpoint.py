@@ -325,7 +325,8 @@ def _safetensors_payload(state: Mapping[str, Any], meta: dict, path: Path) -> by
 
     wrong = {k: type(v).__name__ for k, v in state.items() if not isinstance(v, torch.Tensor)}
     if wrong:
-        raise TypeError(f"{display_path(path)}: safetensors holds tensors only, but {', '.join(f'{k!r} is a {t}' for k, t in wrong.items())}; "
+        found = ", ".join(f"{k!r} is a {t}" for k, t in wrong.items())
+        raise TypeError(f"{display_path(path)}: safetensors holds tensors only, but {found}; "
                         "save a state_dict, and put plain values in metadata=...")
     header = {}
     for key, value in meta.items():
@@ -551,8 +552,8 @@ def _device_problem(f: BinaryIO, path: Path, map_location: Any) -> CheckpointDev
         labels = _storage_locations(f)
         unavailable = sorted(loc for loc in labels if not _available_label(loc))
         if unavailable:
-            return CheckpointDeviceError(path, f"its tensors were saved on {', '.join(unavailable)}, which this machine "
-                                         "lacks, and map_location=None keeps them there",
+            return CheckpointDeviceError(path, f"its tensors were saved on {', '.join(unavailable)}, which this "
+                                         "machine lacks, and map_location=None keeps them there",
                                          "load with map_location='cpu' (load_checkpoint's default)")
     return None
 
@@ -606,7 +607,7 @@ def _safetensors_device(path: Path, map_location: Any) -> torch.device:
 
 
 def _unsafe_globals(path: Path, err: Exception) -> list[str]:
-    """Return the globals (classes, functions) a file needs beyond what weights_only allows, sorted, without running any."""
+    """Return the globals (classes, functions) a file needs beyond what weights_only allows, sorted; run none."""
     try:
         return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
     except Exception:  # the error text names at least the first one
@@ -815,7 +816,8 @@ def _prefix_cause(expected: list[str], found: list[str]) -> tuple[str, str] | No
     """Explain a key mismatch that adding or removing one prefix would fix."""
     for prefix in _candidate_prefixes(found):
         if sorted(k.removeprefix(prefix) for k in found) == sorted(expected):
-            cause = PREFIXES.get(prefix, f"saved from a model wrapped in another module (every key starts with {prefix!r})")
+            cause = PREFIXES.get(prefix,
+                                 f"saved from a model wrapped in another module (every key starts with {prefix!r})")
             return (cause, (f"torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(state_dict, {prefix!r}) "
                             "(or save the unwrapped model: model.module / model._orig_mod)"))
     for prefix in _candidate_prefixes(expected):

@@ -163,7 +163,7 @@ def _child(strategy: str, path: str, width: int, depth: int) -> None:
 
 
 def peak_memory(strategy: str, path: os.PathLike | str, width: int, depth: int) -> dict:
-    """Load `path` with `strategy` (a LOADERS key, or "one tensor (safe_open)") in a fresh process; return its memory."""
+    """Load `path` with `strategy` (a LOADERS key, or "one tensor (safe_open)") in a new process; return its memory."""
     if strategy not in LOADERS and strategy != "one tensor (safe_open)":
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {[*LOADERS, 'one tensor (safe_open)']}")
     code = f"from labutils.large import _child; _child({strategy!r}, {str(path)!r}, {width}, {depth})"

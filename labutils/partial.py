@@ -45,7 +45,8 @@ def load_partial(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, al
                 if k in expected and isinstance(v, torch.Tensor) and v.shape != expected[k].shape]
     if reshaped:
         key, in_file, in_model = reshaped[0]
-        more = f" (and {len(reshaped) - 1} more: {_short([k for k, _, _ in reshaped[1:]])})" if len(reshaped) > 1 else ""
+        others = [k for k, _, _ in reshaped[1:]]
+        more = f" (and {len(others)} more: {_short(others)})" if others else ""
         raise ShapeMismatchError(
             f"{key} has shape {in_file} in the state_dict but {in_model} in the model{more}; nothing was loaded. "
             "Fix: leave these keys out (select_keys, or allow_missing for them after dropping them), or build the "
@@ -110,15 +111,18 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module, sav
     if saved["class"] != type(optimizer).__qualname__:
         raise OptimizerMismatchError(f"the saved state is from {saved['class']}, this optimizer is "
                                      f"{type(optimizer).__qualname__}: their state means different things. Fix: build "
-                                     f"the optimizer as torch.optim.{saved['class']}, or start the new optimizer fresh (do not load the state)")
+                                     f"the optimizer as torch.optim.{saved['class']}, or start the new optimizer fresh "
+                                     "(do not load the state)")
     current = optimizer_state(optimizer, model)
     if current["shapes"] != saved["shapes"] or current["parameters"] != saved["parameters"]:
-        raise OptimizerMismatchError(f"the saved state was made for other parameters ({_parameter_changes(saved, current)}): "
-                                     "the model, or the set of parameters being trained (frozen ones are left out), "
-                                     "changed. Fix: start the optimizer fresh for the changed model")
+        raise OptimizerMismatchError(f"the saved state was made for other parameters "
+                                     f"({_parameter_changes(saved, current)}): the model, or the set of parameters "
+                                     "being trained (frozen ones are left out), changed. Fix: start the optimizer "
+                                     "fresh for the changed model")
     if not keep_new_hyperparameters and current["hyperparameters"] != saved["hyperparameters"]:
         old, new = saved["hyperparameters"], current["hyperparameters"]
-        changed = [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+        changed = [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in sorted(old.keys() | new.keys())
+                   if old.get(k) != new.get(k)]
         raise OptimizerMismatchError(f"the optimizer was built with other settings ({', '.join(changed)}) than the "
                                      "saved one, and loading would silently replace them with the saved values. Fix: "
                                      "build it with the saved settings, or pass keep_new_hyperparameters=True")

@@ -77,6 +77,11 @@ def verify_checksums(folder: os.PathLike | str, required: tuple[str, ...] = LOAD
     return names
 
 
+def _subset(config: dict) -> str:
+    """Return ' (a subset of N)' when the model was trained on part of the training set."""
+    return f" (a subset of {config['train_subset']:,})" if config.get("train_subset") else ""
+
+
 def model_card(*, test_accuracy: float, config: dict, parameters: int) -> str:
     """Return a model card (README.md) with the Hub's metadata header, built from measured figures."""
     return f"""---
@@ -101,7 +106,7 @@ handwritten digits, trained in the Save & Load Lab.
 - Test accuracy on the 10,000 MNIST test images: **{test_accuracy:.2%}** (measured when this folder was made).
 
 ## Training
-- Data: the 60,000 MNIST training images{'' if not config.get('train_subset') else f" (a subset of {config['train_subset']:,})"}.
+- Data: the 60,000 MNIST training images{_subset(config)}.
 - Adam with a one-cycle learning-rate schedule, peak {config['lr']}, batch size {config['batch_size']},
   {config['epochs']} epochs, seed {config['seed']}.
 

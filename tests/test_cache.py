@@ -60,7 +60,8 @@ def test_entry_made_with_other_parameters_is_refused(artifacts):
     other = trained_net(progress=False, **{**TINY, "seed": 1})
     target = cache_path(TrainConfig(**TINY))
     stale = load_checkpoint(other.path)
-    save_checkpoint({"model": stale["model"], "history": stale["history"]}, target, metadata={"config": stale["metadata"]["config"]})
+    save_checkpoint({"model": stale["model"], "history": stale["history"]}, target,
+                    metadata={"config": stale["metadata"]["config"]})
     with pytest.warns(UserWarning, match="it was trained with"):
         fresh = trained_net(progress=False, **TINY)
     assert not fresh.from_cache and not _same(fresh.model, other.model)

@@ -228,7 +228,8 @@ class _Boom(RuntimeError):
     pass
 
 
-@pytest.mark.parametrize("error", [_Boom("pickling failed"), KeyboardInterrupt(), OSError(28, "No space left on device")])
+@pytest.mark.parametrize("error", [_Boom("pickling failed"), KeyboardInterrupt(),
+                                   OSError(28, "No space left on device")])
 def test_an_exception_mid_save_leaves_the_old_checkpoint_byte_identical(good, monkeypatch, error):
     before, sidecar_before = good.read_bytes(), sidecar_path(good).read_text()
 

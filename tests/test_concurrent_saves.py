@@ -1,4 +1,4 @@
-"""Two writers of one checkpoint path, and the cleaning of temporaries: never a torn pair, never a live writer's file."""
+"""Two writers of one checkpoint path, and cleaning temporaries: never a torn pair, never a live writer's file."""
 from __future__ import annotations
 
 import multiprocessing

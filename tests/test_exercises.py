@@ -105,9 +105,12 @@ WRONG = {
                 "'optimizer': optimizer.state_dict(), 'epoch': epoch, 'loss': loss}"), "store loss.item()"),
     "ex03_2": (("import os, tempfile, torch\ndef save_atomically(obj, path):\n    fd, tmp = tempfile.mkstemp()\n"
                 "    with os.fdopen(fd, 'wb') as f:\n        torch.save(obj, f)\n        f.flush()\n"
-                "        os.fsync(f.fileno())\n    os.replace(tmp, path)\n    return path"), "not in the folder of `path`"),
-    "ex03_3": ("def untie(state_dict):\n    return {k: v.clone() for k, v in state_dict.items()}", "copy only what you must"),
-    "ex04_1": ("def strip_prefix(state_dict, prefix):\n    return {k.replace(prefix, ''): v for k, v in state_dict.items()}",
+                "        os.fsync(f.fileno())\n    os.replace(tmp, path)\n    return path"),
+               "not in the folder of `path`"),
+    "ex03_3": ("def untie(state_dict):\n    return {k: v.clone() for k, v in state_dict.items()}",
+               "copy only what you must"),
+    "ex04_1": (("def strip_prefix(state_dict, prefix):\n"
+                "    return {k.replace(prefix, ''): v for k, v in state_dict.items()}"),
                "only at the start"),
     "ex04_2": (("import torch, labutils\ndef load_for_inference(path):\n    model = labutils.Net()\n"
                 "    model.load_state_dict(torch.load(path, weights_only=True))\n    return model.eval()"),
@@ -127,12 +130,14 @@ WRONG = {
                 "    for p in sorted(folder.glob('step-*.pt'), key=lambda p: p.stat().st_mtime, reverse=True):\n"
                 "        try:\n            verify_checksum(p)\n            return p\n"
                 "        except CheckpointError:\n            pass"), "modification time"),
-    "ex07_1": ("import torch\ndef export_dynamic(model):\n    return torch.export.export(model, (torch.randn(2, 1, 28, 28),))",
+    "ex07_1": (("import torch\ndef export_dynamic(model):\n"
+                "    return torch.export.export(model, (torch.randn(2, 1, 28, 28),))"),
                "dynamic_shapes"),
     "ex07_2": (("import hashlib\ndef changed_files(folder):\n    out = []\n"
                 "    for line in (folder / 'SHA256SUMS').read_text().splitlines():\n"
                 "        digest, _, name = line.partition('  ')\n"
-                "        if (folder / name).is_file() and hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:\n"
+                "        if (folder / name).is_file() and \\\n"
+                "                hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:\n"
                 "            out.append(name)\n    return sorted(out)"), "a missing file counts as changed"),
     "ex08_1": ("def adam_checkpoint_bytes(n_params, dtype):\n    return 2 * n_params * dtype.itemsize",
                "two averages per parameter"),
@@ -143,7 +148,8 @@ WRONG = {
     "ex08_3": (("import json, safetensors.torch\ndef fill_from_shards(model, folder):\n"
                 "    index = json.loads((folder / 'model.safetensors.index.json').read_text())\n"
                 "    for shard in set(index['weight_map'].values()):\n"
-                "        model.load_state_dict(safetensors.torch.load_file(folder / shard), strict=False, assign=True)\n"
+                "        shard_state = safetensors.torch.load_file(folder / shard)\n"
+                "        model.load_state_dict(shard_state, strict=False, assign=True)\n"
                 "    return model"), "strict=False hides missing keys"),
     "ex09_1": ("import torch\ndef save_everything(model, path):\n    torch.save(dict(model.named_parameters()), path)",
                "buffers such as running_mean"),
@@ -152,16 +158,19 @@ WRONG = {
                 "    x = (raw_images.float() / 255 - metadata['mean']) / metadata['std']\n"
                 "    with torch.no_grad():\n        return model(x).argmax(1)"), "call model.eval() first"),
     "ex09_4": (("def load_any_prefix(model, state_dict):\n"
-                "    model.load_state_dict({k.removeprefix('module.'): v for k, v in state_dict.items()})\n    return model"),
+                "    model.load_state_dict({k.removeprefix('module.'): v for k, v in state_dict.items()})\n"
+                "    return model"),
                "_orig_mod."),
-    "ex09_5": ("def load_backbone(model, state_dict):\n    model.load_state_dict(state_dict, strict=False)\n    return []",
+    "ex09_5": (("def load_backbone(model, state_dict):\n    model.load_state_dict(state_dict, strict=False)\n"
+                "    return []"),
                "size mismatch"),
     "ex09_6": ("import torch\ndef load_with_numpy(path):\n    return torch.load(path, weights_only=False)",
                "calls os.path.exists()"),
     "ex09_7": (("import torch\ndef file_problem(path):\n    try:\n        torch.load(path, weights_only=True)\n"
                 "        return 'ok'\n    except Exception:\n        return 'truncated'"), "is 'empty'"),
     "ex09_8": (("def resume_all(checkpoint, model, optimizer, scheduler):\n"
-                "    model.load_state_dict(checkpoint['model'])\n    optimizer.load_state_dict(checkpoint['optimizer'])\n"
+                "    model.load_state_dict(checkpoint['model'])\n"
+                "    optimizer.load_state_dict(checkpoint['optimizer'])\n"
                 "    return model, optimizer, scheduler"), "load the scheduler's state_dict too"),
     "ex09_9": (("import torch\ndef rescue_pickle(path, cls, out_path):\n"
                 "    torch.save(torch.load(path, weights_only=False).state_dict(), out_path)"), "Can't get attribute"),

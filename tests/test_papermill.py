@@ -1,4 +1,4 @@
-"""Notebooks run with other parameters, alone, in reverse order, on an empty cache (papermill): the fast regression set."""
+"""Notebooks run with other parameters, alone, in reverse order, on an empty cache (papermill): the fast set."""
 from __future__ import annotations
 
 import papermill
@@ -75,7 +75,8 @@ def test_08_scaled_down_and_resharded_three_ways(fast_runs):
     assert m8["dcp_resharded_equal"] and m8["dcp_async_equal"]
     peak = m8["peak_over_weights"]
     assert peak["naive"] >= 1.8 and peak["meta + mmap + assign"] <= 1.2
-    assert m8["half_precision"]["torch.bfloat16"]["file bytes"] < 0.52 * m8["half_precision"]["torch.float32"]["file bytes"]
+    half = m8["half_precision"]
+    assert half["torch.bfloat16"]["file bytes"] < 0.52 * half["torch.float32"]["file bytes"]
 
 
 def test_09_showed_every_error_with_the_small_net(fast_runs):
@@ -154,7 +155,8 @@ def test_06_resumes_exactly_from_other_interrupt_points(fast_runs, run):
     assert m["resumed_from_step_after_sigterm"] == interrupt and m["sigterm_exit_status"] == 143
     assert m["total_steps"] == 94 * parameters.get("EPOCHS", 2)
     assert m["identical_parameters"] and m["identical_optimizer"] and m["identical_history"]
-    assert all(all(column.values()) for column in m["identical"].values()) and set(m["identical"]) == {"SIGTERM", "SIGKILL"}
+    assert set(m["identical"]) == {"SIGTERM", "SIGKILL"}
+    assert all(all(column.values()) for column in m["identical"].values())
     assert m["variants"]["everything"]["largest parameter difference"] == 0
     assert all(v["largest parameter difference"] > 0 for name, v in m["variants"].items() if name != "everything")
 
@@ -167,7 +169,8 @@ def test_the_fast_runs_cover_a_stop_before_the_first_checkpoint():
 def test_06_rejects_an_interrupt_step_outside_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
-    with pytest.raises(papermill.PapermillExecutionError, match="INTERRUPT_STEP=0 must lie between 1 and the last step, 188"):
+    with pytest.raises(papermill.PapermillExecutionError,
+                       match="INTERRUPT_STEP=0 must lie between 1 and the last step, 188"):
         _run("06_resume_training.ipynb", tmp_path, INTERRUPT_STEP=0)
 
 

@@ -29,7 +29,8 @@ def test_load_partial_allows_only_what_it_is_told():
     model = Net()
     result = load_partial(model, select_keys(source, ["conv1", "conv2"]), allow_missing=["fc1", "fc2", "fc3"])
     assert len(result.missing_keys) == 6 and torch.equal(model.conv2.weight, source["conv2.weight"])
-    with pytest.raises(KeyMismatchError, match=r"would load 4 of 10 entries; nothing was loaded.*missing fc3.weight, fc3.bias"):
+    with pytest.raises(KeyMismatchError,
+                       match=r"would load 4 of 10 entries; nothing was loaded.*missing fc3.weight, fc3.bias"):
         load_partial(Net(), select_keys(source, ["conv1", "conv2"]), allow_missing=["fc1", "fc2"])
     with pytest.raises(KeyMismatchError, match=r"unexpected net\.conv1\.weight.*wrapped in another module"):
         load_partial(Net(), {"net." + k: v for k, v in source.items()}, allow_missing=["conv1", "conv2", "fc"])

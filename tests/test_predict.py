@@ -60,7 +60,8 @@ def test_answers_match_the_model(deployed, model):
     for line, path, row in zip(lines, paths, expected):
         name, answer = line.split(": ")
         digit, probability = answer.rstrip(")").split(" (")
-        assert name == str(path) and int(digit) == int(row.argmax()) and abs(float(probability) - row.max().item()) < 1e-3
+        assert name == str(path) and int(digit) == int(row.argmax())
+        assert abs(float(probability) - row.max().item()) < 1e-3
 
 
 def test_it_runs_without_the_lab(deployed):

@@ -113,3 +113,40 @@ def test_the_instructor_guide_times_every_notebook():
     timed = re.findall(r"^\| (\d\d) [^|]+ \| \d+ s", guide, re.M)
     notebooks = sorted(p.name[:2] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert timed == notebooks, "docs/INSTRUCTOR.md: one measured row per notebook, in order"
+
+
+def _ruff(*args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_ruff_finds_nothing_in_the_lab():
+    """labutils, tests, tools, benchmarks, images and the notebooks, with pyproject.toml's rules."""
+    result = _ruff(".")
+    assert result.returncode == 0, result.stdout + result.stderr
+    checked = _ruff(".", "--show-files").stdout
+    for part in ("labutils/checkpoint.py", "tests/test_project.py", "tools/predict.py", "benchmarks/checkpoint_io.py",
+                 "images/make_images.py", "notebooks/06_resume_training.ipynb"):
+        assert part in checked, f"ruff does not look at {part}"
+
+
+def test_ruff_says_no_to_a_missing_comma_and_a_long_line(tmp_path):
+    (tmp_path / "pyproject.toml").write_text((REPO_ROOT / "pyproject.toml").read_text())
+    (tmp_path / "table.py").write_text('HINTS = [\n    "first entry"\n    "second entry",\n]\n')
+    (tmp_path / "long.py").write_text(f"X = {'1 + ' * 40}1\n")
+    result = _ruff(".", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "ISC004" in result.stdout and "table.py" in result.stdout, result.stdout
+    assert "E501" in result.stdout and "long.py" in result.stdout, result.stdout
+
+
+def test_every_subpackage_of_labutils_is_packaged():
+    """A regular (not editable) install must carry labutils.checks too."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = [".".join(p.parent.relative_to(REPO_ROOT).parts) for p in (REPO_ROOT / "labutils").rglob("__init__.py")]
+    assert "labutils.checks" in packages
+    for package in packages:
+        assert any(fnmatch.fnmatch(package, pattern) for pattern in patterns["include"]), package

@@ -42,7 +42,8 @@ def assert_identical(state: dict, reference: dict) -> None:
             assert torch.equal(state["optimizer"]["state"][index][name], value), f"optimizer state {index}.{name}"
     assert state["scheduler"] == reference["scheduler"]
     assert state["history"] == reference["history"], "every loss and learning rate identical"
-    assert torch.equal(state["rng"]["torch"], reference["rng"]["torch"]) and state["rng"]["numpy"] == reference["rng"]["numpy"]
+    assert torch.equal(state["rng"]["torch"], reference["rng"]["torch"])
+    assert state["rng"]["numpy"] == reference["rng"]["numpy"]
 
 
 # step 0; step 1; mid-epoch; the last batch of an epoch; the epoch boundary; in the second epoch

@@ -30,7 +30,8 @@ def slow_client(monkeypatch) -> list:
     Being late is what CPU contention does to a real client; it makes the kernel's reply arrive while the
     client is still busy, every time instead of now and then.
     """
-    sent, output, publish = [], nbclient.output_widget.OutputWidget.output, nbclient.output_widget.OutputWidget._publish_msg
+    widget = nbclient.output_widget.OutputWidget
+    sent, output, publish = [], widget.output, widget._publish_msg
 
     def late_output(self, *args, **kwargs):
         time.sleep(1.0)
@@ -99,7 +100,8 @@ def test_a_failed_rerun_leaves_the_notebook_as_it_was(tmp_path, capsys):
     path = _notebook(tmp_path / "bad.ipynb", "print('fine')", "raise ValueError('broken on purpose')")
     before = path.read_bytes()
     assert main([str(path), "--timeout", "60"]) == 1
-    assert "bad.ipynb FAILED and was left as it was: cell 1 raised ValueError: broken on purpose" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "bad.ipynb FAILED and was left as it was: cell 1 raised ValueError: broken on purpose" in err
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["bad.ipynb"]
     with pytest.raises(papermill.PapermillExecutionError):
         run_notebook(path, tmp_path / "out.ipynb", timeout=60)

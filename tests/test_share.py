@@ -80,7 +80,8 @@ def test_hashing_streams_and_the_listing_is_written_atomically(tmp_path, monkeyp
 
     monkeypatch.setattr(Path, "read_bytes", whole_file)
     assert write_checksums(folder).name == "SHA256SUMS" and verify_checksums(folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors"], \
+    published = sorted(p.name for p in folder.iterdir())
+    assert published == ["README.md", "SHA256SUMS", "config.json", "model.safetensors"], \
         "no lock or temporary left in a folder that will be published"
 
     def crash(src, dst):

@@ -74,7 +74,8 @@ class OnnxModel:
         try:
             self.mean, self.std, self.image_size = float(meta["mean"]), float(meta["std"]), int(meta["image_size"])
         except KeyError as err:
-            raise PredictError(f"{path}: the ONNX file lacks the metadata {err}; export it as notebook 07 does") from None
+            raise PredictError(f"{path}: the ONNX file lacks the metadata {err}; export it as notebook 07 does") \
+                from None
         self.input = self.session.get_inputs()[0].name
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:

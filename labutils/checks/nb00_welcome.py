@@ -26,7 +26,8 @@ def ex00_1(count_digit: Callable) -> str:
         got = int(count_digit(labels, digit))
         _expect(got == expected[digit], f"on the training labels, digit {digit} gave {got}; compare each label "
                                         "with the digit and count the matches.")
-    return f"right for all ten digits (the rarest is 5 with {int(expected[5]):,} images, the most common 1 with {int(expected[1]):,})."
+    return (f"right for all ten digits (the rarest is 5 with {int(expected[5]):,} images, the most common 1 with "
+            f"{int(expected[1]):,}).")
 
 
 @_check

@@ -61,5 +61,6 @@ def ex01_3(snapshot: Callable) -> str:
     changed = [k for k in before if not torch.equal(snap[k], before[k])]
     _expect(not changed, f"after the model changed, your snapshot changed too ({', '.join(changed[:3])}…): "
                          "state_dict() returns views of the live tensors; clone them.")
-    _expect(all(not v.requires_grad for v in snap.values()), "detach the tensors: a snapshot needs no autograd history.")
+    _expect(all(not v.requires_grad for v in snap.values()),
+            "detach the tensors: a snapshot needs no autograd history.")
     return "the snapshot kept the old values while the model's parameters and buffers changed."

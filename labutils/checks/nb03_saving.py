@@ -73,8 +73,9 @@ def ex03_2(save_atomically: Callable) -> str:
                                                                                          "hold what was passed in.")
             _expect(renames and renames[-1][1] == path, "the file did not arrive by a rename: torch.save into a "
                                                         "temporary, then os.replace(temporary, path).")
-            _expect(renames[-1][0].parent == path.parent, f"the temporary was in {renames[-1][0].parent}, not in the "
-                                                          "folder of `path`: a rename across disks is a copy, not atomic.")
+            _expect(renames[-1][0].parent == path.parent,
+                    f"the temporary was in {renames[-1][0].parent}, not in the folder of `path`: a rename across "
+                    "disks is a copy, not atomic.")
             _expect(syncs, "call f.flush() and os.fsync(f.fileno()) before the rename, or a power cut can leave an "
                            "empty file under the new name.")
             before = path.read_bytes()

@@ -28,7 +28,8 @@ def ex07_1(export_dynamic: Callable) -> str:
             raise _Wrong(f"a batch of {n} failed ({type(err).__name__}): pass dynamic_shapes={{'x': {{0: "
                          "torch.export.Dim('batch')}}} and an example batch of at least 2.") from None
         with torch.no_grad():
-            _expect(torch.allclose(out, model(images[:n]), atol=1e-6), f"a batch of {n} gave other logits than the model.")
+            _expect(torch.allclose(out, model(images[:n]), atol=1e-6),
+                    f"a batch of {n} gave other logits than the model.")
     return "batches of 1, 7 and 100 all run and match the model."
 
 

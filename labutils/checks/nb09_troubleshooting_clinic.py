@@ -7,7 +7,8 @@ import torch
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
-__all__ = ["ex09_1", "ex09_2", "ex09_3", "ex09_4", "ex09_5", "ex09_6", "ex09_7", "ex09_8", "ex09_9", "TinyNet", "write_tiny_pickle"]
+__all__ = ["ex09_1", "ex09_2", "ex09_3", "ex09_4", "ex09_5", "ex09_6", "ex09_7", "ex09_8", "ex09_9", "TinyNet",
+           "write_tiny_pickle"]
 
 
 def _equal_states(a: dict, b: dict) -> bool:
@@ -196,7 +197,8 @@ def ex09_7(file_problem: Callable) -> str:
     buffer = io.BytesIO()
     torch.save(Net().state_dict(), buffer)
     data = buffer.getvalue()
-    cases = {"ok.pt": (data, "ok"), "empty.pt": (b"", "empty"), "truncated.pt": (data[: len(data) * 6 // 10], "truncated"),
+    cases = {"ok.pt": (data, "ok"), "empty.pt": (b"", "empty"),
+             "truncated.pt": (data[: len(data) * 6 // 10], "truncated"),
              "notes.pt": (b"loss went down, then up\n", "not a checkpoint"), "missing.pt": (None, "missing")}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (content, _) in cases.items():
@@ -205,8 +207,8 @@ def ex09_7(file_problem: Callable) -> str:
         for name, (_, expected) in cases.items():
             got = file_problem(Path(tmp) / name)
             _expect(got is not None, "file_problem returned None: return one of the five words.")
-            _expect(got == expected, f"{name} ({'no file' if cases[name][0] is None else f'{len(cases[name][0]):,} bytes'})"
-                    f" is {expected!r}; you said {got!r}.")
+            size = "no file" if cases[name][0] is None else f"{len(cases[name][0]):,} bytes"
+            _expect(got == expected, f"{name} ({size}) is {expected!r}; you said {got!r}.")
     return "ok, missing, empty, truncated and not-a-checkpoint all told apart."
 
 

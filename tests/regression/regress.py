@@ -109,13 +109,14 @@ def execute(runs: list[Run], folder: Path) -> dict[str, dict]:
         start = time.perf_counter()
         with _environment(LAB_ARTIFACTS_DIR=str(folder / "artifacts"), LAB_METRICS_DIR=str(metrics_dir)):
             try:
-                run_notebook(REPO_ROOT / "notebooks" / f"{run.notebook}.ipynb", folder / "notebooks" / f"{run.id}.ipynb",
-                             parameters=run.parameters)
+                run_notebook(REPO_ROOT / "notebooks" / f"{run.notebook}.ipynb",
+                             folder / "notebooks" / f"{run.id}.ipynb", parameters=run.parameters)
             except papermill.PapermillExecutionError as err:  # a cell raised: its error, as the learner sees it
                 results[run.id] = {FAILED: f"{err.ename}: {str(err.evalue).splitlines()[0] if err.evalue else ''}"}
                 continue
             except Exception as err:  # a cell timed out or lost its reply, the kernel died: report it, go on
-                results[run.id] = {FAILED: f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"}
+                first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                results[run.id] = {FAILED: f"{type(err).__name__}: {first_line}"}
                 continue
         path = metrics_dir / f"{run.notebook}.json"
         results[run.id] = json.loads(path.read_text()) if path.exists() else {FAILED: "it recorded no metrics"}
