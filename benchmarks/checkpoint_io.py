@@ -59,8 +59,8 @@ def drop_cache(path: Path) -> None:
         if file.is_file():
             fd = os.open(file, os.O_RDONLY)
             try:
-                os.fdatasync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                getattr(os, "fdatasync", os.fsync)(fd)  # macOS has no fdatasync
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # main() checked that it exists
             finally:
                 os.close(fd)
 
@@ -204,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.megabytes > 0 or args.repeats < 1:
         parser.error(f"--megabytes must be above 0 and --repeats at least 1; got {args.megabytes} and {args.repeats}")
 
+    if not args.warm and not hasattr(os, "posix_fadvise"):
+        print("this system cannot drop a file from the page cache (no posix_fadvise): the loads read memory, "
+              "as with --warm")
+        args.warm = True
     torch.set_num_threads(os.cpu_count() or 1)
     state = wide_mlp(args.megabytes, width=4096 if args.megabytes >= 256 else 1024).state_dict()
     size = weight_bytes(state)

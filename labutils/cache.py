@@ -30,19 +30,23 @@ class TrainedNet:
     path: Path
 
 
-def cache_key(config: TrainConfig) -> str:
-    """Return the key of a configuration: it changes with the parameters, torch, and the lab's training code."""
+def cache_key(config: TrainConfig, device: str = "cpu") -> str:
+    """Return the key of a configuration: it changes with the parameters, the kind of device that trains (a Net
+    trained on a GPU or on Apple's MPS computes differently and is not served as a CPU one), torch, and the lab's
+    training code."""
     code = hashlib.sha256()
     for module in (models, train_module):
         code.update(Path(module.__file__).read_bytes())
     payload = {"config": config.to_dict(), "format": CACHE_FORMAT, "torch": torch.__version__,
                "code": code.hexdigest()}
+    if torch.device(device).type != "cpu":  # CPU keys stay as they were, so existing caches still serve
+        payload["device"] = torch.device(device).type
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cache_path(config: TrainConfig) -> Path:
-    """Return where the Net trained with `config` is cached."""
-    return artifacts_dir() / "cache" / f"net-{cache_key(config)}.pt"
+def cache_path(config: TrainConfig, device: str = "cpu") -> Path:
+    """Return where the Net trained with `config` on `device` (its kind: cpu, cuda, mps) is cached."""
+    return artifacts_dir() / "cache" / f"net-{cache_key(config, device)}.pt"
 
 
 def trained_net(config: TrainConfig | None = None, *, device: str | torch.device = "auto", progress: bool = True,
@@ -54,7 +58,7 @@ def trained_net(config: TrainConfig | None = None, *, device: str | torch.device
                         f"the parameters it knows are {', '.join(sorted(known))} (and device, progress).")
     config = replace(config or TrainConfig(), **overrides)
     device = pick_device(device)
-    path = cache_path(config)
+    path = cache_path(config, device.type)
     cached = _load(path, config)
     if cached is not None:
         model, history = cached
@@ -71,7 +75,8 @@ def trained_net(config: TrainConfig | None = None, *, device: str | torch.device
 
 def store_trained_net(model: Net, history: list[dict], config: TrainConfig) -> Path:
     """Put a Net trained with `config` into the cache, through save_checkpoint (atomic, with a sha256 sidecar)."""
-    path = cache_path(config)
+    trained_on = next(model.parameters()).device.type
+    path = cache_path(config, trained_on)
     state = {key: tensor.detach().cpu() for key, tensor in model.state_dict().items()}
     return save_checkpoint({"model": state, "history": history}, path,
                            metadata={"config": config.to_dict(), "cache_format": CACHE_FORMAT})

@@ -92,3 +92,15 @@ def test_entry_records_the_configuration_and_its_checksum(artifacts):
 def test_unknown_parameter_is_named(artifacts):
     with pytest.raises(TypeError, match="trained_net\\(\\) got epoch; the parameters it knows are batch_size, epochs"):
         trained_net(epoch=3)
+
+
+def test_the_cache_key_names_the_kind_of_device_that_trained(artifacts):
+    """A Net trained on a GPU or on Apple's MPS computes differently: it is not served to a CPU request."""
+    config = TrainConfig(**TINY)
+    keys = {device: cache_key(config, device) for device in ("cpu", "cuda", "cuda:1", "mps")}
+    assert keys["cpu"] == cache_key(config) and keys["cuda"] == keys["cuda:1"]
+    assert len({keys["cpu"], keys["cuda"], keys["mps"]}) == 3
+    net = trained_net(device="cpu", progress=False, **TINY)
+    assert net.path == cache_path(config, "cpu")
+    model = torch.nn.Linear(1, 1)
+    assert store_trained_net(model, [], config) == cache_path(config, "cpu"), "stored under the device it trained on"
