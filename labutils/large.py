@@ -162,12 +162,16 @@ def _child(strategy: str, path: str, width: int, depth: int) -> None:
                       "seconds": seconds, "peak_reset": reset}))
 
 
+PEAK_MEMORY_TIMEOUT_S = 1200  # one load of a model that fits in memory, in a fresh Python; minutes at most
+
+
 def peak_memory(strategy: str, path: os.PathLike | str, width: int, depth: int) -> dict:
     """Load `path` with `strategy` (a LOADERS key, or "one tensor (safe_open)") in a new process; return its memory."""
     if strategy not in LOADERS and strategy != "one tensor (safe_open)":
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {[*LOADERS, 'one tensor (safe_open)']}")
     code = f"from labutils.large import _child; _child({strategy!r}, {str(path)!r}, {width}, {depth})"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=PEAK_MEMORY_TIMEOUT_S)
     if done.returncode != 0:
         raise RuntimeError(f"loading {path} with {strategy!r} failed in the child process:\n{done.stderr[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])

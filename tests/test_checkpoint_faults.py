@@ -157,7 +157,8 @@ def test_a_malicious_pickle_is_refused_and_never_runs(tmp_path):
     assert summary.unsafe_globals == ["builtins.exec"] and "NOT SAFE" in str(summary)
     assert not canary.exists()
     # The test must be able to fail: an unsafe load of the same file does run the code.
-    subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(path)!r}, weights_only=False)"], check=True)
+    subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(path)!r}, weights_only=False)"], check=True,
+                   timeout=300)
     assert canary.read_text() == "this code ran"
 
 
@@ -296,7 +297,8 @@ _CHILD = textwrap.dedent("""
 @pytest.mark.parametrize("point", ["mid-write", "before-sidecar", "mid-sidecar", "before-rename", "after-rename"])
 def test_sigkill_during_a_save(good, point):
     before = good.read_bytes()
-    child = subprocess.run([sys.executable, "-c", _CHILD, str(good), point], capture_output=True, text=True)
+    child = subprocess.run([sys.executable, "-c", _CHILD, str(good), point], capture_output=True, text=True,
+                           timeout=300)
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert "finished" not in child.stdout
     loaded = load_checkpoint(good)  # verified: the final name holds a complete file
@@ -330,10 +332,12 @@ def test_sigkill_at_any_moment_never_leaves_a_bad_checkpoint(tmp_path):
     delays = [0.01, 0.04, 0.09, 0.15, 0.23]
     for delay in delays:
         child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-        child.kill()
-        child.wait()
+        try:
+            assert child.stdout.readline().strip() == "ready"
+            time.sleep(delay)
+        finally:
+            child.kill()
+            child.wait(timeout=60)
         loaded = load_checkpoint(path)
         assert loaded["epoch"] in (1, 2) and torch.equal(loaded["w"], torch.full((4_000_000,), float(loaded["epoch"])))
     save_checkpoint({"epoch": 0}, path)
@@ -348,7 +352,7 @@ def test_a_full_disk_midway_ruins_torch_save_but_not_save_checkpoint(good):
     for call, survives in [(f"ck.save_checkpoint({state}, {target})", True), (f"torch.save({state}, {target})", False)]:
         code = (f"import resource, torch; import labutils.checkpoint as ck; from labutils import Net\n"
                 f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n{call}")
-        child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
         assert child.returncode == 1, child.stderr
         if survives:
             assert "CheckpointWriteError" in child.stderr and "File too large" in child.stderr, child.stderr
@@ -376,7 +380,7 @@ def test_a_read_only_folder_raises_and_is_never_swallowed(tmp_path):
     if os.geteuid() == 0:  # root writes anywhere; without the capability to override permissions, it cannot
         command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
     try:
-        child = subprocess.run(command, capture_output=True, text=True)
+        child = subprocess.run(command, capture_output=True, text=True, timeout=300)
     finally:
         folder.chmod(0o755)
     assert child.returncode == 0, child.stderr

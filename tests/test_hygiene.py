@@ -97,6 +97,6 @@ def test_nbval_compares_the_checked_outputs(tmp_path):
     nbformat.write(nb, tmp_path / "00_welcome.ipynb")
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
                              "--nbval-current-env", "-o", "addopts=", str(tmp_path / "00_welcome.ipynb")],
-                            cwd=tmp_path, capture_output=True, text=True,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "LAB_ARTIFACTS_DIR": str(tmp_path / "artifacts")})
     assert result.returncode == 1 and "59,999 training" in result.stdout, result.stdout[-2000:]

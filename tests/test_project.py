@@ -70,7 +70,7 @@ def test_ci_runs_make_test_and_nothing_else():
 
 def test_images_are_what_the_script_draws(tmp_path):
     subprocess.run([sys.executable, str(REPO_ROOT / "images" / "make_images.py"), str(tmp_path)], check=True,
-                   capture_output=True)
+                   capture_output=True, timeout=300)
     drawn = sorted(p.name for p in tmp_path.glob("*.png"))
     committed = sorted(p.name for p in (REPO_ROOT / "images").glob("*.png"))
     assert drawn == committed, "run `make images` and commit the result"
@@ -82,7 +82,8 @@ def test_images_are_what_the_script_draws(tmp_path):
 @pytest.mark.parametrize("target", ["lab", "test"])
 def test_make_sets_up_before_it_runs(target):
     """`make lab` and `make test` create .venv first; a second run installs nothing (make -n shows no pip)."""
-    dry = subprocess.run(["make", "-n", target], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    dry = subprocess.run(["make", "-n", target], cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+                         timeout=120).stdout
     assert "pip install" not in dry, f"`make {target}` would install again although .venv is set up:\n{dry}"
     assert "labutils" in dry  # the data check runs every time
 
@@ -91,18 +92,18 @@ def test_offline_installs_use_only_the_wheelhouse():
     """`make lab OFFLINE=1` installs every package from wheelhouse/ and never from an index."""
     dry = subprocess.run(["make", "-n", "-W", "requirements.txt", "lab", "OFFLINE=1",
                           "TORCH_INDEX=https://download.pytorch.org/whl/cpu"],
-                         cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+                         cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=120).stdout
     installs = [line for line in dry.splitlines() if "pip install" in line]
     assert len(installs) == 2 and all("--no-index --find-links wheelhouse" in line for line in installs), dry
     assert "--index-url" not in dry
     online = subprocess.run(["make", "-n", "wheelhouse"], cwd=REPO_ROOT, capture_output=True, text=True,
-                            check=True).stdout
+                            check=True, timeout=120).stdout
     assert "pip download --dest wheelhouse --find-links wheelhouse -r requirements.txt" in online
 
 
 def test_offline_without_a_wheelhouse_stops_before_installing(tmp_path):
     done = subprocess.run(["make", "-W", "requirements.txt", "setup", "OFFLINE=1", f"WHEELHOUSE={tmp_path / 'none'}"],
-                          cwd=REPO_ROOT, capture_output=True, text=True)
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert f"OFFLINE=1 installs from {tmp_path / 'none'}/ but it is missing: run make wheelhouse" in done.stdout
     assert "pip install" not in done.stdout

@@ -284,7 +284,8 @@ def write_tiny_pickle(path, reference) -> None:
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-c", _TINYNET, str(path), str(reference)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", _TINYNET, str(path), str(reference)], check=True, capture_output=True,
+                   timeout=300)
 
 
 @_check
