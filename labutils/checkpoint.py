@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from . import sha256sums
-from ._io import atomic_write, atomic_write_bytes, locked, remove_stale_temporaries  # noqa: F401 (re-exported)
+from ._io import atomic_write, atomic_write_bytes, locked, remove_stale_temporaries, sha256_file  # noqa: F401
 from .paths import display_path
 
 FORMAT = "save-load-lab/1"
@@ -256,12 +256,7 @@ def _current_digests(path: Path) -> list[str]:
         recorded = _recorded_digests(path)
     except CheckpointCorruptError:
         recorded = []
-    return recorded or [_sha256(path)]
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return sha256sums.file_digest(f)
+    return recorded or [sha256_file(path)]
 
 
 def _os_error(err: BaseException | None) -> OSError | None:

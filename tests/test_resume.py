@@ -290,3 +290,11 @@ def test_every_resume_error_names_the_file(data, tmp_path):
     save_checkpoint({k: v for k, v in state.items() if k != "metadata"}, tmp_path / "broken.pt")
     with pytest.raises(ResumeError, match="broken.pt: this run cannot continue from it \\(KeyError: 'rng'\\)"):
         resume(tmp_path / "broken.pt", *data)
+
+
+def test_the_script_names_a_checkpoint_it_cannot_resume_from(tmp_path):
+    save_checkpoint({"model": Net().state_dict()}, tmp_path / "step-00000005.pt")  # verifies, but is no run
+    done = subprocess.run(_script(tmp_path, "--resume"), capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("train_resumable.py: error: ") and "step-00000005.pt: it is not a resumable" in lines[0]

@@ -6,9 +6,10 @@
 --pause-at STEP stops after that step, prints "paused at step STEP" and waits (for a signal, or for stdin to close);
 --resume continues from the newest good checkpoint in FOLDER, or starts afresh when there is none.
 
-Exit status: 0 when training finished; 143 (128 + 15) after SIGTERM and 130 (128 + 2) after SIGINT, once the
-current step is finished and a checkpoint of it is saved, so that rerunning with --resume loses no step. SIGKILL
-cannot be caught: a rerun then continues from the last checkpoint saved before it.
+Exit status: 0 when training finished; 1 when the checkpoint to resume from cannot be used (the message names
+it); 143 (128 + 15) after SIGTERM and 130 (128 + 2) after SIGINT, once the current step is finished and a
+checkpoint of it is saved, so that rerunning with --resume loses no step. SIGKILL cannot be caught: a rerun then
+continues from the last checkpoint saved before it.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import signal
 import sys
 
 from labutils import TrainConfig, mnist_tensors
+from labutils.checkpoint import CheckpointError
 from labutils.resume import STOPPED_EXIT, CheckpointManager, ResumableRun, resume
 
 
@@ -42,10 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     test = mnist_tensors(train=False)
     manager = CheckpointManager(args.folder, every=args.every, keep_last=args.keep_last)
     latest = manager.latest() if args.resume else None
-    if latest is not None:
-        run = resume(latest, *data, test=test, num_workers=args.workers)
-    else:
-        run = ResumableRun(*data, config, test=test, num_workers=args.workers)
+    try:
+        if latest is not None:
+            run = resume(latest, *data, test=test, num_workers=args.workers)
+        else:
+            run = ResumableRun(*data, config, test=test, num_workers=args.workers)
+    except CheckpointError as err:  # it names the file and the fix
+        print(f"train_resumable.py: error: {err}", file=sys.stderr)
+        return 1
     print(f"starting at step {run.step} of {run.total_steps}", flush=True)
 
     def report(run: ResumableRun) -> None:
