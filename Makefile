@@ -1,8 +1,21 @@
 # The Save & Load Lab. `make lab` opens it, `make test` tests it; both set up .venv first, once.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   := .venv
+#
+# Python 3.11, 3.12 or 3.13: the first of python3, python3.13, python3.12, python3.11 on PATH that is one of them,
+# or the one named by `make lab PYTHON=/path/to/python3.12`. tools/check_python.py says what to do otherwise.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(firstword $(foreach p,python3 python3.13 python3.12 python3.11,$(shell command -v $(p) >/dev/null 2>&1 && \
+	$(p) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null && command -v $(p))) python3)
+endif
+# Inside the conda environment environment.yml creates (`conda activate save-load-lab`), the lab runs in it and
+# no .venv is made; for an environment made under another name: make test VENV=$$CONDA_PREFIX
+CONDA_ENV_NAME := $(shell sed -n 's/^name: *//p' environment.yml)
+ifeq ($(origin VENV),undefined)
+VENV := $(if $(and $(CONDA_PREFIX),$(filter $(CONDA_ENV_NAME),$(CONDA_DEFAULT_ENV))),$(CONDA_PREFIX),.venv)
+endif
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.lab-installed
+# requirements.txt is the one place the versions are written; torch's and torchvision's are read from it here.
+TORCH_PINS := $(shell sed -n -E 's/^(torch|torchvision)==([^ #]+).*/\1==\2/p' requirements.txt)
 # For a laptop without a GPU: make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 # For a room without network: `make wheelhouse` once (with network), then `make lab OFFLINE=1` installs from it.
@@ -21,7 +34,7 @@ ifeq ($(shell id -u),0)
 LAB_FLAGS += --allow-root
 endif
 
-.PHONY: lab test setup wheelhouse data notebooks images benchmarks stress regress clean
+.PHONY: lab test setup check-python wheelhouse data notebooks images benchmarks stress regress clean
 
 lab: data
 	$(BIN)/jupyter lab $(LAB_FLAGS)
@@ -29,22 +42,27 @@ lab: data
 test: data
 	$(BIN)/python -m pytest
 
-setup: $(STAMP)
+# The environment's Python is checked on every run (tools/check_python.py), even when nothing is to install.
+setup: check-python $(STAMP)
 
-# Runs only when .venv is missing or the pins changed, so a second `make lab` installs nothing.
+check-python:
+	@if command -v $(PYTHON) >/dev/null 2>&1; then $(PYTHON) tools/check_python.py $(VENV); else \
+		echo "No Python to set the lab up with: $(PYTHON) is not on PATH. Install Python 3.11, 3.12 or 3.13 and run: make lab PYTHON=/path/to/python3.12"; exit 1; fi
+
+# Runs only when the environment is new or the pins changed, so a second `make lab` installs nothing. setuptools is
+# pinned in requirements.txt and installed first, so that installing labutils does not depend on whichever one
+# came with the interpreter (Python 3.12 and later put none into a new venv).
 $(STAMP): requirements.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "the lab needs Python 3.11, found " + sys.version.split()[0]' \
-		|| { echo "Install Python 3.11 or run: make lab PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(OFFLINE),@test -d $(WHEELHOUSE) || { echo "OFFLINE=1 installs from $(WHEELHOUSE)/ but it is missing: run make wheelhouse where there is network"; exit 1; })
-	$(if $(and $(TORCH_INDEX),$(if $(OFFLINE),,1)),$(BIN)/python -m pip install --index-url $(TORCH_INDEX) torch==2.14.1 torchvision==0.29.1)
+	$(if $(and $(TORCH_INDEX),$(if $(OFFLINE),,1)),$(BIN)/python -m pip install --index-url $(TORCH_INDEX) $(TORCH_PINS))
 	$(BIN)/python -m pip install $(PIP_FROM) -r requirements.txt
 	$(BIN)/python -m pip install $(PIP_FROM) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # Download every wheel the lab installs (for this machine's OS, CPU and Python) into wheelhouse/.
 wheelhouse: requirements.txt
-	$(if $(TORCH_INDEX),$(PYTHON) -m pip download --dest $(WHEELHOUSE) --index-url $(TORCH_INDEX) torch==2.14.1 torchvision==0.29.1)
+	$(if $(TORCH_INDEX),$(PYTHON) -m pip download --dest $(WHEELHOUSE) --index-url $(TORCH_INDEX) $(TORCH_PINS))
 	$(PYTHON) -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) -r requirements.txt
 
 # Decompress the bundled MNIST once and check every file's sha256.

@@ -43,6 +43,33 @@ class MissedReply(NotebookRunError):
     """A cell's reply came only when the timeout made the client look again: the client had missed it."""
 
 
+def _this_python_kernel_manager():
+    """A kernel manager for which "python3" always means this Python (the lab's .venv or conda environment).
+
+    jupyter_client looks kernel names up in the learner's own folders too (~/.local/share/jupyter/kernels,
+    JUPYTER_PATH), where a "python3" kernelspec may start another Python without the lab's packages or pins.
+    nbval's --nbval-current-env does the same for `make test`'s notebooks.
+    """
+    import ipykernel.kernelspec
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class ThisPythonSpecs(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            if kernel_name == "python3":
+                return self.kernel_spec_class(resource_dir=ipykernel.kernelspec.RESOURCES,
+                                              **ipykernel.kernelspec.get_kernel_dict())
+            return super().get_kernel_spec(kernel_name)
+
+    class ThisPythonKernelManager(AsyncKernelManager):
+        @default("kernel_spec_manager")
+        def _this_python_specs(self):
+            return ThisPythonSpecs(data_dir=self.data_dir)
+
+    return ThisPythonKernelManager
+
+
 def _cell_number(nb: nbformat.NotebookNode, index: int) -> str:
     code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
     return f"code cell {code.index(index) + 1} (cell {index})" if index in code else f"cell {index}"
@@ -53,6 +80,7 @@ def run_notebook(source: os.PathLike | str, target: os.PathLike | str, *, parame
                  kernel_name: str = "python3") -> nbformat.NotebookNode:
     """Execute `source` with papermill into `target` (in `cwd`, by default the notebook's folder); return it.
 
+    The kernel "python3" is this Python, whatever kernelspecs the learner has installed elsewhere.
     Raises papermill.PapermillExecutionError when a cell raises, CellTimeout when a cell runs past `timeout`
     seconds, and MissedReply when a cell only came back because its timeout fired.
     """
@@ -66,7 +94,8 @@ def run_notebook(source: os.PathLike | str, target: os.PathLike | str, *, parame
     try:
         nb = papermill.execute_notebook(str(source), str(target), parameters=parameters or {}, kernel_name=kernel_name,
                                         cwd=str(cwd or source.parent), progress_bar=False, log_output=False,
-                                        execution_timeout=timeout)
+                                        execution_timeout=timeout,
+                                        kernel_manager_class=_this_python_kernel_manager())
     except CellTimeoutError as err:
         ran = nbformat.read(target, as_version=4) if target.exists() else None
         index = _running_cell(ran) if ran is not None else None

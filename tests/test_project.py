@@ -1,6 +1,7 @@
 """The project's own files: pins, README, the CI entry point and the figures."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -42,9 +43,51 @@ def test_requirements_and_environment_agree():
 
 def test_required_pins():
     pins = _requirements()
-    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
-    for name in ("jupyterlab", "ipywidgets", "matplotlib", "nbval", "papermill", "pytest", "tqdm"):
+    for name in ("torch", "torchvision", "jupyterlab", "ipywidgets", "matplotlib", "nbval", "papermill", "pytest",
+                 "tqdm", "setuptools"):
         assert name in pins, f"{name} must be pinned in requirements.txt"
+
+
+def _make_dry_run(*args: str, **env: str) -> str:
+    """What `make -n ARGS` would run (nothing runs), with extra environment variables."""
+    return subprocess.run(["make", "-n", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+                          timeout=120, env={**os.environ, **env}).stdout
+
+
+def test_requirements_txt_is_the_only_place_versions_are_written():
+    """The Makefile reads torch's and torchvision's pins from requirements.txt; nothing else writes a version."""
+    pins = _requirements()
+    torch_pins = f"torch=={pins['torch']} torchvision=={pins['torchvision']}"
+    dry = _make_dry_run("-W", "requirements.txt", "setup", "TORCH_INDEX=https://download.pytorch.org/whl/cpu")
+    assert f"pip install --index-url https://download.pytorch.org/whl/cpu {torch_pins}" in dry, dry
+    wheels = _make_dry_run("wheelhouse", "TORCH_INDEX=https://download.pytorch.org/whl/cpu")
+    assert f"--index-url https://download.pytorch.org/whl/cpu {torch_pins}" in wheels, wheels
+    for name in ("Makefile", "pyproject.toml", ".ci/run"):
+        text = (REPO_ROOT / name).read_text()
+        assert not re.search(r"[A-Za-z0-9_-]==[0-9]", text), f"{name} writes a version; only requirements.txt may"
+
+
+def test_pyproject_depends_on_every_package_labutils_imports():
+    """`pip install .` alone must give labutils what it imports (huggingface_hub for labutils.share, ...)."""
+    import ast
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    declared = {re.split(r"[<>=!~ \[]", spec)[0].lower().replace("_", "-") for spec in
+                tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    distributions = packages_distributions()
+    imported = set()
+    for path in (REPO_ROOT / "labutils").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "labutils"}
+    assert {"torch", "huggingface_hub", "safetensors"} <= third_party, "the scan sees the imports"
+    needed = {name: {d.lower().replace("_", "-") for d in distributions[name]} for name in third_party}
+    missing = {name: dists for name, dists in needed.items() if not dists & declared}
+    assert not missing, f"pyproject.toml's dependencies lack what labutils imports: {missing}"
 
 
 def test_installed_versions_match_the_pins():
@@ -151,3 +194,89 @@ def test_every_subpackage_of_labutils_is_packaged():
     assert "labutils.checks" in packages
     for package in packages:
         assert any(fnmatch.fnmatch(package, pattern) for pattern in patterns["include"]), package
+
+
+CHECK_PYTHON = REPO_ROOT / "tools" / "check_python.py"
+
+
+def _check_python(*args: str, python: str = sys.executable, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([python, str(CHECK_PYTHON), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+
+
+def _fake_environment(folder, version: str):
+    """An environment whose bin/python says it is Python `version` (a shell script: no such Python is needed)."""
+    (folder / "bin").mkdir(parents=True)
+    python = folder / "bin" / "python"
+    python.write_text(f"#!/bin/sh\necho {version.replace('.', ' ')}\n")
+    python.chmod(0o755)
+    return folder
+
+
+def test_the_python_check_accepts_this_python_and_a_good_environment(tmp_path):
+    assert _check_python(str(tmp_path / "new-venv")).returncode == 0, "this Python may create .venv"
+    for version in ("3.11.7", "3.12.1", "3.13.0"):
+        done = _check_python(str(_fake_environment(tmp_path / version, version)))
+        assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("version", ["3.10.13", "3.14.0"])
+def test_the_python_check_refuses_an_environment_of_another_version(tmp_path, version):
+    done = _check_python(str(_fake_environment(tmp_path / "env", version)))
+    assert done.returncode == 1
+    assert f"holds Python {version}, but the lab needs Python 3.11, 3.12 or 3.13" in done.stderr
+    assert f"rm -rf {tmp_path / 'env'}" in done.stderr and "make lab PYTHON=" in done.stderr
+
+
+def test_the_python_check_names_a_broken_or_empty_environment(tmp_path):
+    (tmp_path / "gone" / "bin").mkdir(parents=True)
+    (tmp_path / "gone" / "bin" / "python").symlink_to(tmp_path / "removed-python")
+    done = _check_python(str(tmp_path / "gone"))
+    assert done.returncode == 1 and "points at a Python that is gone" in done.stderr, done.stderr
+    (tmp_path / "empty").mkdir()
+    done = _check_python(str(tmp_path / "empty"))
+    assert done.returncode == 1 and "holds no Python" in done.stderr and "rm -rf" in done.stderr
+
+
+def test_the_python_check_refuses_another_version_by_name(tmp_path):
+    """The check runs under the Python make found; one outside 3.11-3.13 is named with the way out."""
+    code = (f"import runpy, sys; sys.version_info = (3, 10, 13); sys.argv = ['check', {str(tmp_path / 'new')!r}]; "
+            f"runpy.run_path({str(CHECK_PYTHON)!r}, run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert f"The lab needs Python 3.11, 3.12 or 3.13; {sys.executable} is Python 3.10.13" in done.stderr
+    assert "make lab PYTHON=" in done.stderr
+
+
+def test_the_python_check_names_the_venv_package_when_ensurepip_is_missing(tmp_path):
+    """Debian and Ubuntu ship venv's ensurepip in python3.X-venv; without it `python -m venv` fails."""
+    (tmp_path / "shadow" / "ensurepip").mkdir(parents=True)
+    (tmp_path / "shadow" / "ensurepip" / "__init__.py").write_text("raise ImportError('no ensurepip here')\n")
+    done = _check_python(str(tmp_path / "new"), PYTHONPATH=str(tmp_path / "shadow"))
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert done.returncode == 1 and f"sudo apt install python{version}-venv" in done.stderr, done.stderr
+
+
+def test_make_checks_the_python_before_it_installs(tmp_path):
+    """`make setup` with an environment of the wrong version stops at the check: no venv, no pip."""
+    env = _fake_environment(tmp_path / "env", "3.10.13")
+    done = subprocess.run(["make", "setup", f"VENV={env}"], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0 and "holds Python 3.10.13" in done.stderr, done.stdout + done.stderr
+    assert "pip install" not in done.stdout and "-m venv" not in done.stdout
+    missing = subprocess.run(["make", "setup", "PYTHON=/nowhere/python3", f"VENV={tmp_path / 'new'}"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "/nowhere/python3 is not on PATH" in missing.stdout, missing.stdout
+
+
+def test_make_uses_the_labs_conda_environment_instead_of_a_venv(tmp_path):
+    """Inside `conda activate save-load-lab` make runs the lab there; inside any other environment, in .venv."""
+    prefix = tmp_path / "envs" / "save-load-lab"
+    inside = _make_dry_run("-W", "requirements.txt", "test", CONDA_PREFIX=str(prefix),
+                           CONDA_DEFAULT_ENV="save-load-lab")
+    assert f"{prefix}/bin/python -m pytest" in inside and f"{prefix}/bin/python -m pip install" in inside, inside
+    assert ".venv" not in inside
+    other = _make_dry_run("test", CONDA_PREFIX=str(tmp_path / "envs" / "ml"), CONDA_DEFAULT_ENV="ml")
+    assert ".venv/bin/python -m pytest" in other and "envs/ml" not in other, other
+    named = _make_dry_run("test", f"VENV={prefix}")
+    assert f"{prefix}/bin/python -m pytest" in named

@@ -1,6 +1,7 @@
 """labutils.runner: a busy cell and a lost reply both stop a headless run in time; the lab's widgets lose none."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -134,3 +135,34 @@ def test_nbval_stops_a_hung_cell(tmp_path):
     done, seconds = _pytest(tmp_path, "--nbval-cell-timeout=3", "hangs.ipynb")
     assert done.returncode == 1 and "Timeout of 3 seconds exceeded executing cell" in done.stdout, done.stdout[-2000:]
     assert seconds < 120
+
+
+@pytest.fixture
+def learners_kernelspec(tmp_path, monkeypatch):
+    """A learner's own "python3" kernelspec, found before the lab's, that starts another Python (here: none)."""
+    other = tmp_path / "other-python"
+    other.write_text("#!/bin/sh\necho 'another Python, without the lab' >&2\nexit 3\n")
+    other.chmod(0o755)
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({"argv": [str(other), "-m", "ipykernel_launcher", "-f",
+                                                           "{connection_file}"],
+                                                  "display_name": "Another Python", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))  # as ~/.local/share/jupyter or JUPYTER_PATH
+    from jupyter_client.kernelspec import KernelSpecManager
+    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == str(other), "jupyter_client would start it"
+    return other
+
+
+def test_papermill_runs_in_the_labs_python_whatever_kernelspec_the_learner_has(tmp_path, learners_kernelspec):
+    path = _notebook(tmp_path / "which.ipynb", "import sys\nprint(sys.executable)")
+    nb = run_notebook(path, tmp_path / "out.ipynb", timeout=120)
+    assert nb.cells[0].outputs[0]["text"].strip() == sys.executable
+
+
+def test_nbval_runs_in_the_labs_python_whatever_kernelspec_the_learner_has(tmp_path, learners_kernelspec):
+    _notebook(tmp_path / "which.ipynb", f"import sys\nassert sys.executable == {sys.executable!r}, sys.executable")
+    done, _ = _pytest(tmp_path, "which.ipynb")
+    assert done.returncode == 0, done.stdout[-2000:]
+    without, _ = _pytest(tmp_path, "-o", "addopts=--nbval-lax -p no:cacheprovider", "which.ipynb")
+    assert without.returncode == 1, "without --nbval-current-env nbval starts the learner's kernelspec"

@@ -1,0 +1,85 @@
+"""Check the Python that `make` will set the lab up with; print what to do and exit 1 when it cannot work.
+
+    python tools/check_python.py ENV_FOLDER     # the Makefile runs this before every `make lab` / `make test`
+
+ENV_FOLDER is the environment the lab runs in (`.venv`, or the active conda environment). When it already holds
+a Python, that Python is checked: it must run and be 3.11, 3.12 or 3.13. Otherwise the Python running this script,
+which will create `.venv`, is checked: its version, and the `venv` module with `ensurepip` (Debian and Ubuntu
+ship those in a separate package).
+
+Written for any Python 3, so that an old interpreter gets this message instead of a syntax error.
+"""
+from __future__ import print_function
+
+import os
+import subprocess
+import sys
+
+SUPPORTED = ((3, 11), (3, 12), (3, 13))
+RANGE = "3.11, 3.12 or 3.13"
+HOW = ("Install one of them (python.org, pyenv, or your system's packages), then point make at it, for example:\n"
+       "    make lab PYTHON=/usr/bin/python3.12      (or: make test PYTHON=...)")
+
+
+def version_text(info):
+    return ".".join(str(part) for part in info)
+
+
+def check_interpreter():
+    """The Python running this script will create the environment: the right version, and venv with ensurepip."""
+    found = tuple(sys.version_info[:2])
+    if found not in SUPPORTED:
+        return ("The lab needs Python {0}; {1} is Python {2}.\n{3}".format(
+            RANGE, sys.executable, version_text(sys.version_info[:3]), HOW))
+    try:
+        import ensurepip  # noqa: F401  (python -m venv needs it to put pip into .venv)
+        import venv  # noqa: F401
+    except ImportError:
+        package = "python{0}-venv".format(version_text(found))
+        return ("{0} cannot create a virtual environment: its venv module (with ensurepip) is missing.\n"
+                "On Debian or Ubuntu, install it:  sudo apt install {1}\n"
+                "then run make again.".format(sys.executable, package))
+    return None
+
+
+def check_environment(folder):
+    """An environment that exists already: its Python must run and be a supported version."""
+    python = os.path.join(folder, "Scripts" if os.name == "nt" else "bin", "python")
+    if os.path.lexists(python) and not os.path.exists(python):
+        return ("{0} points at a Python that is gone ({1}): it was probably moved, upgraded or removed.\n"
+                "Remove the environment (rm -rf {2}) and run make again; make creates it anew.".format(
+                    python, os.path.realpath(python), folder))
+    if not os.path.exists(python):
+        return ("{0}/ exists but holds no Python ({1} is missing): it is not an environment make can use.\n"
+                "Remove it (rm -rf {0}) and run make again.".format(folder, python))
+    try:
+        done = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:3])"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        done, reason = None, str(err)
+    if done is None or done.returncode != 0:
+        reason = reason if done is None else done.stderr.decode(errors="replace").strip()
+        return ("{0} does not run ({1}): the Python it was made from was probably moved, upgraded or removed.\n"
+                "Remove it (rm -rf {2}) and run make again; make creates it anew.".format(python, reason, folder))
+    found = tuple(int(part) for part in done.stdout.split())
+    if found[:2] not in SUPPORTED:
+        return ("{0} holds Python {1}, but the lab needs Python {2}.\n"
+                "Remove it (rm -rf {0}) and run make again with a supported Python.\n{3}".format(
+                    folder, version_text(found), RANGE, HOW))
+    return None
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    folder = argv[1].rstrip("/") or "."
+    problem = check_environment(folder) if os.path.exists(folder) else check_interpreter()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
