@@ -33,7 +33,12 @@ def test_batchnorm_variant_has_buffers_and_dropout():
     model = BatchNormNet()
     buffers = [name for name, _ in model.named_buffers()]
     assert buffers == [f"bn{i}.{b}" for i in (1, 2) for b in ("running_mean", "running_var", "num_batches_tracked")]
-    assert type(model).__name__ != type(Net()).__name__
+    try:  # a different architecture: the plain Net refuses its state_dict and names the extra keys
+        Net().load_state_dict(model.state_dict())
+    except RuntimeError as err:
+        assert 'Unexpected key(s) in state_dict: "bn1.weight"' in str(err)
+    else:
+        raise AssertionError("Net must refuse BatchNormNet's state_dict")
     model.eval()
     x = torch.randn(3, 1, 28, 28)
     assert model(x).shape == (3, 10)

