@@ -50,7 +50,9 @@ def pytest_configure(config):
     # checked outputs print paths into the temporary folder: tests/nbval_sanitize.cfg maps them back
     if getattr(config.option, "nbval_sanitize_with", "") is None:
         config.option.nbval_sanitize_with = str(Path(__file__).resolve().parent / "tests" / "nbval_sanitize.cfg")
-    if os.environ.get(_SESSION):  # a worker of a session that already set the folder up
+    if os.environ.get(_SESSION):  # a worker process (pytest-xdist) of a session that made the folder: its own part
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "worker")
+        os.environ["LAB_ARTIFACTS_DIR"] = str(Path(os.environ[_SESSION], worker, "artifacts"))
         return
     watched = learner_artifacts()
     temporary = Path(tempfile.mkdtemp(prefix="lab-test-"))
