@@ -204,11 +204,11 @@ def _check_python(*args: str, python: str = sys.executable, **env: str) -> subpr
                           env={**os.environ, **env})
 
 
-def _fake_environment(folder, version: str):
+def _fake_environment(folder, version: str, pip: bool = True):
     """An environment whose bin/python says it is Python `version` (a shell script: no such Python is needed)."""
     (folder / "bin").mkdir(parents=True)
     python = folder / "bin" / "python"
-    python.write_text(f"#!/bin/sh\necho {version.replace('.', ' ')}\n")
+    python.write_text(f"#!/bin/sh\necho {version.replace('.', ' ')} {pip}\n")
     python.chmod(0o755)
     return folder
 
@@ -255,6 +255,14 @@ def test_the_python_check_names_the_venv_package_when_ensurepip_is_missing(tmp_p
     done = _check_python(str(tmp_path / "new"), PYTHONPATH=str(tmp_path / "shadow"))
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert done.returncode == 1 and f"sudo apt install python{version}-venv" in done.stderr, done.stderr
+
+
+def test_the_python_check_names_an_environment_left_without_pip(tmp_path):
+    """A `python -m venv` that failed half-way (Debian without python3.X-venv) leaves a Python without pip."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "half")], check=True, timeout=120)
+    done = _check_python(str(tmp_path / "half"))
+    assert done.returncode == 1 and "has no pip" in done.stderr and f"rm -rf {tmp_path / 'half'}" in done.stderr
+    assert _check_python(str(_fake_environment(tmp_path / "fake", "3.12.1", pip=False))).returncode == 1
 
 
 def test_make_checks_the_python_before_it_installs(tmp_path):

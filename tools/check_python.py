@@ -53,7 +53,8 @@ def check_environment(folder):
         return ("{0}/ exists but holds no Python ({1} is missing): it is not an environment make can use.\n"
                 "Remove it (rm -rf {0}) and run make again.".format(folder, python))
     try:
-        done = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:3])"],
+        probe = "import sys, importlib.util; print(*sys.version_info[:3], importlib.util.find_spec('pip') is not None)"
+        done = subprocess.run([python, "-c", probe],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as err:
         done, reason = None, str(err)
@@ -61,11 +62,16 @@ def check_environment(folder):
         reason = reason if done is None else done.stderr.decode(errors="replace").strip()
         return ("{0} does not run ({1}): the Python it was made from was probably moved, upgraded or removed.\n"
                 "Remove it (rm -rf {2}) and run make again; make creates it anew.".format(python, reason, folder))
-    found = tuple(int(part) for part in done.stdout.split())
+    *numbers, has_pip = done.stdout.split()
+    found = tuple(int(part) for part in numbers)
     if found[:2] not in SUPPORTED:
         return ("{0} holds Python {1}, but the lab needs Python {2}.\n"
                 "Remove it (rm -rf {0}) and run make again with a supported Python.\n{3}".format(
                     folder, version_text(found), RANGE, HOW))
+    if has_pip != b"True":
+        return ("{0} has no pip: it was made by a `python -m venv` that failed half-way (on Debian and Ubuntu, "
+                "without python{1}-venv).\nInstall that package if it is missing, remove the environment "
+                "(rm -rf {0}) and run make again.".format(folder, version_text(found[:2])))
     return None
 
 
