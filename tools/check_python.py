@@ -62,8 +62,8 @@ def check_environment(folder):
         reason = reason if done is None else done.stderr.decode(errors="replace").strip()
         return ("{0} does not run ({1}): the Python it was made from was probably moved, upgraded or removed.\n"
                 "Remove it (rm -rf {2}) and run make again; make creates it anew.".format(python, reason, folder))
-    *numbers, has_pip = done.stdout.split()
-    found = tuple(int(part) for part in numbers)
+    parts = done.stdout.split()
+    found, has_pip = tuple(int(part) for part in parts[:-1]), parts[-1]
     if found[:2] not in SUPPORTED:
         return ("{0} holds Python {1}, but the lab needs Python {2}.\n"
                 "Remove it (rm -rf {0}) and run make again with a supported Python.\n{3}".format(
@@ -80,7 +80,10 @@ def main(argv):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     folder = argv[1].rstrip("/") or "."
-    problem = check_environment(folder) if os.path.exists(folder) else check_interpreter()
+    if os.path.exists(folder) and sys.version_info >= (3, 5):
+        problem = check_environment(folder)
+    else:  # no environment yet (or a Python too old to look into one): this Python must do
+        problem = check_interpreter()
     if problem:
         print(problem, file=sys.stderr)
         return 1
