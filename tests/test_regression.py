@@ -58,6 +58,9 @@ def test_flatten_keeps_dotted_names_apart():
      "RuntimeError: Attempting to deserialize object on a CUDA device; use map_location", {"kind": "error"}, True),
     ("UnpicklingError: Weights only load failed", "RuntimeError: Weights only load failed", {"kind": "error"}, False),
     ("_pickle.UnpicklingError: x", "_pickle.UnpicklingError: y", {"kind": "error"}, True),
+    ("\x1b[1;35mAttributeError\x1b[0m: \x1b[35mCan't get attribute 'Net'\x1b[0m", "AttributeError: Can't get",
+     {"kind": "error"}, True),  # a child Python 3.13 colours its traceback when FORCE_COLOR is set
+    ("\x1b[1;35mRuntimeError\x1b[0m: x", "AttributeError: x", {"kind": "error"}, False),
     ("Missing key(s) in state_dict", "Missing key(s) in state_dict", {"kind": "error"}, False),  # no class recorded
     ("(missing)", "RuntimeError: x", {"kind": "error"}, False),
 ])

@@ -155,9 +155,12 @@ def describe(rule: dict) -> str:
 ERROR_CLASS = re.compile(r"([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)): ")
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # Python 3.13 colours a traceback where FORCE_COLOR is set
+
+
 def error_class(text: object) -> str | None:
     """The exception class an error text starts with ("RuntimeError: ..." gives RuntimeError), else None."""
-    match = ERROR_CLASS.match(text) if isinstance(text, str) else None
+    match = ERROR_CLASS.match(ANSI_ESCAPE.sub("", text)) if isinstance(text, str) else None
     return match.group(1) if match else None
 
 
