@@ -50,8 +50,8 @@ check-python:
 		echo "No Python to set the lab up with: $(PYTHON) is not on PATH. Install Python 3.11, 3.12 or 3.13 and run: make lab PYTHON=/path/to/python3.12"; exit 1; fi
 
 # Runs only when the environment is new or the pins changed, so a second `make lab` installs nothing. setuptools is
-# pinned in requirements.txt and installed with the other pins, before labutils, so that its install does not use the one that
-# came with the interpreter (Python 3.12 and later put none into a new venv).
+# pinned in requirements.txt and installed with the other pins, before labutils, so that labutils' install does
+# not use the one that came with the interpreter (Python 3.12 and later put none into a new venv).
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(OFFLINE),@test -d $(WHEELHOUSE) || { echo "OFFLINE=1 installs from $(WHEELHOUSE)/ but it is missing: run make wheelhouse where there is network"; exit 1; })

@@ -390,8 +390,6 @@ def test_a_read_only_folder_raises_and_is_never_swallowed(tmp_path):
 
 def test_one_except_clause_catches_every_way_a_load_fails(tmp_path):
     """What the error family is for: `except CheckpointError` in a learner's loop catches each real failure."""
-    good = tmp_path / "good.pt"
-    save_checkpoint(_state(1), good)
     missing_sidecar = tmp_path / "no_sidecar.pt"
     save_checkpoint(_state(1), missing_sidecar)
     sidecar_path(missing_sidecar).unlink()
