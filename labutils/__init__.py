@@ -1,5 +1,11 @@
-"""labutils: the helpers behind the Save & Load Lab's notebooks."""
-from . import checkpoint, checks, plots
+"""labutils: the helpers behind the Save & Load Lab's notebooks.
+
+`labutils.plots` (matplotlib) is imported on first use, so that the scripts and the processes that only save and
+load do not pay for it.
+"""
+import importlib
+
+from . import checkpoint, checks
 from .cache import TrainedNet, trained_net
 from .data import MEAN, STD, DataError, mnist, mnist_tensors, verify_mnist
 from .models import BatchNormNet, Net, state_dict_table
@@ -14,3 +20,9 @@ __all__ = [
     "pick_device", "predict", "record_metrics", "seed_everything", "state_dict_table", "trained_net",
     "verify_mnist",
 ]
+
+
+def __getattr__(name: str):
+    if name == "plots":
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

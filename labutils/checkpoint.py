@@ -17,14 +17,16 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import pandas as pd
 import torch
 
 from . import sha256sums
 from ._io import atomic_write, atomic_write_bytes, locked, remove_stale_temporaries, sha256_file  # noqa: F401
 from .paths import display_path
+
+if TYPE_CHECKING:  # pandas is imported where a table is made: a process that only saves and loads skips it
+    import pandas as pd
 
 FORMAT = "save-load-lab/1"
 SIDECAR_SUFFIX = ".sha256"
@@ -705,6 +707,8 @@ def inspect_checkpoint(path: os.PathLike | str) -> CheckpointSummary:
             raise CheckpointCorruptError(path, f"torch cannot read it ({_first_line(err)})", _RESTORE) from err
         metadata = obj.pop("metadata", {}) if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict) else {}
         rows = list(_rows(obj))
+    import pandas as pd
+
     table = pd.DataFrame(rows, columns=["key", "kind", "dtype", "shape", "elements", "bytes", "value"])
     return CheckpointSummary(path, fmt, path.stat().st_size, table, metadata, checksum, unsafe)
 
@@ -764,6 +768,8 @@ PREFIXES = {
 
 def diagnose(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> pd.DataFrame:
     """Return a table of the keys that keep `state_dict` from loading into `model`, with the likely cause and fix."""
+    import pandas as pd
+
     expected = model.state_dict()
     columns = ["key", "problem", "in the model", "in the file", "likely cause", "fix"]
     if not isinstance(state_dict, Mapping):
@@ -861,6 +867,8 @@ def _head_keys(model: torch.nn.Module) -> set[str]:
 
 def zip_members(path: os.PathLike | str) -> pd.DataFrame:
     """List the members of a torch.save zip archive with their sizes (the archive's own table of contents)."""
+    import pandas as pd
+
     with zipfile.ZipFile(path) as archive:
         return pd.DataFrame([(info.filename, info.file_size) for info in archive.infolist()],
                             columns=["member", "bytes"])

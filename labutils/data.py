@@ -1,4 +1,8 @@
-"""Bundled MNIST: verified files, torchvision datasets and in-memory tensors."""
+"""Bundled MNIST: verified files, torchvision datasets and in-memory tensors.
+
+torchvision is imported only by `mnist()`, the one function that returns its dataset: importing it costs about
+1.5 s on a 2-core CPU, paid by every process that imports labutils (kernels, the scripts, the tests' children).
+"""
 from __future__ import annotations
 
 import functools
@@ -8,9 +12,13 @@ import os
 import sys
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
-from torchvision import datasets, transforms
+
+if TYPE_CHECKING:
+    from torchvision import datasets, transforms
 
 from ._io import atomic_write, sha256_file
 from .paths import data_dir, display_path
@@ -63,6 +71,8 @@ def verify_mnist(root: os.PathLike | str | None = None) -> Path:
 def mnist(train: bool = True, *, transform: transforms.Compose | None = None, download: bool = False,
           root: os.PathLike | str | None = None) -> datasets.MNIST:
     """Return torchvision's MNIST over the bundled, verified copy (ToTensor + Normalize by default)."""
+    from torchvision import datasets, transforms
+
     root = Path(root or data_dir())
     if download and not all((root / f"{n}.gz").exists() for n in SHA256):
         datasets.MNIST(root, train=train, download=True)  # the network, only because you asked
@@ -88,9 +98,31 @@ def mnist_tensors(train: bool = True, *, subset: int | None = None, device: torc
 
 @functools.lru_cache(maxsize=4)
 def _raw_tensors(train: bool, root: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the uint8 images and int64 labels of one split, read once per process."""
-    ds = mnist(train, root=root)
-    return ds.data, ds.targets
+    """Return the uint8 images (N, 28, 28) and int64 labels of one split, read once per process.
+
+    The same tensors as torchvision's `datasets.MNIST(...).data` and `.targets` (tests/test_data.py compares them),
+    read straight from the verified IDX files.
+    """
+    raw = verify_mnist(root)
+    prefix = "train" if train else "t10k"
+    images = read_idx(raw / f"{prefix}-images-idx3-ubyte")
+    labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte").long()
+    return images, labels
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """Read an IDX file of unsigned bytes (MNIST's format): a 4-byte magic 0x0000 08 NDIM, NDIM big-endian
+    sizes, then the bytes. Returns a uint8 tensor of that shape; a file of another kind raises DataError."""
+    data = Path(path).read_bytes()
+    ndim = data[3] if len(data) >= 4 else 0
+    header = 4 + 4 * ndim
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08" or not 1 <= ndim <= 3 or len(data) < header:
+        raise DataError(f"{display_path(path)} is not an IDX file of unsigned bytes. {RESTORE}")
+    shape = tuple(int(n) for n in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    if len(data) - header != int(np.prod(shape)):
+        raise DataError(f"{display_path(path)} holds {len(data) - header} bytes of data where its header "
+                        f"promises {shape}. {RESTORE}")
+    return torch.from_numpy(np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy())
 
 
 def _is_verified(path: Path) -> bool:

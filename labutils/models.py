@@ -1,10 +1,14 @@
 """The lab's models: the seed article's Net fixed for MNIST, and a BatchNorm + Dropout variant."""
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Net(nn.Module):
@@ -52,6 +56,8 @@ class BatchNormNet(nn.Module):
 
 def state_dict_table(model: nn.Module) -> pd.DataFrame:
     """Return one row per state_dict entry: name, parameter or buffer, shape, dtype, elements, bytes."""
+    import pandas as pd
+
     params = {name for name, _ in model.named_parameters()}
     rows = [
         {

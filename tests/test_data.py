@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -49,6 +52,40 @@ def test_dataset_and_tensors_agree():
     train, _ = mnist_tensors(train=True)
     assert abs(train.mean().item()) < 1e-3 and abs(train.std().item() - 1) < 1e-3
     assert (MEAN, STD) == (0.1307, 0.3081)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "test"])
+def test_the_labs_idx_reader_reads_what_torchvision_reads(train):
+    from labutils.data import _raw_tensors, data_dir
+
+    dataset = mnist(train=train, transform=None)
+    images, labels = _raw_tensors(train, str(data_dir().resolve()))
+    assert torch.equal(images, dataset.data) and images.dtype == torch.uint8
+    assert torch.equal(labels, dataset.targets) and labels.dtype == torch.int64
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b"\x00\x00\x0d" + b[3:], "is not an IDX file of unsigned bytes"),  # float data, not bytes
+    (lambda b: b[:2], "is not an IDX file of unsigned bytes"),
+    (lambda b: b[:-1], "holds 9999 bytes of data where its header promises (10000,)"),
+])
+def test_the_idx_reader_refuses_another_file_by_name(tmp_path, damage, message):
+    from labutils.data import read_idx
+
+    path = tmp_path / LABELS
+    path.write_bytes(damage((raw_dir() / LABELS).read_bytes()))
+    with pytest.raises(DataError, match=re.escape(message)) as caught:
+        read_idx(path)
+    assert LABELS in str(caught.value) and "git checkout data/" in str(caught.value)
+
+
+def test_importing_labutils_leaves_torchvision_pandas_and_matplotlib_for_later():
+    """Every kernel, script and child process imports labutils; these three cost about 2 s there, unused."""
+    code = ("import sys, labutils; labutils.mnist_tensors(train=False); "
+            "print([m for m in ('torchvision', 'pandas', 'matplotlib') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_tensors_are_copies_of_the_cached_data():
