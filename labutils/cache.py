@@ -1,15 +1,18 @@
 """A cache of trained Nets, so that any notebook can start from one without running the others."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from . import models, train as train_module
+from ._io import folder_locked
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, sidecar_path
 from .data import mnist_tensors
 from .models import Net
@@ -59,18 +62,34 @@ def trained_net(config: TrainConfig | None = None, *, device: str | torch.device
     config = replace(config or TrainConfig(), **overrides)
     device = pick_device(device)
     path = cache_path(config, device.type)
-    cached = _load(path, config)
-    if cached is not None:
-        model, history = cached
-        return TrainedNet(model.to(device).eval(), history, config, True, path)
-    print(f"No trained Net in the cache for {config}: training one now "
-          f"(3 to 8 s per epoch on a 2-core CPU).")
-    seed_everything(config.seed)
-    model = Net().to(device)
-    history = fit(model, mnist_tensors(True, subset=config.train_subset, device=device),
-                  mnist_tensors(False, device=device), config, progress=progress)
-    path = store_trained_net(model, history, config)
-    return TrainedNet(model.eval(), history, config, False, path)
+    with _one_trainer(path):
+        cached = _load(path, config)
+        if cached is not None:
+            model, history = cached
+            return TrainedNet(model.to(device).eval(), history, config, True, path)
+        print(f"No trained Net in the cache for {config}: training one now "
+              f"(3 to 8 s per epoch on a 2-core CPU).")
+        seed_everything(config.seed)
+        model = Net().to(device)
+        history = fit(model, mnist_tensors(True, subset=config.train_subset, device=device),
+                      mnist_tensors(False, device=device), config, progress=progress)
+        path = store_trained_net(model, history, config)
+        return TrainedNet(model.eval(), history, config, False, path)
+
+
+@contextlib.contextmanager
+def _one_trainer(path: Path) -> Iterator[None]:
+    """Let one process at a time train the Net cached at `path`. Another that asks for the same Net meanwhile (a
+    second notebook, a parallel test) waits, then finds it in the cache instead of training it a second time; if
+    the first stopped without storing it, the waiting one trains it."""
+    lock = path.parent / f".{path.name}.training"  # a folder: the lab's folder lock, which a dead process releases
+    with folder_locked(lock, blocking=False) as free:
+        if free:
+            yield
+            return
+    print(f"Another process is training this Net for {display_path(path)}: waiting for it, then loading it.")
+    with folder_locked(lock):
+        yield
 
 
 def store_trained_net(model: Net, history: list[dict], config: TrainConfig) -> Path:

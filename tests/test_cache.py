@@ -1,10 +1,14 @@
 """The trained-Net cache: trains when empty, reuses by parameters, never returns a stale or damaged Net."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
+import labutils
 import labutils._io
 from labutils import TrainConfig, trained_net
 from labutils.cache import cache_key, cache_path, store_trained_net
@@ -79,7 +83,8 @@ def test_failed_save_keeps_the_old_entry_and_leaves_no_partial_file(artifacts, m
         store_trained_net(torch.nn.Linear(1, 1), [], TrainConfig(**TINY))
     assert good.path.read_bytes() == before
     left = set(names(good.path.parent))
-    assert left == {good.path.name, sidecar_path(good.path).name}, f"no temporary may remain: {left}"
+    lock = f".{good.path.name}.training"  # the lock that lets one process at a time train this Net
+    assert left == {good.path.name, sidecar_path(good.path).name, lock}, f"no temporary may remain: {left}"
     assert trained_net(progress=False, **TINY).from_cache
 
 
@@ -104,3 +109,33 @@ def test_the_cache_key_names_the_kind_of_device_that_trained(artifacts):
     assert net.path == cache_path(config, "cpu")
     model = torch.nn.Linear(1, 1)
     assert store_trained_net(model, [], config) == cache_path(config, "cpu"), "stored under the device it trained on"
+
+
+_ASK = ("import sys, labutils; net = labutils.trained_net(progress=False, epochs=1, batch_size=128, train_subset=600); "
+        "print('from the cache' if net.from_cache else 'trained')")
+
+
+def _ask_while_another_trains(artifacts, store: bool) -> tuple[str, str]:
+    """A second process asks for the Net while this one holds its training lock, stores it (or not), and lets go."""
+    path = cache_path(TrainConfig(**TINY))
+    env = {**os.environ, "LAB_ARTIFACTS_DIR": str(artifacts)}
+    with labutils._io.folder_locked(path.parent / f".{path.name}.training"):
+        child = subprocess.Popen([sys.executable, "-u", "-c", _ASK], env=env, stdout=subprocess.PIPE, text=True)
+        waiting = child.stdout.readline()  # it says so before it waits: the lock is ours until we leave the block
+        if store:
+            store_trained_net(labutils.Net(), [{"epoch": 1}], TrainConfig(**TINY))
+    out, _ = child.communicate(timeout=300)
+    assert child.returncode == 0
+    return waiting, out
+
+
+def test_a_process_asking_for_a_net_another_trains_waits_and_loads_it(artifacts):
+    waiting, out = _ask_while_another_trains(artifacts, store=True)
+    assert waiting.startswith("Another process is training this Net for ") and "waiting for it" in waiting
+    assert "No trained Net in the cache" not in out and out.strip().endswith("from the cache")
+
+
+def test_when_the_trainer_stores_nothing_the_waiting_process_trains(artifacts):
+    waiting, out = _ask_while_another_trains(artifacts, store=False)
+    assert "waiting for it" in waiting
+    assert "No trained Net in the cache" in out and out.strip().endswith("trained")
