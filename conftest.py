@@ -46,13 +46,35 @@ def differences(before: dict, after: dict) -> list[str]:
     return lines
 
 
+def share_the_model_cache(session: Path, worker: str) -> Path:
+    """Give a worker its own artifacts folder (notebooks and checks write fixed names in it) whose cache/ is the
+    session's: a Net trained by one worker is found by the others, as it is in a serial run."""
+    artifacts, shared = session / worker / "artifacts", session / "cache"
+    shared.mkdir(parents=True, exist_ok=True)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    if not (artifacts / "cache").exists():
+        (artifacts / "cache").symlink_to(shared, target_is_directory=True)
+    return artifacts
+
+
+def share_the_cores() -> None:
+    """With pytest-xdist's N workers on C cores, each worker (and the kernels and processes it starts) computes on
+    C // N threads: torch's OpenMP threads wait by spinning, and 2 workers × 2 threads on 2 cores ran 3× slower."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+
+
+share_the_cores()  # now, before tests/conftest.py imports torch, which reads OMP_NUM_THREADS once
+
+
 def pytest_configure(config):
     # checked outputs print paths into the temporary folder: tests/nbval_sanitize.cfg maps them back
     if getattr(config.option, "nbval_sanitize_with", "") is None:
         config.option.nbval_sanitize_with = str(Path(__file__).resolve().parent / "tests" / "nbval_sanitize.cfg")
     if os.environ.get(_SESSION):  # a worker process (pytest-xdist) of a session that made the folder: its own part
         worker = os.environ.get("PYTEST_XDIST_WORKER", "worker")
-        os.environ["LAB_ARTIFACTS_DIR"] = str(Path(os.environ[_SESSION], worker, "artifacts"))
+        os.environ["LAB_ARTIFACTS_DIR"] = str(share_the_model_cache(Path(os.environ[_SESSION]), worker))
         return
     watched = learner_artifacts()
     temporary = Path(tempfile.mkdtemp(prefix="lab-test-"))
@@ -81,3 +103,15 @@ def pytest_unconfigure(config):
     if state is not None:
         shutil.rmtree(state["temporary"], ignore_errors=True)
         os.environ.pop(_SESSION, None)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """pytest-xdist hands out files in collection order, so put first
+    - the two papermill chains, the longest files (about two minutes each): each starts at once on its own worker
+      instead of one running last and alone;
+    - then notebook 02, which trains the default Net and caches it: the notebooks after it find it there instead
+      of training it again (nbval runs every notebook on one session cache)."""
+    def rank(item) -> int:
+        return 0 if item.path.name.startswith("test_papermill_") else 1 if item.path.name.startswith("02_") else 2
+
+    items.sort(key=rank)  # stable: within a rank, and within a file, the order stays

@@ -5,8 +5,10 @@ import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
+import pytest
 
 from labutils.paths import REPO_ROOT, artifacts_dir
 
@@ -73,3 +75,44 @@ def test_a_test_that_writes_to_the_learners_folder_fails_the_session_naming_each
     report = done.stdout[done.stdout.index("FAILED isolation"):]
     for line in ("created new.pt", "removed cache/net-old.pt", "changed mine/own.pt"):
         assert line in report, report
+
+
+@pytest.fixture
+def session_conftest(request):
+    """The lab's root conftest.py, as pytest loaded it."""
+    return request.config.pluginmanager.get_plugin(str(REPO_ROOT / "conftest.py"))
+
+
+def test_parallel_workers_keep_their_own_folders_and_share_one_model_cache(tmp_path, session_conftest):
+    first, second = (session_conftest.share_the_model_cache(tmp_path, worker) for worker in ("gw0", "gw1"))
+    assert first != second and first.name == second.name == "artifacts"
+    assert (first / "cache").resolve() == (second / "cache").resolve() == (tmp_path / "cache").resolve()
+    (first / "cache" / "net-x.pt").write_bytes(b"trained by gw0")
+    assert (second / "cache" / "net-x.pt").read_bytes() == b"trained by gw0"
+    assert session_conftest.share_the_model_cache(tmp_path, "gw0") == first, "a second call keeps the folder"
+
+
+@pytest.mark.parametrize("workers, preset, expected", [("2", None, "1"), ("1", None, None), (None, None, None),
+                                                       ("2", "3", "3")])
+def test_parallel_workers_split_the_cores_unless_the_learner_chose(monkeypatch, session_conftest, workers, preset,
+                                                                   expected):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    for name, value in (("PYTEST_XDIST_WORKER_COUNT", workers), ("OMP_NUM_THREADS", preset)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    session_conftest.share_the_cores()
+    assert os.environ.get("OMP_NUM_THREADS") == expected
+
+
+def test_the_papermill_chains_go_first_then_notebook_02(session_conftest):
+    class Item:
+        def __init__(self, path):
+            self.path = Path(path)
+
+    names = ["tests/test_cache.py", "tests/test_papermill_09_to_06.py", "notebooks/01_define_net.ipynb",
+             "notebooks/02_train_mnist.ipynb", "notebooks/02_train_mnist.ipynb", "tests/test_papermill_05_to_00.py"]
+    items = [Item(name) for name in names]
+    session_conftest.pytest_collection_modifyitems(None, None, items)
+    assert [item.path.as_posix() for item in items] == [names[1], names[5], names[3], names[4], names[0], names[2]]

@@ -26,16 +26,17 @@ def _notebook(path, *sources: str):
 
 @pytest.fixture
 def slow_client(monkeypatch) -> list:
-    """A client that handles each output for an Output widget a second late, and a list of what it sent back.
+    """A client that handles each output for an Output widget three seconds late, and a list of what it sent back.
 
     Being late is what CPU contention does to a real client; it makes the kernel's reply arrive while the
-    client is still busy, every time instead of now and then.
+    client is still busy, every time instead of now and then. Three seconds, because a kernel on a CPU that
+    other processes keep busy (the suite runs on every core) took more than one to send its reply.
     """
     widget = nbclient.output_widget.OutputWidget
     sent, output, publish = [], widget.output, widget._publish_msg
 
     def late_output(self, *args, **kwargs):
-        time.sleep(1.0)
+        time.sleep(3.0)
         return output(self, *args, **kwargs)
 
     def counted_publish(self, *args, **kwargs):
@@ -49,11 +50,13 @@ def slow_client(monkeypatch) -> list:
 
 def test_an_output_widget_makes_the_client_miss_a_reply_and_the_run_says_so(tmp_path, slow_client):
     path = _notebook(tmp_path / "output_widget.ipynb", "import ipywidgets\nout = ipywidgets.Output()\nout",
-                     "with out:\n    print('captured')", "print('never reached')")
+                     # flushed: the output leaves before the reply, which then comes while the client is busy
+                     "import time\nwith out:\n    print('captured', flush=True)\ntime.sleep(0.5)",
+                     "print('never reached')")
     start = time.perf_counter()
     with pytest.raises(MissedReply, match=r"output_widget.ipynb: code cell 2 \(cell 1\) returned only after its "
                                           r"whole timeout") as caught:
-        run_notebook(path, tmp_path / "out.ipynb", timeout=5)
+        run_notebook(path, tmp_path / "out.ipynb", timeout=8)
     assert caught.value.cell == 1 and caught.value.notebook == "output_widget.ipynb"
     assert slow_client, "the client answered the Output widget on the shell channel: the cause of the lost reply"
     assert time.perf_counter() - start < 60, "the run stopped at the cell's timeout, not later"

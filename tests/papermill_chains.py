@@ -1,0 +1,51 @@
+"""The fast papermill sets that `make test` runs, as two chains that pytest-xdist runs side by side.
+
+tests/regression/params.yaml lists the fast sets from notebook 09 down to 00. The tests run them as two chains,
+09 to 06 (tests/test_papermill_09_to_06.py) and 05 to 00 (tests/test_papermill_05_to_00.py), each in that order
+on its own empty artifacts folder: the first notebook of a chain trains the one-epoch Net, the later ones find it
+in the cache, as in a classroom that jumps around. `regress.py --fast` runs them as one chain.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labutils.runner import run_notebook
+from notebook_files import NOTEBOOK_DIR
+from regression.regress import FAILED, Run, compare, execute, load_baselines, load_plan
+
+RUNS, RULES = load_plan()
+FAST = [run for run in RUNS if run.fast]
+CHAINS = {"09 to 06": [run for run in FAST if run.notebook >= "06"],
+          "05 to 00": [run for run in FAST if run.notebook < "06"]}
+
+
+def chain(name: str):
+    """The runs of chain `name` and a module fixture that runs them, in order, on one empty artifacts folder and
+    gives ({run id: metrics}, the folder); a run that fails fails every test that uses it."""
+    runs = CHAINS[name]
+
+    @pytest.fixture(scope="module")
+    def fast_runs(tmp_path_factory) -> tuple[dict[str, dict], Path]:
+        folder = tmp_path_factory.mktemp("papermill")
+        results = execute(runs, folder)
+        failed = {run_id: m[FAILED] for run_id, m in results.items() if FAILED in m}
+        assert not failed, f"notebooks failed: {failed}"
+        return results, folder
+
+    return runs, fast_runs
+
+
+def assert_the_baselines_hold(runs: list[Run], results: dict[str, dict]) -> None:
+    rows = compare(runs, results, load_baselines(), RULES)
+    regressions = [row.line() for row in rows if row.status == "REGRESSION"]
+    assert not regressions, "\n".join(regressions)
+    new = [f"{row.run}: {row.metric}" for row in rows if row.status == "new"]
+    assert not new, f"metrics without a baseline (review, then regress.py --update-baselines): {new}"
+
+
+def run_alone(name: str, folder: Path, **parameters) -> nbformat.NotebookNode:
+    """Execute one notebook with papermill into `folder`; a cell that hangs fails instead of blocking."""
+    return run_notebook(NOTEBOOK_DIR / name, folder / name, parameters=parameters, cwd=NOTEBOOK_DIR)
