@@ -62,8 +62,12 @@ def trained_net(config: TrainConfig | None = None, *, device: str | torch.device
     config = replace(config or TrainConfig(), **overrides)
     device = pick_device(device)
     path = cache_path(config, device.type)
+    cached = _load(path, config)
+    if cached is not None:
+        model, history = cached
+        return TrainedNet(model.to(device).eval(), history, config, True, path)
     with _one_trainer(path):
-        cached = _load(path, config)
+        cached = _load(path, config, quiet=True)  # stored by another process while this one waited?
         if cached is not None:
             model, history = cached
             return TrainedNet(model.to(device).eval(), history, config, True, path)
@@ -83,6 +87,11 @@ def _one_trainer(path: Path) -> Iterator[None]:
     second notebook, a parallel test) waits, then finds it in the cache instead of training it a second time; if
     the first stopped without storing it, the waiting one trains it."""
     lock = path.parent / f".{path.name}.training"  # a folder: the lab's folder lock, which a dead process releases
+    try:
+        lock.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a cache folder this process cannot write to: no lock; the save says what is wrong
+        yield
+        return
     with folder_locked(lock, blocking=False) as free:
         if free:
             yield
@@ -101,8 +110,8 @@ def store_trained_net(model: Net, history: list[dict], config: TrainConfig) -> P
                            metadata={"config": config.to_dict(), "cache_format": CACHE_FORMAT})
 
 
-def _load(path: Path, config: TrainConfig) -> tuple[Net, list[dict]] | None:
-    """Return the cached Net and history, or None (with a warning when a cached file is unusable)."""
+def _load(path: Path, config: TrainConfig, quiet: bool = False) -> tuple[Net, list[dict]] | None:
+    """Return the cached Net and history, or None (with a warning, unless `quiet`, when a cached file is unusable)."""
     if not path.exists() and not sidecar_path(path).exists():
         return None
     try:
@@ -113,5 +122,6 @@ def _load(path: Path, config: TrainConfig) -> tuple[Net, list[dict]] | None:
         model.load_state_dict(payload["model"])
         return model, payload["history"]
     except (CheckpointError, ValueError, KeyError, TypeError, RuntimeError) as err:
-        warnings.warn(f"Ignoring the cached Net {display_path(path)}: {err}. Training a new one.", stacklevel=3)
+        if not quiet:
+            warnings.warn(f"Ignoring the cached Net {display_path(path)}: {err}. Training a new one.", stacklevel=3)
         return None

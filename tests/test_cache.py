@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -139,3 +140,34 @@ def test_when_the_trainer_stores_nothing_the_waiting_process_trains(artifacts):
     waiting, out = _ask_while_another_trains(artifacts, store=False)
     assert "waiting for it" in waiting
     assert "No trained Net in the cache" in out and out.strip().endswith("trained")
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["holds the Net", "empty"])
+def test_a_read_only_cache_serves_what_it_holds_and_a_save_into_it_says_why_it_failed(artifacts, cached):
+    """A cache an instructor shares read-only: the training lock, which needs a folder, must not get in the way."""
+    folder = cache_path(TrainConfig(**TINY)).parent
+    folder.mkdir(parents=True)
+    if cached:
+        trained_net(progress=False, **TINY)
+        shutil.rmtree(folder / f".{cache_path(TrainConfig(**TINY)).name}.training")
+    before = names(folder)
+    code = ("import labutils\ntry:\n    net = labutils.trained_net(progress=False, epochs=1, batch_size=128, "
+            "train_subset=600)\n    print('from the cache' if net.from_cache else 'trained')\n"
+            "except Exception as err:\n    print(type(err).__name__, err)\n")
+    command = [sys.executable, "-c", code]
+    if os.geteuid() == 0:  # root writes anywhere; without the capability to override permissions, it cannot
+        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
+    folder.chmod(0o555)
+    try:
+        child = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "LAB_ARTIFACTS_DIR": str(artifacts)})
+    finally:
+        folder.chmod(0o755)
+    assert child.returncode == 0, child.stderr
+    last = child.stdout.strip().splitlines()[-1]
+    if cached:
+        assert last == "from the cache"
+    else:
+        assert last.startswith("CheckpointWriteError") and cache_path(TrainConfig(**TINY)).name in last, last
+        assert "Permission denied" in last and "fix the folder's permissions" in last, last
+    assert names(folder) == before
