@@ -63,22 +63,20 @@ def trained_net(config: TrainConfig | None = None, *, device: str | torch.device
     device = pick_device(device)
     path = cache_path(config, device.type)
     cached = _load(path, config)
-    if cached is not None:
-        model, history = cached
-        return TrainedNet(model.to(device).eval(), history, config, True, path)
-    with _one_trainer(path):
-        cached = _load(path, config, quiet=True)  # stored by another process while this one waited?
-        if cached is not None:
-            model, history = cached
-            return TrainedNet(model.to(device).eval(), history, config, True, path)
-        print(f"No trained Net in the cache for {config}: training one now "
-              f"(3 to 8 s per epoch on a 2-core CPU).")
-        seed_everything(config.seed)
-        model = Net().to(device)
-        history = fit(model, mnist_tensors(True, subset=config.train_subset, device=device),
-                      mnist_tensors(False, device=device), config, progress=progress)
-        path = store_trained_net(model, history, config)
-        return TrainedNet(model.eval(), history, config, False, path)
+    if cached is None:
+        with _one_trainer(path):
+            cached = _load(path, config, quiet=True)  # stored by another process while this one waited?
+            if cached is None:
+                print(f"No trained Net in the cache for {config}: training one now "
+                      f"(3 to 8 s per epoch on a 2-core CPU).")
+                seed_everything(config.seed)
+                model = Net().to(device)
+                history = fit(model, mnist_tensors(True, subset=config.train_subset, device=device),
+                              mnist_tensors(False, device=device), config, progress=progress)
+                path = store_trained_net(model, history, config)
+                return TrainedNet(model.eval(), history, config, False, path)
+    model, history = cached
+    return TrainedNet(model.to(device).eval(), history, config, True, path)
 
 
 @contextlib.contextmanager

@@ -112,7 +112,7 @@ def test_the_cache_key_names_the_kind_of_device_that_trained(artifacts):
     assert store_trained_net(model, [], config) == cache_path(config, "cpu"), "stored under the device it trained on"
 
 
-_ASK = ("import sys, labutils; net = labutils.trained_net(progress=False, epochs=1, batch_size=128, train_subset=600); "
+_ASK = ("import labutils; net = labutils.trained_net(progress=False, epochs=1, batch_size=128, train_subset=600); "
         "print('from the cache' if net.from_cache else 'trained')")
 
 

@@ -29,8 +29,9 @@ def slow_client(monkeypatch) -> list:
     """A client that handles each output for an Output widget three seconds late, and a list of what it sent back.
 
     Being late is what CPU contention does to a real client; it makes the kernel's reply arrive while the
-    client is still busy, every time instead of now and then. Three seconds, because a kernel on a CPU that
-    other processes keep busy (the suite runs on every core) took more than one to send its reply.
+    client is still busy, every time instead of now and then. Three seconds, and the cell flushes its output
+    first: on a CPU that other processes keep busy (the suite runs on every core), the reply otherwise came
+    before the output or after a one-second delay, and the race did not happen (3 runs in 5).
     """
     widget = nbclient.output_widget.OutputWidget
     sent, output, publish = [], widget.output, widget._publish_msg
