@@ -75,12 +75,73 @@ def _cell_number(nb: nbformat.NotebookNode, index: int) -> str:
     return f"code cell {code.index(index) + 1} (cell {index})" if index in code else f"cell {index}"
 
 
+class SharedKernel:
+    """One kernel in which several notebooks run in turn, for the tests' papermill chains.
+
+    Each notebook starts on an empty namespace (`%reset -f`), in `cwd`, with the environment variables this process
+    has at that moment; only the modules already imported stay loaded. That saves a kernel start and the imports
+    (about 4 s of CPU) per notebook. It cannot hide a missing import (the names are gone), but it can hide a
+    notebook that leans on a module another one imported: nbval runs every notebook in a kernel of its own, so
+    use a SharedKernel only beside such runs. After a notebook that timed out, lost a reply or killed its kernel,
+    the next one gets a new kernel; a cell that raised leaves the kernel as good as after any error.
+    """
+
+    _PRELUDE = ('get_ipython().run_line_magic("reset", "-f")\n'
+                '[__import__("os").environ.pop(name, None) for name in {gone!r}]\n'
+                '__import__("os").environ.update({environment!r})\n'
+                '__import__("os").chdir({cwd!r})\n')
+
+    def __init__(self, cwd: os.PathLike | str, startup_timeout: float = 60):
+        self.cwd, self.startup_timeout = str(Path(cwd).resolve()), startup_timeout
+        self.km, self._started_with = None, {}
+
+    def __enter__(self) -> SharedKernel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def ready(self) -> object:
+        """Return the kernel's manager, its namespace empty and its environment this process's; start one if needed."""
+        from jupyter_client.blocking import BlockingKernelClient
+        from jupyter_core.utils import run_sync
+
+        if self.km is None:
+            km = _this_python_kernel_manager()(kernel_name="python3")
+            run_sync(km.start_kernel)(cwd=self.cwd)
+            self.km, self._started_with = km, dict(os.environ)
+        client = BlockingKernelClient()
+        client.load_connection_info(self.km.get_connection_info())
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=self.startup_timeout)
+            gone = sorted(set(self._started_with) - set(os.environ))
+            reply = client.execute_interactive(self._PRELUDE.format(gone=gone, environment=dict(os.environ),
+                                                                    cwd=self.cwd),
+                                               timeout=self.startup_timeout, output_hook=lambda msg: None)
+        finally:
+            client.stop_channels()
+        if reply["content"]["status"] != "ok":
+            self.close()
+            raise RuntimeError(f"the shared kernel could not be reset: {reply['content'].get('evalue')}")
+        return self.km
+
+    def close(self) -> None:
+        """Stop the kernel (and its process group); the next notebook gets a new one."""
+        from jupyter_core.utils import run_sync
+
+        if self.km is not None:
+            km, self.km = self.km, None
+            run_sync(km.shutdown_kernel)(now=True)
+
+
 def run_notebook(source: os.PathLike | str, target: os.PathLike | str, *, parameters: dict | None = None,
                  cwd: os.PathLike | str | None = None, timeout: float = CELL_TIMEOUT,
-                 kernel_name: str = "python3") -> nbformat.NotebookNode:
+                 kernel_name: str = "python3", kernel: SharedKernel | None = None) -> nbformat.NotebookNode:
     """Execute `source` with papermill into `target` (in `cwd`, by default the notebook's folder); return it.
 
-    The kernel "python3" is this Python, whatever kernelspecs the learner has installed elsewhere.
+    The kernel "python3" is this Python, whatever kernelspecs the learner has installed elsewhere; it is started
+    for this notebook and stopped after it, unless `kernel` (a SharedKernel) is given.
     Raises papermill.PapermillExecutionError when a cell raises, CellTimeout when a cell runs past `timeout`
     seconds, and MissedReply when a cell only came back because its timeout fired.
     """
@@ -91,20 +152,37 @@ def run_notebook(source: os.PathLike | str, target: os.PathLike | str, *, parame
     name = source.name
     if not timeout or timeout <= 0:
         raise ValueError(f"timeout={timeout!r} is not allowed: a notebook run needs a timeout in seconds, such as 600.")
+    cwd = Path(cwd or source.parent).resolve()
+    if kernel is not None and str(cwd) != kernel.cwd:
+        raise ValueError(f"{name} runs in {cwd}, the shared kernel in {kernel.cwd}: one kernel has one folder.")
+    # shutdown_kernel="immediate": the kernel is stopped once the last cell has replied, as nbval does. ipykernel 7.4's
+    # graceful shutdown sometimes stalls (its control thread waits on the IOPub thread that is closing) until
+    # jupyter_client sends SIGTERM 2.5 s later: idle seconds on every few notebooks a suite runs.
+    engine = ({"km": kernel.ready()} if kernel is not None else
+              {"kernel_manager_class": _this_python_kernel_manager(), "shutdown_kernel": "immediate"})
     try:
         nb = papermill.execute_notebook(str(source), str(target), parameters=parameters or {}, kernel_name=kernel_name,
-                                        cwd=str(cwd or source.parent), progress_bar=False, log_output=False,
-                                        execution_timeout=timeout,
-                                        kernel_manager_class=_this_python_kernel_manager())
+                                        cwd=str(cwd), progress_bar=False, log_output=False,
+                                        execution_timeout=timeout, **engine)
+    except papermill.PapermillExecutionError:
+        raise
     except CellTimeoutError as err:
+        if kernel is not None:
+            kernel.close()
         ran = nbformat.read(target, as_version=4) if target.exists() else None
         index = _running_cell(ran) if ran is not None else None
         where = _cell_number(ran, index) if index is not None else "a cell"
         raise CellTimeout(f"{name}: {where} was still running after {timeout:g} s; the run was stopped.",
                           name, index) from err
+    except BaseException:
+        if kernel is not None:
+            kernel.close()
+        raise
     for index, cell in enumerate(nb.cells):
         duration = cell.get("metadata", {}).get("papermill", {}).get("duration") or 0
         if cell.cell_type == "code" and duration >= MISSED_REPLY_SHARE * timeout:
+            if kernel is not None:
+                kernel.close()
             raise MissedReply(f"{name}: {_cell_number(nb, index)} returned only after its whole timeout "
                               f"({duration:.0f} s of {timeout:g} s): the client had missed the kernel's reply, as "
                               "an ipywidgets.Output written to from the kernel can make it do (jupyter/nbclient#312).",

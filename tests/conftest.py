@@ -1,4 +1,4 @@
-"""Shared fixtures: an empty artifacts folder, and a private copy of the bundled data."""
+"""Shared fixtures: an empty artifacts folder, a private copy of the bundled data, a module's shared kernel."""
 from __future__ import annotations
 
 import shutil
@@ -8,6 +8,7 @@ import pytest
 
 from labutils.data import SHA256
 from labutils.paths import REPO_ROOT
+from labutils.runner import SharedKernel
 
 
 @pytest.fixture
@@ -27,3 +28,11 @@ def data_copy(tmp_path) -> Path:
     for name in SHA256:
         shutil.copy(REPO_ROOT / "data" / f"{name}.gz", folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    """One kernel for a module's papermill runs (labutils.runner.SharedKernel), in notebooks/; stopped when the
+    module's tests are done, even after a failure."""
+    with SharedKernel(REPO_ROOT / "notebooks") as shared:
+        yield shared

@@ -4,6 +4,11 @@ tests/regression/params.yaml lists the fast sets from notebook 09 down to 00. Th
 09 to 06 (tests/test_papermill_09_to_06.py) and 05 to 00 (tests/test_papermill_05_to_00.py), each in that order
 on its own empty artifacts folder: the first notebook of a chain trains the one-epoch Net, the later ones find it
 in the cache, as in a classroom that jumps around. `regress.py --fast` runs them as one chain.
+
+A chain's notebooks, and its module's bad-parameter runs, share one kernel (tests/conftest.py's `kernel`): each
+starts on an empty namespace, and the kernel start and the imports are paid once per module instead of once per
+notebook. nbval runs every notebook in a kernel of its own, so a notebook that would only work after another one
+still fails the suite; `make regress` gives every notebook its own kernel too.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labutils.runner import run_notebook
+from labutils.runner import SharedKernel, run_notebook
 from notebook_files import NOTEBOOK_DIR
 from regression.regress import FAILED, Run, compare, execute, load_baselines, load_plan
 
@@ -28,9 +33,9 @@ def chain(name: str):
     runs = CHAINS[name]
 
     @pytest.fixture(scope="module")
-    def fast_runs(tmp_path_factory) -> tuple[dict[str, dict], Path]:
+    def fast_runs(tmp_path_factory, kernel) -> tuple[dict[str, dict], Path]:
         folder = tmp_path_factory.mktemp("papermill")
-        results = execute(runs, folder)
+        results = execute(runs, folder, kernel=kernel)
         failed = {run_id: m[FAILED] for run_id, m in results.items() if FAILED in m}
         assert not failed, f"notebooks failed: {failed}"
         return results, folder
@@ -46,6 +51,6 @@ def assert_the_baselines_hold(runs: list[Run], results: dict[str, dict]) -> None
     assert not new, f"metrics without a baseline (review, then regress.py --update-baselines): {new}"
 
 
-def run_alone(name: str, folder: Path, **parameters) -> nbformat.NotebookNode:
-    """Execute one notebook with papermill into `folder`; a cell that hangs fails instead of blocking."""
-    return run_notebook(NOTEBOOK_DIR / name, folder / name, parameters=parameters, cwd=NOTEBOOK_DIR)
+def run_alone(name: str, folder: Path, kernel: SharedKernel, **parameters) -> nbformat.NotebookNode:
+    """Execute one notebook with papermill into `folder`, in `kernel`; a cell that hangs fails instead of blocking."""
+    return run_notebook(NOTEBOOK_DIR / name, folder / name, parameters=parameters, cwd=NOTEBOOK_DIR, kernel=kernel)

@@ -82,15 +82,15 @@ def test_00_runs_with_other_parameters(fast_runs):
     assert m["seed"] == 1 and m["data_verified"] is True and sum(m["digit_counts"]) == 60_000
 
 
-def test_a_bad_parameter_stops_the_notebook_with_its_name(tmp_path, monkeypatch):
+def test_a_bad_parameter_stops_the_notebook_with_its_name(tmp_path, monkeypatch, kernel):
     monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
     with pytest.raises(papermill.PapermillExecutionError, match="epochs=0 is not allowed"):
-        run_alone("02_train_mnist.ipynb", tmp_path, EPOCHS=0)
+        run_alone("02_train_mnist.ipynb", tmp_path, kernel, EPOCHS=0)
 
 
-def test_the_accuracy_assert_can_fail(tmp_path, monkeypatch):
+def test_the_accuracy_assert_can_fail(tmp_path, monkeypatch, kernel):
     monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
     with pytest.raises(papermill.PapermillExecutionError, match="is not above 99.00%"):
-        run_alone("02_train_mnist.ipynb", tmp_path, EPOCHS=1, TRAIN_SUBSET=1000, MIN_TEST_ACCURACY=0.99)
+        run_alone("02_train_mnist.ipynb", tmp_path, kernel, EPOCHS=1, TRAIN_SUBSET=1000, MIN_TEST_ACCURACY=0.99)

@@ -58,11 +58,11 @@ def test_09_showed_every_error_with_the_small_net(fast_runs):
 
 @pytest.mark.parametrize("parameter, message", [({"DCP_PROCESSES": 0}, "DCP_PROCESSES=0 is not allowed"),
                                                 ({"MAX_SHARD_SIZE": "1GB"}, "MAX_SHARD_SIZE='1GB' is not allowed")])
-def test_08_refuses_a_bad_parameter_by_name(tmp_path, monkeypatch, parameter, message):
+def test_08_refuses_a_bad_parameter_by_name(tmp_path, monkeypatch, kernel, parameter, message):
     monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
     with pytest.raises(papermill.PapermillExecutionError, match=message):
-        run_alone("08_large_models.ipynb", tmp_path, **parameter)
+        run_alone("08_large_models.ipynb", tmp_path, kernel, **parameter)
 
 
 @pytest.mark.parametrize("run", [run for run in CHAIN if run.notebook == "06_resume_training"], ids=lambda r: r.id)
@@ -86,9 +86,9 @@ def test_the_fast_runs_cover_a_stop_before_the_first_checkpoint():
     assert any(p["INTERRUPT_STEP"] < p["CHECKPOINT_EVERY"] for p in runs)
 
 
-def test_06_rejects_an_interrupt_step_outside_the_run(tmp_path, monkeypatch):
+def test_06_rejects_an_interrupt_step_outside_the_run(tmp_path, monkeypatch, kernel):
     monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
     with pytest.raises(papermill.PapermillExecutionError,
                        match="INTERRUPT_STEP=0 must lie between 1 and the last step, 188"):
-        run_alone("06_resume_training.ipynb", tmp_path, INTERRUPT_STEP=0)
+        run_alone("06_resume_training.ipynb", tmp_path, kernel, INTERRUPT_STEP=0)

@@ -13,7 +13,7 @@ import papermill
 import pytest
 
 from labutils.paths import REPO_ROOT
-from labutils.runner import CELL_TIMEOUT, CellTimeout, MissedReply, main, rerun_in_place, run_notebook
+from labutils.runner import CELL_TIMEOUT, CellTimeout, MissedReply, SharedKernel, main, rerun_in_place, run_notebook
 
 
 def _notebook(path, *sources: str):
@@ -170,3 +170,50 @@ def test_nbval_runs_in_the_labs_python_whatever_kernelspec_the_learner_has(tmp_p
     assert done.returncode == 0, done.stdout[-2000:]
     without, _ = _pytest(tmp_path, "-o", "addopts=--nbval-lax -p no:cacheprovider", "which.ipynb")
     assert without.returncode == 1, "without --nbval-current-env nbval starts the learner's kernelspec"
+
+
+# --- SharedKernel: the tests' papermill chains run their notebooks in one kernel ---------------------------------
+
+def test_a_shared_kernel_gives_each_notebook_an_empty_namespace_and_the_current_environment(tmp_path, monkeypatch):
+    first = _notebook(tmp_path / "first.ipynb", "import os\nleft_behind = os.getpid()\nprint(left_behind)",
+                      "os.chdir('/')")
+    second = _notebook(tmp_path / "second.ipynb",
+                       "import os\nprint(os.getpid(), os.getcwd(), *map(os.environ.get, ['LAB_SET', 'LAB_GONE']))",
+                       "left_behind")
+    monkeypatch.setenv("LAB_GONE", "set when the kernel started")
+    with SharedKernel(tmp_path) as kernel:
+        ran = run_notebook(first, tmp_path / "out1.ipynb", kernel=kernel)
+        monkeypatch.setenv("LAB_SET", "set later")
+        monkeypatch.delenv("LAB_GONE")
+        with pytest.raises(papermill.PapermillExecutionError) as caught:
+            run_notebook(second, tmp_path / "out2.ipynb", kernel=kernel)
+        assert caught.value.ename == "NameError" and "left_behind" in caught.value.evalue, "the namespace was reset"
+        code = [cell for cell in nbformat.read(tmp_path / "out2.ipynb", as_version=4).cells if cell.cell_type == "code"]
+        printed = code[0].outputs[0]["text"].split(" ", 2)
+        assert printed == [ran.cells[0].outputs[0]["text"].strip(), str(tmp_path), "set later None\n"]
+        assert kernel.km is not None, "a cell that raised leaves the kernel to the next notebook"
+        process = kernel.km.provisioner.process
+    assert kernel.km is None and process.poll() is not None, "closing the SharedKernel stopped its kernel"
+
+
+def test_after_a_timeout_a_shared_kernel_starts_a_new_kernel(tmp_path):
+    hung = _notebook(tmp_path / "hung.ipynb", "import time\ntime.sleep(60)")
+    quick = _notebook(tmp_path / "quick.ipynb", "import os\nprint(os.getpid())")
+    with SharedKernel(tmp_path) as kernel:
+        run_notebook(quick, tmp_path / "out.ipynb", kernel=kernel)
+        first = kernel.km.provisioner.process
+        with pytest.raises(CellTimeout, match="hung.ipynb"):
+            run_notebook(hung, tmp_path / "out.ipynb", kernel=kernel, timeout=2)
+        assert kernel.km is None and first.poll() is not None, "the kernel that hung was stopped"
+        ran = run_notebook(quick, tmp_path / "out.ipynb", kernel=kernel)
+        assert ran.cells[0].outputs[0]["text"].strip() == str(kernel.km.provisioner.process.pid) != str(first.pid)
+
+
+def test_a_shared_kernel_runs_notebooks_of_its_own_folder_only(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    path = _notebook(other / "elsewhere.ipynb", "1")
+    with SharedKernel(tmp_path) as kernel, pytest.raises(ValueError, match="elsewhere.ipynb runs in .*other, "
+                                                                           "the shared kernel in"):
+        run_notebook(path, tmp_path / "out.ipynb", kernel=kernel)
+    assert run_notebook(path, tmp_path / "out.ipynb", cwd=tmp_path, kernel=None).cells[0].outputs

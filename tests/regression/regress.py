@@ -94,9 +94,10 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def execute(runs: list[Run], folder: Path) -> dict[str, dict]:
+def execute(runs: list[Run], folder: Path, kernel=None) -> dict[str, dict]:
     """Run each notebook with papermill, in order, on one artifacts folder; return {run id: metrics or failure}.
 
+    Each notebook gets a kernel of its own, or they all run in `kernel` (a labutils.runner.SharedKernel).
     Each run's metrics gain `run_seconds`, the wall time of the whole notebook (a timing: shown, never compared).
     """
     import papermill
@@ -112,7 +113,7 @@ def execute(runs: list[Run], folder: Path) -> dict[str, dict]:
         with _environment(LAB_ARTIFACTS_DIR=str(folder / "artifacts"), LAB_METRICS_DIR=str(metrics_dir)):
             try:
                 run_notebook(REPO_ROOT / "notebooks" / f"{run.notebook}.ipynb",
-                             folder / "notebooks" / f"{run.id}.ipynb", parameters=run.parameters)
+                             folder / "notebooks" / f"{run.id}.ipynb", parameters=run.parameters, kernel=kernel)
             except papermill.PapermillExecutionError as err:  # a cell raised: its error, as the learner sees it
                 results[run.id] = {FAILED: f"{err.ename}: {str(err.evalue).splitlines()[0] if err.evalue else ''}"}
                 continue
