@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -13,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -115,15 +117,30 @@ torch.save(weights, sys.argv[2])
 GPU_SAVE_TIMEOUT_S = 300  # a fresh Python importing torch, then one small save
 
 
+_MADE_FROM_GPU: dict[str, tuple[bytes, str]] = {}  # sha256 of a source file: the file made from it, and how
+_REMEMBERED_BYTES = 16 * 2**20  # small files only: the lab's Nets take 250 KB
+
+
 def save_as_from_gpu(source: os.PathLike | str, target: os.PathLike | str) -> str:
     """Write the state_dict file `source` to `target` as torch.save on a GPU writes it; return how it was made.
 
-    It runs in a separate process, so that the label hook never touches this one.
+    It runs in a separate process, so that the label hook never touches this one. The same source bytes make the
+    same file, so a second call with them (the exercise checks build the same small Net each time) writes the
+    remembered file instead of starting Python again.
     """
+    source, target = Path(source), Path(target)
+    key = hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None
+    if key in _MADE_FROM_GPU:
+        made, how = _MADE_FROM_GPU[key]
+        atomic_write_bytes(made, target)
+        return how
     done = subprocess.run([sys.executable, "-c", GPU_SAVE_SCRIPT, str(source), str(target)], capture_output=True,
                           text=True, timeout=GPU_SAVE_TIMEOUT_S)
     if done.returncode:
         lines = done.stderr.strip().splitlines()
         raise RuntimeError(f"could not write {display_path(target)} from {display_path(source)}: "
                            f"{lines[-1] if lines else f'the script ended with exit status {done.returncode}'}")
-    return done.stdout.strip()
+    how = done.stdout.strip()
+    if key is not None and target.stat().st_size <= _REMEMBERED_BYTES:
+        _MADE_FROM_GPU[key] = (target.read_bytes(), how)
+    return how

@@ -91,3 +91,21 @@ def test_save_as_from_gpu_names_both_files_when_it_fails(tmp_path):
 
     with pytest.raises(RuntimeError, match=r"could not write .*cuda.pt from .*missing.pt: .*No such file"):
         save_as_from_gpu(tmp_path / "missing.pt", tmp_path / "cuda.pt")
+
+
+def test_save_as_from_gpu_makes_a_file_once_per_source_content(tmp_path, monkeypatch):
+    from labutils import notebook
+
+    monkeypatch.setattr(notebook, "_MADE_FROM_GPU", {})  # what earlier tests in this process made is not counted
+    torch.manual_seed(0)
+    torch.save(Net().state_dict(), tmp_path / "first.pt")
+    how = notebook.save_as_from_gpu(tmp_path / "first.pt", tmp_path / "gpu1.pt")
+    started = []
+    run = notebook.subprocess.run
+    monkeypatch.setattr(notebook.subprocess, "run", lambda *a, **k: started.append(a) or run(*a, **k))
+    (tmp_path / "copy.pt").write_bytes((tmp_path / "first.pt").read_bytes())
+    assert notebook.save_as_from_gpu(tmp_path / "copy.pt", tmp_path / "gpu2.pt") == how and not started
+    assert (tmp_path / "gpu2.pt").read_bytes() == (tmp_path / "gpu1.pt").read_bytes()
+    torch.save(Net().state_dict(), tmp_path / "other.pt")  # other weights: another file, made by the script
+    assert notebook.save_as_from_gpu(tmp_path / "other.pt", tmp_path / "gpu3.pt") == how and len(started) == 1
+    assert torch.load(tmp_path / "gpu3.pt", map_location="cpu", weights_only=True).keys() == Net().state_dict().keys()
