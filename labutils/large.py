@@ -158,7 +158,7 @@ def _child(strategy: str, path: str, width: int, depth: int) -> None:
         tiny = WideMLP(8, 1)
         torch.save(tiny.state_dict(), Path(folder) / "tiny.pt")
         safetensors.torch.save_file(tiny.state_dict(), Path(folder) / "tiny.pt.safetensors")
-        if strategy == "one tensor (safe_open)":
+        if strategy == ONE_TENSOR:
             read_one_tensor(Path(folder) / "tiny.pt.safetensors", "layers.0.weight")
         else:
             LOADERS[strategy](Path(folder) / "tiny.pt", 8, 1)
@@ -166,7 +166,7 @@ def _child(strategy: str, path: str, width: int, depth: int) -> None:
     reset = _reset_peak()
     before = _memory()
     start = time.perf_counter()
-    if strategy == "one tensor (safe_open)":
+    if strategy == ONE_TENSOR:
         tensors = [read_one_tensor(Path(path), "layers.0.weight")]
     else:
         model = LOADERS[strategy](Path(path), width, depth)
@@ -176,27 +176,74 @@ def _child(strategy: str, path: str, width: int, depth: int) -> None:
     seconds = time.perf_counter() - start
     after = _memory()
     print(json.dumps({"strategy": strategy, "before": before, "after": after, "touched": touched,
-                      "seconds": seconds, "peak_reset": reset}))
+                      "seconds": seconds, "peak_reset": reset, "pid": os.getpid()}))
 
 
 PEAK_MEMORY_TIMEOUT_S = 1200  # one load of a model that fits in memory, in a fresh Python; minutes at most
+ONE_TENSOR = "one tensor (safe_open)"
+
+# The parent of the measured processes: it reads one load per line ([strategy, path, width, depth]) and, on Linux,
+# forks a process for each, so that every load starts from the same clean Python with torch imported (starting
+# Python and torch costs about 3 s of CPU; a fork, milliseconds). Elsewhere it makes its one load itself.
+_PARENT = """
+import json, os, sys, traceback
+from labutils.large import _child
+for line in sys.stdin:
+    if sys.platform != "linux":
+        _child(*json.loads(line))
+        break
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            _child(*json.loads(line))
+            status = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]):
+        print(json.dumps({"failed": True}), flush=True)
+"""
 
 
-def peak_memory(strategy: str, path: os.PathLike | str, width: int, depth: int) -> dict:
-    """Load `path` with `strategy` (a LOADERS key, or "one tensor (safe_open)") in a new process; return its memory."""
-    if strategy not in LOADERS and strategy != "one tensor (safe_open)":
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {[*LOADERS, 'one tensor (safe_open)']}")
-    code = f"from labutils.large import _child; _child({strategy!r}, {str(path)!r}, {width}, {depth})"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=PEAK_MEMORY_TIMEOUT_S)
-    if done.returncode != 0:
-        raise RuntimeError(f"loading {path} with {strategy!r} failed in the child process:\n{done.stderr[-2000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    before, after = result["before"], result["after"]
-    result["peak_extra"] = after["peak"] - before["now"]  # the peak was reset just before (Linux)
-    for kind in ("anon", "file"):
-        result[f"{kind}_extra"] = None if after[kind] is None else after[kind] - before[kind]
-    return result
+def peak_memory(files: dict[str, os.PathLike | str], width: int, depth: int) -> dict[str, dict]:
+    """Load each file of {strategy: path} (a LOADERS key, or ONE_TENSOR) in a fresh process; return their memory.
+
+    The processes are forked, one per load, from one Python started for this call (on Linux; elsewhere each load
+    starts a Python of its own), so nothing cached in the caller, nor by an earlier load, flatters a load.
+    """
+    unknown = [strategy for strategy in files if strategy not in LOADERS and strategy != ONE_TENSOR]
+    if unknown:
+        raise ValueError(f"unknown strategy {unknown[0]!r}; choose from {[*LOADERS, ONE_TENSOR]}")
+    missing = [path for path in files.values() if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]} does not exist: save the model there first (torch.save for .pt, "
+                                "safetensors.torch.save_file for .safetensors)")
+    loads = [json.dumps([strategy, str(path), width, depth]) + "\n" for strategy, path in files.items()]
+    batches = ["".join(loads)] if sys.platform == "linux" else loads
+    results: list[dict] = []
+    for batch in batches:
+        done = subprocess.run([sys.executable, "-c", _PARENT], input=batch, capture_output=True, text=True,
+                              timeout=PEAK_MEMORY_TIMEOUT_S * batch.count("\n"))
+        got = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        failed = next((n for n, result in enumerate(got) if "failed" in result), len(got))
+        if done.returncode or failed < batch.count("\n"):
+            strategy, path = list(files.items())[len(results) + failed]
+            raise RuntimeError(f"loading {path} with {strategy!r} failed in the child process:\n"
+                               f"{done.stderr[-2000:]}")
+        results += got
+    measured = {}
+    for strategy, result in zip(files, results, strict=True):
+        before, after = result["before"], result["after"]
+        result["peak_extra"] = after["peak"] - before["now"]  # the peak was reset just before (Linux)
+        for kind in ("anon", "file"):
+            result[f"{kind}_extra"] = None if after[kind] is None else after[kind] - before[kind]
+        measured[strategy] = result
+    return measured
 
 
 def free_memory_bytes(root: Path = Path("/")) -> int | None:

@@ -77,11 +77,26 @@ def test_read_one_tensor_and_touch(saved):
     assert touch([weight, model.layers[0].bias]) == weight.nbytes + model.layers[0].bias.nbytes
 
 
-def test_peak_memory_refuses_an_unknown_strategy_and_names_a_missing_file(tmp_path):
+def test_peak_memory_refuses_an_unknown_strategy_and_names_a_missing_or_damaged_file(tmp_path):
+    torch.save(WideMLP(256, 1).state_dict(), tmp_path / "good.pt")
+    (tmp_path / "damaged.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="unknown strategy 'fast'.*naive"):
-        peak_memory("fast", tmp_path / "x.pt", 256, 1)
-    with pytest.raises(RuntimeError, match="missing.pt with 'naive' failed"):
-        peak_memory("naive", tmp_path / "missing.pt", 256, 1)
+        peak_memory({"naive": tmp_path / "good.pt", "fast": tmp_path / "good.pt"}, 256, 1)
+    with pytest.raises(FileNotFoundError, match="missing.pt does not exist: save the model there first"):
+        peak_memory({"naive": tmp_path / "good.pt", "mmap": tmp_path / "missing.pt"}, 256, 1)
+    with pytest.raises(RuntimeError, match=r"(?s)damaged.pt with 'meta \+ assign' failed in the child.*Unpickling"):
+        peak_memory({"naive": tmp_path / "good.pt", "meta + assign": tmp_path / "damaged.pt",
+                     "mmap": tmp_path / "good.pt"}, 256, 1)
+    assert peak_memory({"naive": tmp_path / "good.pt"}, 256, 1)["naive"]["peak_extra"] > 0
+
+
+def test_peak_memory_measures_each_load_in_a_process_of_its_own(tmp_path):
+    torch.save(WideMLP(1024, 8).state_dict(), tmp_path / "wide.pt")  # 32 MiB of weights
+    measured = peak_memory({strategy: tmp_path / "wide.pt" for strategy in LOADERS}, 1024, 8)
+    assert list(measured) == list(LOADERS) and len({m["pid"] for m in measured.values()}) == len(LOADERS)
+    weights = weight_bytes(WideMLP(1024, 8))
+    assert measured["naive"]["peak_extra"] > 1.8 * weights, "a fresh process: the file and the model, twice"
+    assert measured["meta + mmap + assign"]["peak_extra"] < 1.3 * weights
 
 
 def test_human_units():
