@@ -34,7 +34,7 @@ ifeq ($(shell id -u),0)
 LAB_FLAGS += --allow-root
 endif
 
-.PHONY: lab test setup check-python wheelhouse data notebooks images benchmarks stress regress clean
+.PHONY: lab test setup check-python wheelhouse data notebooks map images benchmarks stress regress clean
 
 lab: data
 	$(BIN)/jupyter lab $(LAB_FLAGS)
@@ -76,6 +76,10 @@ data: setup
 # 600 s; a notebook that fails or times out is left as it was (labutils/runner.py).
 notebooks: data
 	$(BIN)/python -m labutils.runner notebooks/[0-9]*.ipynb
+
+# Rewrite README.md's table, 00's map and every notebook's time line and navigation from tools/lab_map.py's list.
+map: setup
+	$(BIN)/python tools/lab_map.py
 
 images: setup
 	$(BIN)/python images/make_images.py

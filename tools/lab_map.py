@@ -1,0 +1,186 @@
+"""The lab's table of contents, written once: README.md's table, notebook 00's map, the time line of every
+notebook's "You will need" and the "← previous · next →" line that ends every notebook all come from NOTEBOOKS.
+
+    python tools/lab_map.py           # rewrite them from NOTEBOOKS (make map)
+    python tools/lab_map.py --check   # change nothing; exit 1 naming each file that differs (a test runs it)
+
+Study minutes are our estimate for reading a notebook and doing its exercises (docs/INSTRUCTOR.md uses the same);
+run times are measured (docs/INSTRUCTOR.md gives the figures), rounded up so that a slower laptop stays within them.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+README = REPO_ROOT / "README.md"
+
+
+@dataclass(frozen=True)
+class Notebook:
+    name: str   # the file in notebooks/, without .ipynb
+    title: str  # short, for tables and links
+    learn: str  # what you learn, for the tables
+    study: int  # minutes to read it and do its exercises (an estimate)
+    run: str    # to run it top to bottom on a 2-core CPU with the model cache filled (measured, rounded up)
+
+    @property
+    def number(self) -> str:
+        return self.name[:2]
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.ipynb"
+
+
+NOTEBOOKS = [
+    Notebook("00_welcome", "Welcome",
+             "how the lab works; your environment; MNIST as a `Dataset` and as in-memory tensors", 10, "under 10 s"),
+    Notebook("01_define_net", "Define the Net",
+             "the `Net` of the article the lab follows and its two bugs; parameters vs buffers; the anatomy of a "
+             "`state_dict`", 15, "under 10 s"),
+    Notebook("02_train_mnist", "Train on MNIST",
+             "a complete training loop to 99 % in 10–25 s on a 2-core CPU; curves and mistakes; the first "
+             "`torch.save`", 15, "under a minute"),
+    Notebook("03_saving", "Saving",
+             "what `torch.save` writes; whole-model pickles and why not; full checkpoints; safetensors; atomic saves "
+             "that survive a full disk", 25, "under 30 s"),
+    Notebook("04_loading", "Loading",
+             "exact round trips; why a loaded model scores worse; `map_location`; `weights_only` against a malicious "
+             "file; an error clinic with `diagnose`", 25, "under a minute"),
+    Notebook("05_partial_loading", "Partial loading",
+             "`strict=False` and its silent failure; saving part of a model; new heads; key remapping; optimizer "
+             "state that no longer fits; transfer measured, with a layer picker", 20, "under a minute"),
+    Notebook("06_resume_training", "Resume training",
+             "what a resumable checkpoint holds; a checkpoint manager; preemption with `SIGTERM` (save, exit 143) and "
+             "`kill -9`, resume, and proof that the run is identical, with augmentation in `DataLoader` workers; "
+             "what each missing piece breaks", 25, "under a minute"),
+    Notebook("07_deploy_and_share", "Deploy and share",
+             "inference vs training artifacts; `torch.export`; ONNX with onnxruntime parity; a Hugging Face-style "
+             "model folder with a model card; `tools/predict.py`; formats compared", 20, "under 30 s"),
+    Notebook("08_large_models", "Large models",
+             "checkpoint sizes from parameters and dtype; bfloat16; peak memory of four ways to load (meta device, "
+             "`mmap`, `assign=True`); sharded safetensors; `torch.distributed.checkpoint` with two processes, "
+             "resharding and `async_save`; which format when", 25, "under a minute"),
+    Notebook("09_troubleshooting_clinic", "Troubleshooting clinic",
+             "nine broken checkpoints made on the spot, each with the real error, a hint and a checked fix: missing "
+             "buffers, a GPU file on a CPU, a worse model, `module.` prefixes, a new head, a NumPy scalar, a "
+             "truncated file, a jumping learning rate, a pickle without its class; ONNX for other frameworks",
+             30, "under 30 s"),
+]
+
+BEGIN = "<!-- the lab map: written by tools/lab_map.py from its NOTEBOOKS list; edit it there -->"
+END = "<!-- end of the lab map -->"
+NAVIGATION = "navigation"  # the tag of the cell that ends every notebook
+TIME_LINE = re.compile(r"^- about \d+ minutes to study[^\n]*$", re.M)
+
+
+def table(folder: str) -> str:
+    """The notebooks as a Markdown table whose links start with `folder` ("notebooks/" in the README)."""
+    rows = ["| # | notebook | what you learn | study | run |", "|---|---|---|---|---|"]
+    rows += [f"| {nb.number} | [{nb.title}]({folder}{nb.file}) | {nb.learn} | {nb.study} min | {nb.run} |"
+             for nb in NOTEBOOKS]
+    return "\n".join(rows)
+
+
+def with_table(text: str, folder: str, where: str) -> str:
+    """`text` with the part between BEGIN and END replaced by the table; ValueError when the markers are missing."""
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{where} has no lab map: put the two lines {BEGIN} and {END} where the table goes")
+    return pattern.sub(lambda _: f"{BEGIN}\n{table(folder)}\n{END}", text)
+
+
+def time_line(nb: Notebook) -> str:
+    return f"- about {nb.study} minutes to study, exercises included; {nb.run} to run on a 2-core CPU (no GPU needed);"
+
+
+def navigation(index: int) -> str:
+    """The line that ends notebook `index`: the previous one, the map in 00, the next one."""
+    links = []
+    if index > 0:
+        before = NOTEBOOKS[index - 1]
+        links.append(f"← [{before.number} · {before.title}]({before.file})")
+    if index > 0:
+        links.append("[the map](00_welcome.ipynb)")
+    if index + 1 < len(NOTEBOOKS):
+        after = NOTEBOOKS[index + 1]
+        links.append(f"[{after.number} · {after.title}]({after.file}) →")
+    else:
+        links.append("the end of the lab")
+    return " · ".join(links)
+
+
+def written(index: int, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Notebook `index` with its time line, its navigation cell (and, for 00, its map) as NOTEBOOKS says."""
+    entry = NOTEBOOKS[index]
+    need = [cell for cell in nb.cells[:4] if cell.cell_type == "markdown" and "## You will need" in cell.source]
+    if not need or not TIME_LINE.search(need[0].source):
+        raise ValueError(f"{entry.file}: its \"You will need\" has no line starting \"- about N minutes to study\"")
+    need[0].source = TIME_LINE.sub(lambda _: time_line(entry), need[0].source, count=1)
+    if index == 0:
+        maps = [cell for cell in nb.cells if cell.cell_type == "markdown" and BEGIN in cell.source]
+        if not maps:
+            raise ValueError(f"{entry.file} has no lab map: put {BEGIN} and {END} in its map cell")
+        maps[0].source = with_table(maps[0].source, "", entry.file)
+    last = nb.cells[-1]
+    if NAVIGATION not in last.get("metadata", {}).get("tags", []):
+        last = nbformat.v4.new_markdown_cell(metadata={"tags": [NAVIGATION]})
+        nb.cells.append(last)
+    last.source = navigation(index)
+    return nb
+
+
+def check_files() -> list[str]:
+    """Return what differs from NOTEBOOKS: a notebook listed and missing, one present and unlisted, stale text."""
+    present = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    listed = [nb.name for nb in NOTEBOOKS]
+    problems = [f"notebooks/{name}.ipynb is listed in tools/lab_map.py but does not exist"
+                for name in listed if name not in present]
+    problems += [f"notebooks/{name}.ipynb exists but tools/lab_map.py does not list it"
+                 for name in present if name not in listed]
+    if listed != sorted(listed):
+        problems.append("tools/lab_map.py lists the notebooks out of order")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if any file differs")
+    args = parser.parse_args(argv)
+    problems = check_files()
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 1
+    stale = []
+    readme = README.read_text()
+    new_readme = with_table(readme, "notebooks/", "README.md")
+    if new_readme != readme:
+        stale.append("README.md")
+        if not args.check:
+            README.write_text(new_readme)
+    for index, entry in enumerate(NOTEBOOKS):
+        path = NOTEBOOK_DIR / entry.file
+        before = path.read_text()
+        nb = written(index, nbformat.reads(before, as_version=4))
+        after = nbformat.writes(nb) + "\n"
+        if after != before:
+            stale.append(f"notebooks/{entry.file}")
+            if not args.check:
+                path.write_text(after)
+    if stale and args.check:
+        print("not as tools/lab_map.py writes them (run: make map): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    for name in stale:
+        print(f"rewrote {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
