@@ -78,11 +78,35 @@ def test_check_passes_on_the_solution(check, capsys):
     assert ok is True and out.startswith("✓"), out
 
 
+# What a check says to an untouched skeleton: that it returned None, or, where the exercise returns nothing
+# (as torch.save does), what is missing.
+SKELETON_HINT = {"ex03_2": "nothing was written at `path`"}
+
+
 @pytest.mark.parametrize("check", CHECKS)
 def test_check_fails_on_the_skeleton_without_raising(check, capsys):
     _, skeleton, _ = _exercise(check)
     ok, out = _run(check, skeleton, capsys)
-    assert ok is False and out.startswith("✗") and "returned None" in out, out
+    assert ok is False and out.startswith("✗") and SKELETON_HINT.get(check, "returned None") in out, out
+
+
+def test_allowing_only_what_the_listing_names_is_refused_with_the_dtype_class(capsys):
+    """ex09_6: the pickle's globals as get_unsafe_globals_in_checkpoint lists them, without the dtype classes."""
+    listed = ("import numpy as np, torch\ndef load_with_numpy(path):\n"
+              "    with torch.serialization.safe_globals([np._core.multiarray.scalar, np.dtype]):\n"
+              "        return torch.load(path, weights_only=True)")
+    ok, out = _run("ex09_6", listed, capsys)
+    assert ok is False and "refused numpy.dtypes.Float64DType" in out and "type(np.dtype(np.float64))" in out, out
+
+
+def test_an_atomic_save_must_also_sync_the_folder(capsys):
+    """ex03_2: the file synced and renamed in place, the folder not: a power cut can still lose the rename."""
+    solution = (SOLUTIONS / "ex03_2.py").read_text()
+    without = solution[:solution.index("    folder = os.open(")]
+    ok, out = _run("ex03_2", without, capsys)
+    assert ok is False and "fsync the folder too" in out, out
+    ok, out = _run("ex03_2", solution, capsys)
+    assert ok is True, out
 
 
 # Plausible wrong answers: each check must say no, with the hint that fits the mistake.

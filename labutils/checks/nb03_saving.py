@@ -44,40 +44,51 @@ def ex03_1(make_checkpoint: Callable) -> str:
 
 @_check
 def ex03_2(save_atomically: Callable) -> str:
-    """save_atomically(obj, path) -> path, written via a temporary in the same folder, fsync and os.replace."""
+    """save_atomically(obj, path) -> None: a temporary in the same folder, fsync, os.replace, fsync of the folder."""
     import os
+    import stat
     import tempfile
     from pathlib import Path
     from unittest import mock
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "checkpoint.pt"
-        renames, syncs = [], []
+        events = []  # ("rename", source, target) and ("fsync", "file" or "folder"), in order
         real_replace, real_rename, real_fsync = os.replace, os.rename, os.fsync
 
         def replace(src, dst, *args, **kwargs):
-            renames.append((Path(src), Path(dst)))
+            events.append(("rename", Path(src), Path(dst)))
             return real_replace(src, dst, *args, **kwargs)
 
         def rename(src, dst, *args, **kwargs):
-            renames.append((Path(src), Path(dst)))
+            events.append(("rename", Path(src), Path(dst)))
             return real_rename(src, dst, *args, **kwargs)
 
-        with mock.patch("os.replace", replace), mock.patch("os.rename", rename), \
-                mock.patch("os.fsync", lambda fd: (syncs.append(fd), real_fsync(fd))[1]):
-            got = save_atomically({"epoch": 1, "w": torch.arange(5.0)}, path)
-            _expect(got is not None, "save_atomically returned None: return `path` once the file is in place.")
+        def fsync(fd):
+            info = os.fstat(fd)
+            folder = stat.S_ISDIR(info.st_mode) and os.path.samestat(info, os.stat(tmp))
+            events.append(("fsync", "folder" if folder else "file"))
+            return real_fsync(fd)
+
+        with mock.patch("os.replace", replace), mock.patch("os.rename", rename), mock.patch("os.fsync", fsync):
+            save_atomically({"epoch": 1, "w": torch.arange(5.0)}, path)
             _expect(path.exists(), "nothing was written at `path`.")
             loaded = torch.load(path, weights_only=True)
-            _expect(loaded["epoch"] == 1 and torch.equal(loaded["w"], torch.arange(5.0)), "the saved file does not "
-                                                                                         "hold what was passed in.")
-            _expect(renames and renames[-1][1] == path, "the file did not arrive by a rename: torch.save into a "
+            _expect(loaded["epoch"] == 1 and torch.equal(loaded["w"], torch.arange(5.0)),
+                    "the saved file does not hold what was passed in.")
+            renames = [event for event in events if event[0] == "rename"]
+            _expect(renames and renames[-1][2] == path, "the file did not arrive by a rename: torch.save into a "
                                                         "temporary, then os.replace(temporary, path).")
-            _expect(renames[-1][0].parent == path.parent,
-                    f"the temporary was in {renames[-1][0].parent}, not in the folder of `path`: a rename across "
+            _expect(renames[-1][1].parent == path.parent,
+                    f"the temporary was in {renames[-1][1].parent}, not in the folder of `path`: a rename across "
                     "disks is a copy, not atomic.")
-            _expect(syncs, "call f.flush() and os.fsync(f.fileno()) before the rename, or a power cut can leave an "
-                           "empty file under the new name.")
+            last = events.index(renames[-1])
+            _expect(("fsync", "file") in events[:last], "call f.flush() and os.fsync(f.fileno()) before the rename, "
+                                                        "or a power cut can leave an empty file under the new name.")
+            _expect(("fsync", "folder") in events[last:],
+                    "after the rename, fsync the folder too (fd = os.open(folder, os.O_RDONLY); os.fsync(fd); "
+                    "os.close(fd)): the new name is an entry in the folder, and until the folder reaches the disk "
+                    "a power cut can bring the old file back.")
             before = path.read_bytes()
             raised = False
             try:
@@ -89,7 +100,8 @@ def ex03_2(save_atomically: Callable) -> str:
                                              "file, and only replace `path` once the save succeeded.")
         left = sorted(p.name for p in Path(tmp).iterdir())
         _expect(left == ["checkpoint.pt"], f"the failed save left {left}: delete the temporary when the save fails.")
-    return "temporary in the same folder, fsync, os.replace; a failed save left the good file byte for byte intact."
+    return ("temporary in the same folder, fsync, os.replace, fsync of the folder; a failed save left the good file "
+            "byte for byte intact.")
 
 
 @_check

@@ -160,6 +160,8 @@ class _RunsCode:
 @_check
 def ex09_6(load_with_numpy: Callable) -> str:
     """load_with_numpy(path) -> a checkpoint holding NumPy scalars, loaded with weights_only=True; code refused."""
+    import pickle
+    import re
     import tempfile
     from pathlib import Path
 
@@ -171,7 +173,14 @@ def ex09_6(load_with_numpy: Callable) -> str:
         good, evil = Path(tmp) / "numpy.pt", Path(tmp) / "evil.pt"
         torch.save({"model": Net().state_dict(), "best_acc": np.float64(0.9911), "epoch": np.int64(3)}, good)
         torch.save({"model": Net().state_dict(), "best_acc": _RunsCode()}, evil)
-        got = load_with_numpy(good)
+        try:
+            got = load_with_numpy(good)
+        except pickle.UnpicklingError as err:
+            refused = re.search(r"GLOBAL (\S+) was not|but got <class '([^']+)'>", str(err))
+            name = (refused.group(1) or refused.group(2)) if refused else "a global"
+            raise _Wrong(f"weights_only still refused {name}."
+                         " Allow the scalar (np._core.multiarray.scalar), np.dtype, and the class of each scalar's "
+                         "dtype: type(np.dtype(np.float64)) and type(np.dtype(np.int64)).") from None
         _expect(got is not None, "load_with_numpy returned None: return the loaded checkpoint.")
         _expect(float(got["best_acc"]) == 0.9911 and int(got["epoch"]) == 3, "best_acc or epoch came back wrong.")
         try:
