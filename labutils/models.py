@@ -1,4 +1,4 @@
-"""The lab's models: the seed article's Net fixed for MNIST, and a BatchNorm + Dropout variant."""
+"""The lab's models: the Net of the article the lab follows, fixed for MNIST, and a BatchNorm + Dropout variant."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class Net(nn.Module):
-    """The seed article's LeNet, fixed for 28×28 MNIST by padding conv1 by 2 (as LeNet-5 did)."""
+    """The LeNet of the article the lab follows, fixed for 28×28 MNIST by padding conv1 by 2 (as LeNet-5 did)."""
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
