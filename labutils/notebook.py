@@ -118,7 +118,7 @@ GPU_SAVE_TIMEOUT_S = 300  # a fresh Python importing torch, then one small save
 
 
 _MADE_FROM_GPU: dict[str, tuple[bytes, str]] = {}  # sha256 of a source file: the file made from it, and how
-_REMEMBERED_BYTES = 16 * 2**20  # small files only: the lab's Nets take 250 KB
+_REMEMBERED_BYTES = 16 * 2**20  # small sources only (the lab's Nets take 250 KB); a large one is not even hashed
 
 
 def save_as_from_gpu(source: os.PathLike | str, target: os.PathLike | str) -> str:
@@ -129,7 +129,8 @@ def save_as_from_gpu(source: os.PathLike | str, target: os.PathLike | str) -> st
     remembered file instead of starting Python again.
     """
     source, target = Path(source), Path(target)
-    key = hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None
+    small = source.is_file() and source.stat().st_size <= _REMEMBERED_BYTES
+    key = hashlib.sha256(source.read_bytes()).hexdigest() if small else None
     if key in _MADE_FROM_GPU:
         made, how = _MADE_FROM_GPU[key]
         atomic_write_bytes(made, target)
@@ -141,6 +142,6 @@ def save_as_from_gpu(source: os.PathLike | str, target: os.PathLike | str) -> st
         raise RuntimeError(f"could not write {display_path(target)} from {display_path(source)}: "
                            f"{lines[-1] if lines else f'the script ended with exit status {done.returncode}'}")
     how = done.stdout.strip()
-    if key is not None and target.stat().st_size <= _REMEMBERED_BYTES:
+    if key is not None:
         _MADE_FROM_GPU[key] = (target.read_bytes(), how)
     return how

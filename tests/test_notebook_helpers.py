@@ -109,3 +109,17 @@ def test_save_as_from_gpu_makes_a_file_once_per_source_content(tmp_path, monkeyp
     torch.save(Net().state_dict(), tmp_path / "other.pt")  # other weights: another file, made by the script
     assert notebook.save_as_from_gpu(tmp_path / "other.pt", tmp_path / "gpu3.pt") == how and len(started) == 1
     assert torch.load(tmp_path / "gpu3.pt", map_location="cpu", weights_only=True).keys() == Net().state_dict().keys()
+
+
+def test_save_as_from_gpu_remembers_no_large_file(tmp_path, monkeypatch):
+    from labutils import notebook
+
+    monkeypatch.setattr(notebook, "_MADE_FROM_GPU", {})
+    monkeypatch.setattr(notebook, "_REMEMBERED_BYTES", 1000)  # the Net's 250 KB file counts as large here
+    torch.save(Net().state_dict(), tmp_path / "net.pt")
+    started = []
+    run = notebook.subprocess.run
+    monkeypatch.setattr(notebook.subprocess, "run", lambda *a, **k: started.append(a) or run(*a, **k))
+    for target in ("gpu1.pt", "gpu2.pt"):
+        notebook.save_as_from_gpu(tmp_path / "net.pt", tmp_path / target)
+    assert len(started) == 2 and notebook._MADE_FROM_GPU == {}
