@@ -71,3 +71,10 @@ def test_the_instructors_guide_gives_the_same_study_minutes():
     guide = (REPO_ROOT / "docs" / "INSTRUCTOR.md").read_text()
     rows = dict(re.findall(r"^\| (\d\d) [^|]+\|[^|]+\|[^|]+\| (\d+) min", guide, re.M))
     assert rows == {entry.number: str(entry.study) for entry in LAB_MAP["NOTEBOOKS"]}
+
+
+def test_a_file_without_its_markers_is_named_with_the_fix(copy, capsys):
+    readme = copy / "README.md"
+    readme.write_text(readme.read_text().replace(LAB_MAP["BEGIN"], ""))
+    assert LAB_MAP["main"](["--check"]) == 1
+    assert "README.md has no lab map: put the two lines" in capsys.readouterr().err

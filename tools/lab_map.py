@@ -106,9 +106,7 @@ def navigation(index: int) -> str:
     links = []
     if index > 0:
         before = NOTEBOOKS[index - 1]
-        links.append(f"← [{before.number} · {before.title}]({before.file})")
-    if index > 0:
-        links.append("[the map](00_welcome.ipynb)")
+        links += [f"← [{before.number} · {before.title}]({before.file})", "[the map](00_welcome.ipynb)"]
     if index + 1 < len(NOTEBOOKS):
         after = NOTEBOOKS[index + 1]
         links.append(f"[{after.number} · {after.title}]({after.file}) →")
@@ -138,7 +136,7 @@ def written(index: int, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def check_files() -> list[str]:
-    """Return what differs from NOTEBOOKS: a notebook listed and missing, one present and unlisted, stale text."""
+    """Return what differs from NOTEBOOKS in the folder: a notebook listed and missing, one present and unlisted."""
     present = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
     listed = [nb.name for nb in NOTEBOOKS]
     problems = [f"notebooks/{name}.ipynb is listed in tools/lab_map.py but does not exist"
@@ -154,6 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if any file differs")
     args = parser.parse_args(argv)
+    try:
+        return _write(args.check)
+    except ValueError as err:  # a marker or a "You will need" line is missing: the message names the file and fix
+        print(err, file=sys.stderr)
+        return 1
+
+
+def _write(check: bool) -> int:
     problems = check_files()
     if problems:
         print("\n".join(problems), file=sys.stderr)
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     new_readme = with_table(readme, "notebooks/", "README.md")
     if new_readme != readme:
         stale.append("README.md")
-        if not args.check:
+        if not check:
             README.write_text(new_readme)
     for index, entry in enumerate(NOTEBOOKS):
         path = NOTEBOOK_DIR / entry.file
@@ -172,9 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         after = nbformat.writes(nb) + "\n"
         if after != before:
             stale.append(f"notebooks/{entry.file}")
-            if not args.check:
+            if not check:
                 path.write_text(after)
-    if stale and args.check:
+    if stale and check:
         print("not as tools/lab_map.py writes them (run: make map): " + ", ".join(stale), file=sys.stderr)
         return 1
     for name in stale:
