@@ -93,7 +93,7 @@ class SharedKernel:
 
     def __init__(self, cwd: os.PathLike | str, startup_timeout: float = 60):
         self.cwd, self.startup_timeout = str(Path(cwd).resolve()), startup_timeout
-        self.km, self._started_with = None, {}
+        self.km, self._started_with, self._clients = None, {}, []
 
     def __enter__(self) -> SharedKernel:
         return self
@@ -109,6 +109,13 @@ class SharedKernel:
         if self.km is None:
             km = _this_python_kernel_manager()(kernel_name="python3")
             run_sync(km.start_kernel)(cwd=self.cwd)
+            make_client = km.client
+
+            def client(**kwargs):  # papermill opens a client per notebook and, the kernel not being its own, keeps it
+                self._clients.append(make_client(**kwargs))
+                return self._clients[-1]
+
+            km.client = client
             self.km, self._started_with = km, dict(os.environ)
         client = BlockingKernelClient()
         client.load_connection_info(self.km.get_connection_info())
@@ -126,10 +133,16 @@ class SharedKernel:
             raise RuntimeError(f"the shared kernel could not be reset: {reply['content'].get('evalue')}")
         return self.km
 
+    def release(self) -> None:
+        """Close the clients the notebooks run so far opened (their sockets), keeping the kernel."""
+        while self._clients:
+            self._clients.pop().stop_channels()
+
     def close(self) -> None:
         """Stop the kernel (and its process group); the next notebook gets a new one."""
         from jupyter_core.utils import run_sync
 
+        self.release()
         if self.km is not None:
             km, self.km = self.km, None
             run_sync(km.shutdown_kernel)(now=True)
@@ -165,6 +178,8 @@ def run_notebook(source: os.PathLike | str, target: os.PathLike | str, *, parame
                                         cwd=str(cwd), progress_bar=False, log_output=False,
                                         execution_timeout=timeout, **engine)
     except papermill.PapermillExecutionError:
+        if kernel is not None:
+            kernel.release()
         raise
     except CellTimeoutError as err:
         if kernel is not None:
@@ -178,6 +193,8 @@ def run_notebook(source: os.PathLike | str, target: os.PathLike | str, *, parame
         if kernel is not None:
             kernel.close()
         raise
+    if kernel is not None:
+        kernel.release()
     for index, cell in enumerate(nb.cells):
         duration = cell.get("metadata", {}).get("papermill", {}).get("duration") or 0
         if cell.cell_type == "code" and duration >= MISSED_REPLY_SHARE * timeout:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -217,3 +218,19 @@ def test_a_shared_kernel_runs_notebooks_of_its_own_folder_only(tmp_path):
                                                                            "the shared kernel in"):
         run_notebook(path, tmp_path / "out.ipynb", kernel=kernel)
     assert run_notebook(path, tmp_path / "out.ipynb", cwd=tmp_path, kernel=None).cells[0].outputs
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts this process's descriptors in /proc (Linux)")
+def test_a_shared_kernel_leaves_no_client_sockets_open(tmp_path):
+    """papermill opens a kernel client per notebook and keeps it when the kernel is not its own: 18 descriptors a
+    notebook until the SharedKernel closed them."""
+    path = _notebook(tmp_path / "quick.ipynb", "1 + 1")
+    failing = _notebook(tmp_path / "fails.ipynb", "1 / 0")
+    with SharedKernel(tmp_path) as kernel:
+        run_notebook(path, tmp_path / "out.ipynb", kernel=kernel)  # the first opens what every later one shares
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(3):
+            run_notebook(path, tmp_path / "out.ipynb", kernel=kernel)
+            with pytest.raises(papermill.PapermillExecutionError):
+                run_notebook(failing, tmp_path / "out.ipynb", kernel=kernel)
+        assert len(os.listdir("/proc/self/fd")) <= before
