@@ -93,7 +93,8 @@ stress: data
 	$(BIN)/python benchmarks/widget_stress.py
 
 # Every notebook through papermill with the parameter sets in tests/regression/params.yaml, compared with the
-# committed baselines; reports/regression.md lists every metric. `make test` runs the fast sets.
+# committed baselines; reports/regression.md lists every metric. `make test` runs the fast sets and compares
+# each notebook's nbval run with its `-defaults` baseline.
 regress: data
 	$(BIN)/python tests/regression/regress.py
 

@@ -10,6 +10,7 @@ The learner's folder is the one labutils would use: LAB_ARTIFACTS_DIR when the l
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+pytest.register_assert_rewrite("notebook_claims")  # its asserts say what they compared, as a test's do
 _KEY = pytest.StashKey[dict]()
 _SESSION = "LAB_TEST_SESSION_ARTIFACTS"  # set by the first process of a session; its worker processes reuse it
 
@@ -105,6 +107,55 @@ def pytest_unconfigure(config):
         os.environ.pop(_SESSION, None)
 
 
+class NotebookMetrics(pytest.Item):
+    """Run after a lab notebook's last cell: what the notebook recorded with labutils.record_metrics in this run,
+    against its baseline and its claims (tests/notebook_claims.py)."""
+
+    def runtest(self):
+        from labutils.paths import metrics_dir
+        from notebook_claims import check_default_run
+
+        cells = [item.nodeid for item in self.session.items if item.parent is self.parent and item is not self]
+        if len(cells) < self.cell_count:
+            pytest.skip("only some of the notebook's cells ran in this session")
+        failed = [nodeid for nodeid in cells if _CELL_OUTCOMES.get(nodeid) != "passed"]
+        if failed:
+            pytest.skip(f"{len(failed)} of its cells did not pass (reported above), so its metrics are incomplete")
+        path = metrics_dir() / f"{self.path.stem}.json"
+        if not path.is_file():
+            raise AssertionError(f"{self.path.name} ran to the end but recorded no metrics in {path}")
+        check_default_run(self.path.stem, json.loads(path.read_text()))
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}: the metrics of its run"
+
+
+_CELL_OUTCOMES: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or report.outcome != "passed":  # a failed setup counts too
+        _CELL_OUTCOMES[report.nodeid] = report.outcome
+
+
+def add_the_metrics_checks(items) -> None:
+    """After the cells of each notebook that has a `-defaults` run in tests/regression/params.yaml, its metrics item."""
+    root = Path(__file__).resolve().parent
+    if not (root / "tests" / "notebook_claims.py").is_file():  # a copy of this file outside the lab (a test's)
+        return
+    from notebook_claims import DEFAULT_RUNS
+
+    by_notebook: dict = {}
+    notebooks = root / "notebooks"
+    for item in items:
+        if item.path.parent == notebooks and item.path.stem in DEFAULT_RUNS and item.path.suffix == ".ipynb":
+            by_notebook.setdefault(item.parent, []).append(item)
+    for parent, cells in by_notebook.items():
+        check = NotebookMetrics.from_parent(parent, name="metrics")
+        check.cell_count = len(cells)
+        items.insert(items.index(cells[-1]) + 1, check)
+
+
 def pytest_collection_modifyitems(session, config, items):
     """pytest-xdist hands out files in collection order, so put first
     - the two papermill chains, the longest files (about two minutes each): each starts at once on its own worker
@@ -114,4 +165,5 @@ def pytest_collection_modifyitems(session, config, items):
     def rank(item) -> int:
         return 0 if item.path.name.startswith("test_papermill_") else 1 if item.path.name.startswith("02_") else 2
 
+    add_the_metrics_checks(items)
     items.sort(key=rank)  # stable: within a rank, and within a file, the order stays

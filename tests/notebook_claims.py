@@ -1,0 +1,84 @@
+"""What each notebook's default run recorded, checked right after nbval has run it (the `::metrics` item).
+
+nbval runs every notebook with its own parameters, as a learner does. What the notebook passed to
+labutils.record_metrics in that run is compared with its `NN-defaults` baseline (tests/regression/params.yaml's
+rules), and the claims below, which hold whatever machine it ran on, are asserted on it: the papermill runs of
+`make test` then only need the parameter sets that take a notebook down another path (tests/papermill_chains.py).
+"""
+from __future__ import annotations
+
+from regression.regress import Run, compare, load_baselines, load_plan
+
+RUNS, RULES = load_plan()
+DEFAULT_RUNS = {run.notebook: run for run in RUNS if run.id.endswith("-defaults") and not run.parameters}
+NOT_RECORDED_BY_THE_NOTEBOOK = {"run_seconds"}  # regress.py adds it around the run
+
+
+def assert_the_baselines_hold(runs: list[Run], results: dict[str, dict], skip: frozenset[str] = frozenset()) -> None:
+    baselines = {run_id: {m: v for m, v in metrics.items() if m not in skip}
+                 for run_id, metrics in load_baselines().items()}
+    rows = compare(runs, results, baselines, RULES)
+    regressions = [row.line() for row in rows if row.status == "REGRESSION"]
+    assert not regressions, "\n".join(regressions)
+    new = [f"{row.run}: {row.metric}" for row in rows if row.status == "new"]
+    assert not new, f"metrics without a baseline (review, then regress.py --update-baselines): {new}"
+
+
+def claims_03(m: dict) -> None:
+    assert m["parameters"] == 61_706 and m["parameter_bytes"] == 246_824
+    assert m["safetensors_bytes"] < m["state_dict_bytes"] < m["parameter_bytes"] + 8_000, "a few KB of structure"
+    assert m["torch_save_survived_full_disk"] is False, "torch_save_survived_full_disk: torch.save over the file"
+    assert m["save_checkpoint_survived_full_disk"] is True, "save_checkpoint_survived_full_disk"
+    assert "Can't get attribute 'Net'" in m["whole_model_error"]
+    assert set(m["timings_ms"]) == {"state_dict .pt", "full checkpoint .pt", ".safetensors", "save_checkpoint .pt"}
+
+
+def claims_04(m: dict) -> None:
+    assert m["round_trip_identical"] is True and m["test_acc"] > 0.985, "the default Net, trained by 02 or the cache"
+    assert m["bn_train_mode_sorted_acc"] < m["bn_eval_acc"] - 0.03
+    assert m["changed_code_acc"] < 0.2, "changed_code_acc: the weights in a changed class"
+    assert m["preprocessing_acc"]["as saved in the metadata"] == m["test_acc"], "preprocessing_acc from the metadata"
+    assert "torch.cuda.is_available() is False" in m["cuda_error"]
+    assert m["canary_after_weights_only"] is False and m["canary_after_unsafe_load"] is True
+
+
+def claims_05(m: dict) -> None:
+    assert m["shots"] == [5, 20, 100] and set(m["transfer"]) == {"from scratch", "conv frozen", "conv fine-tuned"}
+    assert all(len(samples) == 3 for by_shots in m["transfer"].values() for samples in by_shots.values())
+    assert m["silent_strict_false_acc"] < 0.2 and m["part_bytes"] < 0.06 * m["full_bytes"]
+    gains = m["transfer_gain_at_smallest"]
+    assert gains["conv frozen"] > 0 and gains["conv fine-tuned"] > 0, f"pretrained conv layers help: {gains}"
+    assert len(m["picker"]) == 3
+
+
+def claims_07(m: dict) -> None:
+    assert m["test_acc"] > 0.985
+    assert m["export_identical"] and m["folder_identical"] and m["onnx_same_classes"]
+    assert m["onnx_max_abs_difference"] < 1e-4 and len(m["predictor_answers"]) == 8
+    assert all(answer[0].endswith(f"_label_{answer[1]}.png") for answer in m["predictor_answers"]), \
+        "the predictor names each file's own digit"
+    assert set(m["formats"]) == {"state_dict .pt", "whole model pickle .pt", "torch.export .pt2", "ONNX .onnx",
+                                 "model folder (safetensors)"}
+
+
+def claims_09(m: dict) -> None:
+    assert m["test_acc"] > 0.985
+    errors = m["errors"]
+    assert sorted(errors) == sorted(f"case {n}" for n in range(1, 11)), "every case of the clinic ran"
+    assert "running_mean" in errors["case 1"] and "CUDA device" in errors["case 2"] and "TinyNet" in errors["case 9"]
+    preparations = dict(errors["case 3"])
+    assert preparations.pop("as in training: x / 255, then (x - 0.1307) / 0.3081") == m["test_acc"]
+    assert len(preparations) == 3 and all(acc < m["test_acc"] for acc in preparations.values())
+    assert errors["case 10"] < 1e-4
+
+
+CLAIMS = {"03_saving": claims_03, "04_loading": claims_04, "05_partial_loading": claims_05,
+          "07_deploy_and_share": claims_07, "09_troubleshooting_clinic": claims_09}
+
+
+def check_default_run(notebook: str, metrics: dict) -> None:
+    """Compare the metrics of `notebook`'s default run with its baseline, then assert its claims."""
+    run = DEFAULT_RUNS[notebook]
+    assert_the_baselines_hold([run], {run.id: metrics}, skip=frozenset(NOT_RECORDED_BY_THE_NOTEBOOK))
+    if notebook in CLAIMS:
+        CLAIMS[notebook](metrics)

@@ -1,0 +1,93 @@
+"""The check that follows each notebook's cells: its default run against its baseline and its claims."""
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from labutils.paths import REPO_ROOT
+from notebook_claims import CLAIMS, DEFAULT_RUNS, check_default_run
+from regression.regress import load_baselines
+
+
+def unflatten(flat: dict[str, object]) -> dict:
+    """The nested metrics a notebook recorded, from their flattened baseline ("a/0/b" paths)."""
+    nested: dict = {}
+    for path, value in flat.items():
+        *parents, last = re.split(r"(?<! )/(?! )", path)  # a name may hold " / " ("x / 255")
+        node = nested
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+
+    def lists(node):
+        if not isinstance(node, dict):
+            return node
+        if node and set(node) == {str(i) for i in range(len(node))}:  # JSON lists; {"5": ...} stays a dict
+            return [lists(node[str(i)]) for i in range(len(node))]
+        return {key: lists(value) for key, value in node.items()}
+
+    return lists(nested)
+
+
+def baseline_metrics(notebook: str) -> dict:
+    flat = load_baselines()[DEFAULT_RUNS[notebook].id]
+    return unflatten({path: value for path, value in flat.items() if path != "run_seconds"})
+
+
+@pytest.mark.parametrize("notebook", sorted(DEFAULT_RUNS))
+def test_each_baseline_passes_its_own_check(notebook):
+    check_default_run(notebook, baseline_metrics(notebook))
+
+
+def test_a_metric_off_its_baseline_a_missing_one_and_a_new_one_fail():
+    metrics = baseline_metrics("04_loading")
+    worse = copy.deepcopy(metrics)
+    worse["test_acc"] -= 0.02
+    with pytest.raises(AssertionError, match=r"04-defaults \(04_loading\): test_acc is 0\.97.*abs 0\.01"):
+        check_default_run("04_loading", worse)
+    missing = copy.deepcopy(metrics)
+    del missing["round_trip_identical"]
+    with pytest.raises(AssertionError, match=r"round_trip_identical is \(missing\)"):
+        check_default_run("04_loading", missing)
+    with pytest.raises(AssertionError, match=r"metrics without a baseline .*04-defaults: surprise"):
+        check_default_run("04_loading", metrics | {"surprise": 1})
+
+
+@pytest.mark.parametrize("notebook, change, message", [
+    ("03_saving", lambda m: m.update(torch_save_survived_full_disk=True), "torch.save over the file"),
+    ("04_loading", lambda m: m["preprocessing_acc"].update({"as saved in the metadata": 0.5}),
+     "preprocessing_acc from the metadata"),
+    ("05_partial_loading", lambda m: m["transfer_gain_at_smallest"].update({"conv frozen": -0.01}),
+     "pretrained conv layers help"),
+    ("07_deploy_and_share", lambda m: m["predictor_answers"][0].__setitem__(1, 3), "own digit"),
+    ("09_troubleshooting_clinic", lambda m: m["errors"].pop("case 4"), "every case of the clinic ran"),
+])
+def test_each_claim_fails_when_the_run_breaks_it(notebook, change, message):
+    metrics = baseline_metrics(notebook)
+    change(metrics)
+    with pytest.raises(AssertionError, match=message):
+        CLAIMS[notebook](metrics)
+
+
+def test_the_metrics_item_fails_a_run_off_its_baseline_and_skips_a_notebook_that_did_not_run(tmp_path):
+    """00 runs whole against a baseline that says seed 5; of 01, only the metrics item is selected."""
+    plugin = tmp_path / "off_baseline.py"
+    plugin.write_text("import regression.regress as r\n_load = r.load_baselines\n"
+                      "def _off():\n    b = _load()\n    b['00-defaults']['seed'] = 5\n    return b\n"
+                      "r.load_baselines = _off\n")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    for name in ("PYTEST_XDIST_WORKER", "LAB_TEST_SESSION_ARTIFACTS"):  # a session of its own, in its own folder
+        environment.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "off_baseline", "-k",
+                           "00_welcome or metrics", "notebooks/00_welcome.ipynb", "notebooks/01_define_net.ipynb"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=environment)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "FAILED notebooks/00_welcome.ipynb::metrics" in done.stdout, done.stdout[-3000:]
+    assert "00-defaults (00_welcome): seed is 0, baseline 5" in done.stdout
+    assert "only some of the notebook's cells ran in this session" in done.stdout
+    assert re.search(r"\b1 failed, \d+ passed, 1 skipped\b", done.stdout), done.stdout[-500:]
