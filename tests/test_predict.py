@@ -1,6 +1,7 @@
 """tools/predict.py: the lab-free predictor gives the model's answers and one-line errors for bad input."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -47,7 +48,28 @@ def deployed(tmp_path_factory):
 
 
 def _predict(*args, cwd=None, python=(sys.executable, str(PREDICT))):
+    """predict.py as a server runs it: a process of its own."""
     return subprocess.run([*python, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def predict_module():
+    spec = importlib.util.spec_from_file_location("predict_under_test", PREDICT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def predict_here(predict_module, capsys):
+    """predict.py's main() in this process (its input checks: no process start each), with what it printed."""
+    def run(*args) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        status = predict_module.main([str(arg) for arg in args])
+        printed = capsys.readouterr()
+        return subprocess.CompletedProcess(["predict.py", *args], status, printed.out, printed.err)
+
+    return run
 
 
 @pytest.mark.parametrize("model", ["net.onnx", "model"])
@@ -83,24 +105,25 @@ def _one_line_error(result, *expected: str) -> str:
     return lines[0]
 
 
-def test_a_missing_image(deployed):
+def test_a_missing_image(deployed, predict_here):
     folder, paths, _ = deployed
-    _one_line_error(_predict(folder / "net.onnx", paths[0], folder / "nowhere.png"), "nowhere.png: no such image file")
+    _one_line_error(predict_here(folder / "net.onnx", paths[0], folder / "nowhere.png"),
+                    "nowhere.png: no such image file")
 
 
-def test_a_file_that_is_not_an_image(deployed, tmp_path):
+def test_a_file_that_is_not_an_image(deployed, predict_here, tmp_path):
     folder, _, _ = deployed
     (tmp_path / "notes.png").write_text("hello")
-    _one_line_error(_predict(folder / "net.onnx", tmp_path / "notes.png"), "notes.png: not an image")
+    _one_line_error(predict_here(folder / "net.onnx", tmp_path / "notes.png"), "notes.png: not an image")
 
 
-def test_an_image_of_the_wrong_size(deployed, tmp_path):
+def test_an_image_of_the_wrong_size(deployed, predict_here, tmp_path):
     folder, _, _ = deployed
     Image.new("L", (32, 28)).save(tmp_path / "wide.png")
-    _one_line_error(_predict(folder / "model", tmp_path / "wide.png"), "32×28 pixels", "28×28")
+    _one_line_error(predict_here(folder / "model", tmp_path / "wide.png"), "32×28 pixels", "28×28")
 
 
-def test_a_model_folder_with_a_wrong_checksum(deployed, tmp_path):
+def test_a_model_folder_with_a_wrong_checksum(deployed, predict_here, tmp_path):
     folder, paths, _ = deployed
     import shutil
 
@@ -108,19 +131,19 @@ def test_a_model_folder_with_a_wrong_checksum(deployed, tmp_path):
     shutil.copytree(folder / "model", copy)
     config = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps({**config, "mean": 0.5}))
-    _one_line_error(_predict(copy, paths[0]), "config.json does not match its checksum")
+    _one_line_error(predict_here(copy, paths[0]), "config.json does not match its checksum")
     (copy / "SHA256SUMS").unlink()
-    _one_line_error(_predict(copy, paths[0]), "no SHA256SUMS")
+    _one_line_error(predict_here(copy, paths[0]), "no SHA256SUMS")
 
 
-def test_a_missing_or_unknown_model(deployed, tmp_path):
+def test_a_missing_or_unknown_model(deployed, predict_here, tmp_path):
     folder, paths, _ = deployed
-    _one_line_error(_predict(tmp_path / "nothing.onnx", paths[0]), "no such model file or folder")
+    _one_line_error(predict_here(tmp_path / "nothing.onnx", paths[0]), "no such model file or folder")
     (tmp_path / "weights.txt").write_text("?")
-    _one_line_error(_predict(tmp_path / "weights.txt", paths[0]), "not a model")
+    _one_line_error(predict_here(tmp_path / "weights.txt", paths[0]), "not a model")
     (tmp_path / "broken.onnx").write_bytes(b"not onnx")
-    _one_line_error(_predict(tmp_path / "broken.onnx", paths[0]), "onnxruntime cannot load it")
-    _one_line_error(_predict(folder / "bare.onnx", paths[0]), "lacks the metadata")
+    _one_line_error(predict_here(tmp_path / "broken.onnx", paths[0]), "onnxruntime cannot load it")
+    _one_line_error(predict_here(folder / "bare.onnx", paths[0]), "lacks the metadata")
 
 
 def test_usage(deployed):
@@ -129,7 +152,7 @@ def test_usage(deployed):
     assert help_text.returncode == 0 and "MODEL is either an ONNX file" in help_text.stdout
 
 
-def test_a_listing_that_leaves_out_a_loaded_file_is_refused(deployed, tmp_path):
+def test_a_listing_that_leaves_out_a_loaded_file_is_refused(deployed, predict_here, tmp_path):
     folder, paths, _ = deployed
     import shutil
 
@@ -138,10 +161,10 @@ def test_a_listing_that_leaves_out_a_loaded_file_is_refused(deployed, tmp_path):
     listing = (copy / "SHA256SUMS").read_text().splitlines(keepends=True)
     for left_out in ("model.safetensors", "config.json"):
         (copy / "SHA256SUMS").write_text("".join(line for line in listing if not line.rstrip().endswith(left_out)))
-        _one_line_error(_predict(copy, paths[0]), f"SHA256SUMS does not list {left_out}")
+        _one_line_error(predict_here(copy, paths[0]), f"SHA256SUMS does not list {left_out}")
     # sha256sum -b writes ' *name': the same digests, read by the same parser
     (copy / "SHA256SUMS").write_text("".join(line.replace("  ", " *", 1) for line in listing))
-    assert _predict(copy, paths[0]).returncode == 0
+    assert predict_here(copy, paths[0]).returncode == 0
 
 
 def test_deployed_as_two_files_beside_the_model(deployed, tmp_path):
@@ -164,7 +187,6 @@ def test_deployed_as_two_files_beside_the_model(deployed, tmp_path):
 
 def test_the_predictor_loads_the_bytes_it_verified(deployed, tmp_path, monkeypatch):
     """Verify and load read each file once: a file swapped after the check is never what gets loaded."""
-    import importlib.util
     import shutil
 
     folder, _, _ = deployed

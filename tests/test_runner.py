@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from pathlib import Path
 
 import nbclient.output_widget
 import nbformat
@@ -128,35 +129,54 @@ def test_the_suite_bounds_every_test_and_every_cell():
     assert f"--nbval-cell-timeout={CELL_TIMEOUT}" in config["addopts"], "nbval's own default is 2000 s per cell"
 
 
-def test_pytest_timeout_stops_a_hung_test(tmp_path):
-    (tmp_path / "test_hangs.py").write_text("import time\n\ndef test_hangs():\n    time.sleep(600)\n")
-    done, seconds = _pytest(tmp_path, "--timeout=3", "test_hangs.py")
-    assert done.returncode == 1 and "Timeout" in done.stdout, done.stdout[-2000:]
-    assert seconds < 120
-
-
-def test_nbval_stops_a_hung_cell(tmp_path):
-    _notebook(tmp_path / "hangs.ipynb", "import time\ntime.sleep(600)")
-    done, seconds = _pytest(tmp_path, "--nbval-cell-timeout=3", "hangs.ipynb")
-    assert done.returncode == 1 and "Timeout of 3 seconds exceeded executing cell" in done.stdout, done.stdout[-2000:]
-    assert seconds < 120
-
-
-@pytest.fixture
-def learners_kernelspec(tmp_path, monkeypatch):
+def _learners_kernelspec(folder, environment) -> Path:
     """A learner's own "python3" kernelspec, found before the lab's, that starts another Python (here: none)."""
-    other = tmp_path / "other-python"
+    other = folder / "other-python"
     other.write_text("#!/bin/sh\necho 'another Python, without the lab' >&2\nexit 3\n")
     other.chmod(0o755)
-    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec = folder / "jupyter" / "kernels" / "python3"
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({"argv": [str(other), "-m", "ipykernel_launcher", "-f",
                                                            "{connection_file}"],
                                                   "display_name": "Another Python", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))  # as ~/.local/share/jupyter or JUPYTER_PATH
+    environment.setenv("JUPYTER_PATH", str(folder / "jupyter"))  # as ~/.local/share/jupyter or JUPYTER_PATH
     from jupyter_client.kernelspec import KernelSpecManager
     assert KernelSpecManager().get_kernel_spec("python3").argv[0] == str(other), "jupyter_client would start it"
     return other
+
+
+@pytest.fixture
+def learners_kernelspec(tmp_path, monkeypatch):
+    return _learners_kernelspec(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def one_session(tmp_path_factory):
+    """One pytest run with the lab's settings, where a learner has their own "python3" kernelspec, of a test that
+    hangs, a notebook cell that hangs and a notebook that checks which Python runs it; and its time."""
+    folder = tmp_path_factory.mktemp("session")
+    (folder / "test_hangs.py").write_text("import time\n\nimport pytest\n\n\n@pytest.mark.timeout(3)\n"
+                                          "def test_hangs():\n    time.sleep(600)\n")
+    _notebook(folder / "hangs.ipynb", "import time\ntime.sleep(600)")
+    _notebook(folder / "which.ipynb", f"import sys\nassert sys.executable == {sys.executable!r}, sys.executable")
+    with pytest.MonkeyPatch.context() as environment:
+        _learners_kernelspec(folder, environment)
+        done, seconds = _pytest(folder, "-rA", "--nbval-cell-timeout=3", "test_hangs.py", "hangs.ipynb",
+                                "which.ipynb")
+        without, _ = _pytest(folder, "-o", "addopts=--nbval-lax -p no:cacheprovider", "which.ipynb")
+    assert seconds < 120, "the hung test and the hung cell stopped at their timeouts, not later"
+    return done, without
+
+
+def test_pytest_timeout_stops_a_hung_test(one_session):
+    done, _ = one_session
+    assert "FAILED test_hangs.py::test_hangs - Failed: Timeout" in done.stdout, done.stdout[-2000:]
+
+
+def test_nbval_stops_a_hung_cell(one_session):
+    done, _ = one_session
+    assert "Timeout of 3 seconds exceeded executing cell" in done.stdout, done.stdout[-2000:]
+    assert "FAILED hangs.ipynb::Cell 0" in done.stdout
 
 
 def test_papermill_runs_in_the_labs_python_whatever_kernelspec_the_learner_has(tmp_path, learners_kernelspec):
@@ -165,12 +185,11 @@ def test_papermill_runs_in_the_labs_python_whatever_kernelspec_the_learner_has(t
     assert nb.cells[0].outputs[0]["text"].strip() == sys.executable
 
 
-def test_nbval_runs_in_the_labs_python_whatever_kernelspec_the_learner_has(tmp_path, learners_kernelspec):
-    _notebook(tmp_path / "which.ipynb", f"import sys\nassert sys.executable == {sys.executable!r}, sys.executable")
-    done, _ = _pytest(tmp_path, "which.ipynb")
-    assert done.returncode == 0, done.stdout[-2000:]
-    without, _ = _pytest(tmp_path, "-o", "addopts=--nbval-lax -p no:cacheprovider", "which.ipynb")
-    assert without.returncode == 1, "without --nbval-current-env nbval starts the learner's kernelspec"
+def test_nbval_runs_in_the_labs_python_whatever_kernelspec_the_learner_has(one_session):
+    done, without = one_session
+    assert "PASSED which.ipynb::Cell 0" in done.stdout and "2 failed, 1 passed" in done.stdout, done.stdout[-2000:]
+    assert without.returncode == 1 and "died before replying" in without.stdout, \
+        "without --nbval-current-env nbval starts the learner's kernelspec"
 
 
 # --- SharedKernel: the tests' papermill chains run their notebooks in one kernel ---------------------------------
