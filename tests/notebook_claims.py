@@ -61,6 +61,18 @@ def claims_07(m: dict) -> None:
                                  "model folder (safetensors)"}
 
 
+def claims_08(m: dict) -> None:
+    assert m["weights_bytes"] == 246_824 and m["adam_state_bytes"] > 2 * m["weights_bytes"], "2 moments"
+    assert m["rss_model_bytes"] < 257 * 2**20 and m["shards"] >= 2 and m["dcp_processes"] == 2
+    assert m["dcp_resharded_equal"] and m["dcp_async_equal"], "one process loads what two saved; the async save too"
+    peak = m["peak_over_weights"]
+    assert peak["naive"] >= 1.8 and peak["mmap"] >= 1.8, f"a plain load holds the weights twice: {peak}"
+    assert peak["meta + assign"] <= 1.2 and peak["meta + mmap + assign"] <= 1.2, f"meta + assign hold them once: {peak}"
+    half = m["half_precision"]
+    assert half["torch.bfloat16"]["file bytes"] < 0.52 * half["torch.float32"]["file bytes"], "half the bytes"
+    assert abs(half["torch.bfloat16"]["test accuracy"] - half["torch.float32"]["test accuracy"]) < 0.005
+
+
 def claims_09(m: dict) -> None:
     assert m["test_acc"] > 0.985
     errors = m["errors"]
@@ -73,7 +85,7 @@ def claims_09(m: dict) -> None:
 
 
 CLAIMS = {"03_saving": claims_03, "04_loading": claims_04, "05_partial_loading": claims_05,
-          "07_deploy_and_share": claims_07, "09_troubleshooting_clinic": claims_09}
+          "07_deploy_and_share": claims_07, "08_large_models": claims_08, "09_troubleshooting_clinic": claims_09}
 
 
 def check_default_run(notebook: str, metrics: dict) -> None:

@@ -111,7 +111,7 @@ def test_the_papermill_chains_go_first_then_notebook_02(session_conftest):
         def __init__(self, path):
             self.path = Path(path)
 
-    names = ["tests/test_cache.py", "tests/test_papermill_08_to_06.py", "notebooks/01_define_net.ipynb",
+    names = ["tests/test_cache.py", "tests/test_papermill_06_08.py", "notebooks/01_define_net.ipynb",
              "notebooks/02_train_mnist.ipynb", "notebooks/02_train_mnist.ipynb", "tests/test_papermill_02_to_00.py"]
     items = [Item(name) for name in names]
     session_conftest.pytest_collection_modifyitems(None, None, items)

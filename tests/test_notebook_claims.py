@@ -1,4 +1,4 @@
-"""The check that follows each notebook's cells: its default run against its baseline and its claims."""
+"""The checks on each notebook's nbval run: its committed outputs, and its metrics against its baseline and claims."""
 from __future__ import annotations
 
 import copy
@@ -7,10 +7,12 @@ import re
 import subprocess
 import sys
 
+import nbformat
 import pytest
 
 from labutils.paths import REPO_ROOT
 from notebook_claims import CLAIMS, DEFAULT_RUNS, check_default_run
+from notebook_files import NOTEBOOK_DIR, read
 from regression.regress import load_baselines
 
 
@@ -74,20 +76,45 @@ def test_each_claim_fails_when_the_run_breaks_it(notebook, change, message):
         CLAIMS[notebook](metrics)
 
 
-def test_the_metrics_item_fails_a_run_off_its_baseline_and_skips_a_notebook_that_did_not_run(tmp_path):
-    """00 runs whole against a baseline that says seed 5; of 01, only the metrics item is selected."""
-    plugin = tmp_path / "off_baseline.py"
-    plugin.write_text("import regression.regress as r\n_load = r.load_baselines\n"
-                      "def _off():\n    b = _load()\n    b['00-defaults']['seed'] = 5\n    return b\n"
-                      "r.load_baselines = _off\n")
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+@pytest.fixture(scope="module")
+def checked_session(tmp_path_factory) -> subprocess.CompletedProcess:
+    """One pytest session with the lab's settings (one start instead of two) of
+    - notebook 00, whose baseline is made to say seed 5: its cells pass, its metrics item must fail;
+    - notebook 01 with only its metrics item selected: skipped, as its cells did not run;
+    - a copy of 00 whose committed output says 59,999 training images: nbval must fail that cell."""
+    folder = tmp_path_factory.mktemp("checked")
+    (folder / "off_baseline.py").write_text("import regression.regress as r\n_load = r.load_baselines\n"
+                                            "def _off():\n    b = _load()\n    b['00-defaults']['seed'] = 5\n"
+                                            "    return b\nr.load_baselines = _off\n")
+    nb = read(NOTEBOOK_DIR / "00_welcome.ipynb")
+    checked = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    assert checked, "00_welcome has cells whose output nbval compares"
+    stream = next(o for o in checked[0].outputs if o.output_type == "stream")
+    assert "60,000 training" in stream.text
+    stream.text = stream.text.replace("60,000 training", "59,999 training")
+    (folder / "tampered").mkdir()
+    nbformat.write(nb, folder / "tampered" / "00_welcome.ipynb")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}
     for name in ("PYTEST_XDIST_WORKER", "LAB_TEST_SESSION_ARTIFACTS"):  # a session of its own, in its own folder
         environment.pop(name, None)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "off_baseline", "-k",
-                           "00_welcome or metrics", "notebooks/00_welcome.ipynb", "notebooks/01_define_net.ipynb"],
-                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=environment)
-    assert done.returncode == 1, done.stdout[-3000:]
-    assert "FAILED notebooks/00_welcome.ipynb::metrics" in done.stdout, done.stdout[-3000:]
-    assert "00-defaults (00_welcome): seed is 0, baseline 5" in done.stdout
-    assert "only some of the notebook's cells ran in this session" in done.stdout
-    assert re.search(r"\b1 failed, \d+ passed, 1 skipped\b", done.stdout), done.stdout[-500:]
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "off_baseline", "-k",
+                           "00_welcome or metrics", "notebooks/00_welcome.ipynb", "notebooks/01_define_net.ipynb",
+                           str(folder / "tampered" / "00_welcome.ipynb")],
+                          capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=environment)
+
+
+def test_the_metrics_item_fails_a_run_off_its_baseline_and_skips_a_notebook_that_did_not_run(checked_session):
+    out = checked_session.stdout
+    assert checked_session.returncode == 1, out[-3000:]
+    assert "FAILED notebooks/00_welcome.ipynb::metrics" in out, out[-3000:]
+    assert "00-defaults (00_welcome): seed is 0, baseline 5" in out
+    assert "only some of the notebook's cells ran in this session" in out
+    assert re.search(r"\b2 failed, \d+ passed, 1 skipped\b", out), out[-500:]
+
+
+def test_nbval_compares_the_checked_outputs(checked_session):
+    """A committed output that the code no longer produces fails the suite (nbval --nbval-lax says no)."""
+    out = checked_session.stdout
+    failed_cells = re.findall(r"^FAILED (\S*)::Cell \d+ ", out, re.M)  # a file outside the repository has no path
+    assert failed_cells and "notebooks/00_welcome.ipynb" not in failed_cells, out[-3000:]
+    assert "+ 59,999 training" in out, "nbval shows the committed line that the run did not print"

@@ -258,7 +258,7 @@ def reference_with_test(data):
 
 def test_the_script_saves_on_sigterm_exits_143_and_resumes_bit_exact(data, reference_with_test, tmp_path):
     """SIGKILL before the first checkpoint and after one: notebook 06 runs the script that way (nbval with its
-    defaults, tests/test_papermill_08_to_06.py at step 7; `make regress` at an epoch's end too) and proves the
+    defaults, tests/test_papermill_06_08.py at step 7; `make regress` at an epoch's end too) and proves the
     resume exact. In one process, every interrupt step, the epoch's end included, is above."""
     status, lines = _stop_child_at(tmp_path, 7, signal.SIGTERM, every=5)
     assert status == STOPPED_EXIT[signal.SIGTERM] == 143, lines

@@ -1,4 +1,5 @@
-"""Notebooks 08 and 06 run with other parameters, alone, in reverse order, on an empty cache (papermill)."""
+"""Notebook 06 stopped before its first checkpoint, on an empty cache, and 06 and 08 refusing bad parameters
+(papermill)."""
 from __future__ import annotations
 
 import papermill
@@ -7,7 +8,7 @@ import pytest
 from notebook_claims import assert_the_baselines_hold
 from papermill_chains import CHAINS, FAST, chain, run_alone
 
-CHAIN, fast_runs = chain("08 to 06")
+CHAIN, fast_runs = chain("06")
 
 
 def _metrics(fast_runs, run_id: str) -> dict:
@@ -17,23 +18,12 @@ def _metrics(fast_runs, run_id: str) -> dict:
 def test_the_two_chains_run_every_fast_set_once_in_the_order_of_params_yaml():
     chained = [run for runs in CHAINS.values() for run in runs]
     assert chained == FAST and len({run.id for run in chained}) == len(FAST)
-    assert all(runs and runs[0].notebook > runs[-1].notebook for runs in CHAINS.values()), "reverse order"
+    assert all(runs and runs[0].notebook >= runs[-1].notebook for runs in CHAINS.values()), "reverse order"
 
 
 @pytest.mark.timeout(1800)  # its setup runs the chain's notebooks (each cell bounded by labutils.runner)
 def test_the_runs_match_their_baselines(fast_runs):
     assert_the_baselines_hold(CHAIN, fast_runs[0])
-
-
-def test_08_scaled_down_and_resharded_three_ways(fast_runs):
-    m8 = _metrics(fast_runs, "08-small-three-processes")
-    assert 0.9 < m8["test_acc"] < 0.99, "08 ran first on an empty cache: it trained the one-epoch Net"
-    assert m8["rss_model_bytes"] < 80 * 2**20 and m8["shards"] == 2 and m8["dcp_processes"] == 3
-    assert m8["dcp_resharded_equal"] and m8["dcp_async_equal"]
-    peak = m8["peak_over_weights"]
-    assert peak["naive"] >= 1.8 and peak["meta + mmap + assign"] <= 1.2
-    half = m8["half_precision"]
-    assert half["torch.bfloat16"]["file bytes"] < 0.52 * half["torch.float32"]["file bytes"]
 
 
 @pytest.mark.parametrize("parameter, message", [({"DCP_PROCESSES": 0}, "DCP_PROCESSES=0 is not allowed"),
@@ -54,7 +44,7 @@ def test_06_resumes_exactly_from_another_interrupt_point(fast_runs, run):
     assert m["interrupt_step"] == interrupt and m["checkpoint_every"] == every
     assert m["resumed_from_step"] == max(interrupt // every * every, interrupt // 94 * 94) == 0
     assert m["resumed_from_step_after_sigterm"] == interrupt and m["sigterm_exit_status"] == 143
-    assert m["total_steps"] == 94 * parameters.get("EPOCHS", 2)
+    assert m["total_steps"] == 94 * parameters.get("EPOCHS", 2) and m["num_workers"] == parameters["NUM_WORKERS"]
     assert m["identical_parameters"] and m["identical_optimizer"] and m["identical_history"]
     assert set(m["identical"]) == {"SIGTERM", "SIGKILL"}
     assert all(all(column.values()) for column in m["identical"].values())
