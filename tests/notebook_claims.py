@@ -54,6 +54,7 @@ def claims_05(m: dict) -> None:
 def claims_07(m: dict) -> None:
     assert m["test_acc"] > 0.985
     assert m["export_identical"] and m["folder_identical"] and m["onnx_same_classes"]
+    assert m["pt2_ran_planted_code"] is True, "torch.export.load unpickled a planted pickle without weights_only"
     assert m["onnx_max_abs_difference"] < 1e-4 and len(m["predictor_answers"]) == 8
     assert all(answer[0].endswith(f"_label_{answer[1]}.png") for answer in m["predictor_answers"]), \
         "the predictor names each file's own digit"
@@ -65,6 +66,7 @@ def claims_08(m: dict) -> None:
     assert m["weights_bytes"] == 246_824 and m["adam_state_bytes"] > 2 * m["weights_bytes"], "2 moments"
     assert m["rss_model_bytes"] < 257 * 2**20 and m["shards"] >= 2 and m["dcp_processes"] == 2
     assert m["dcp_resharded_equal"] and m["dcp_async_equal"], "one process loads what two saved; the async save too"
+    assert m["dcp_fsdp_restored"], "FSDP2 model and Adam state back through get_state_dict, DCP and set_state_dict"
     peak = m["peak_over_weights"]
     assert peak["naive"] >= 1.8 and peak["mmap"] >= 1.8, f"a plain load holds the weights twice: {peak}"
     assert peak["meta + assign"] <= 1.2 and peak["meta + mmap + assign"] <= 1.2, f"meta + assign hold them once: {peak}"

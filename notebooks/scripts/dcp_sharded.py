@@ -8,6 +8,9 @@ on dim 0 over a CPU device mesh), then saves:
   FOLDER/sync   with dcp.save: the training loop waits until the files are written;
   FOLDER/async  with dcp.async_save: the loop waits only while the state is copied, then trains on
                 (`--steps` updates) while a background thread writes.
+  FOLDER/fsdp   what training code does: a Net sharded with FSDP2 (`fully_shard`) takes an Adam step, and
+                `get_state_dict` gives its model and optimizer state as DTensor shards for `dcp.save`; a second
+                Net, built from another seed, gets them back through `dcp.load` and `set_state_dict`.
 Each process writes FOLDER/rank-N.json with what it held and how long each save blocked it.
 """
 from __future__ import annotations
@@ -20,10 +23,45 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor, Shard, distribute_tensor
 
 from labutils.large import weight_bytes, wide_mlp
+from labutils.models import Net
+
+
+def sharded_net(seed: int, mesh) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """A Net whose parameters FSDP2 shards over the mesh (each process keeps its rows), and its Adam."""
+    torch.manual_seed(seed)
+    net = fully_shard(Net(), mesh=mesh)
+    return net, torch.optim.Adam(net.parameters(), lr=1e-3)
+
+
+def fsdp_round_trip(folder: Path, seed: int, mesh) -> dict:
+    """Save a sharded Net and its Adam state after one step, restore them into another; say what held."""
+    net, optimizer = sharded_net(seed, mesh)
+    images = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+    net(images).sum().backward()
+    optimizer.step()
+    model_state, optimizer_state = get_state_dict(net, optimizer)  # DTensor shards, keyed by parameter name
+    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=folder)
+
+    other, other_optimizer = sharded_net(seed + 1, mesh)
+    model_state, optimizer_state = get_state_dict(other, other_optimizer)  # the layout to load into
+    state = {"model": model_state, "optimizer": optimizer_state}
+    dcp.load(state, checkpoint_id=folder)
+    set_state_dict(other, other_optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    saved, restored = get_state_dict(net, optimizer), get_state_dict(other, other_optimizer)
+    weight = saved[0]["conv1.weight"]
+    return {"fsdp_weight_type": type(weight).__name__, "fsdp_local_shape": list(weight.to_local().shape),
+            "fsdp_global_shape": list(weight.shape), "fsdp_optimizer_keys": sorted(saved[1]["state"]["conv1.weight"]),
+            "fsdp_model_equal": all(torch.equal(saved[0][k].to_local(), restored[0][k].to_local()) for k in saved[0]),
+            "fsdp_optimizer_equal": all(torch.equal(v.to_local(), restored[1]["state"][k][name].to_local())
+                                        for k, moments in saved[1]["state"].items() for name, v in moments.items()
+                                        if isinstance(v, DTensor)),
+            "fsdp_same_output": torch.equal(net(images), other(images))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 
     weight = state["layers.0.weight"]
     assert isinstance(weight, DTensor)
-    report = {
+    fsdp = fsdp_round_trip(args.folder / "fsdp", args.seed, mesh)
+    report = fsdp | {
         "rank": rank, "world": world, "full_bytes": full_bytes, "local_bytes": local_bytes,
         "local_shape": list(weight.to_local().shape), "global_shape": list(weight.shape),
         "sync_blocked": sync_blocked, "async_blocked": async_blocked,
