@@ -154,9 +154,10 @@ WRONG = {
                 "    for p in sorted(folder.glob('step-*.pt'), key=lambda p: p.stat().st_mtime, reverse=True):\n"
                 "        try:\n            verify_checksum(p)\n            return p\n"
                 "        except CheckpointError:\n            pass"), "modification time"),
-    "ex07_1": (("import torch\ndef export_dynamic(model):\n"
-                "    return torch.export.export(model, (torch.randn(2, 1, 28, 28),))"),
-               "dynamic_shapes"),
+    "ex07_1": (("import torch\ndef export_dynamic(model, image):\n"
+                "    return torch.export.export(model, (image.expand(2, -1, -1, -1),),\n"
+                "                               dynamic_shapes={'x': {0: torch.export.Dim('batch')}})"),
+               "drags all of them into the file; clone it"),
     "ex07_2": (("import hashlib\ndef changed_files(folder):\n    out = []\n"
                 "    for line in (folder / 'SHA256SUMS').read_text().splitlines():\n"
                 "        digest, _, name = line.partition('  ')\n"

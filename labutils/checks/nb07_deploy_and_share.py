@@ -12,25 +12,41 @@ __all__ = ["ex07_1", "ex07_2"]
 
 @_check
 def ex07_1(export_dynamic: Callable) -> str:
-    """export_dynamic(model) -> an ExportedProgram that takes any batch size."""
+    """export_dynamic(model, image) -> an ExportedProgram, built from one image, that takes any batch size."""
+    import os
+    import tempfile
+
     from ..models import Net
 
     torch.manual_seed(0)
     model = Net().eval()
-    got = export_dynamic(model)
+    requests = torch.randn(5000, 1, 28, 28, generator=torch.Generator().manual_seed(1))  # 15.7 MB of images
+    image = requests[:1]  # one image, as a request brings it: a view of the whole tensor
+    try:
+        got = export_dynamic(model, image)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise _Wrong(f"export_dynamic raised {type(err).__name__}: {first[:160]}. A batch of 1 as the example makes "
+                     "torch.export treat that dimension as the constant 1: build an example of 2 or more images "
+                     "from the one you get.") from None
     _expect(got is not None, "export_dynamic returned None: return torch.export.export(...).")
     _expect(isinstance(got, torch.export.ExportedProgram), f"return an ExportedProgram, not {type(got).__name__}.")
-    images = torch.randn(100, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     for n in (1, 7, 100):
         try:
-            out = got.module()(images[:n])
+            out = got.module()(requests[:n])
         except Exception as err:
             raise _Wrong(f"a batch of {n} failed ({type(err).__name__}): pass dynamic_shapes={{'x': {{0: "
-                         "torch.export.Dim('batch')}}} and an example batch of at least 2.") from None
+                         "torch.export.Dim('batch')}}} so that the batch size is free.") from None
         with torch.no_grad():
-            _expect(torch.allclose(out, model(images[:n]), atol=1e-6),
-                    f"a batch of {n} gave other logits than the model.")
-    return "batches of 1, 7 and 100 all run and match the model."
+            same = torch.allclose(out, model(requests[:n]), atol=1e-6)
+        _expect(same, f"a batch of {n} gave other logits than the model.")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "net.pt2")
+        torch.export.save(got, path)
+        size = os.path.getsize(path)
+    _expect(size < 2_000_000, f"the saved program takes {size / 1e6:.1f} MB for 0.25 MB of weights: its example is "
+                              "still a view of the 5,000 images and drags all of them into the file; clone it.")
+    return f"batches of 1, 7 and 100 run and match the model; the .pt2 takes {size / 1e6:.2f} MB."
 
 
 @_check

@@ -1,6 +1,6 @@
 import torch
 
 
-def export_dynamic(model):
-    example = (torch.randn(2, 1, 28, 28),)  # at least 2: a batch of 1 would be specialised
+def export_dynamic(model, image):
+    example = (image.repeat(2, 1, 1, 1),)  # 2 images, in a new tensor: not a batch of 1, and not a view
     return torch.export.export(model, example, dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
