@@ -40,7 +40,7 @@ lab: data
 	$(BIN)/jupyter lab $(LAB_FLAGS)
 
 # The suite on every core (pytest-xdist): a notebook or test file stays on one worker, and files are handed out in
-# the order conftest.py sets (the two longest first). TEST_WORKERS=0 runs it all in one process.
+# the order conftest.py sets (the two papermill chains first). TEST_WORKERS=0 runs it all in one process.
 TEST_WORKERS ?= auto
 test: data
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder

@@ -158,7 +158,7 @@ def add_the_metrics_checks(items) -> None:
 
 def pytest_collection_modifyitems(session, config, items):
     """pytest-xdist hands out files in collection order, so put first
-    - the two papermill chains, the longest files (about two minutes each): each starts at once on its own worker
+    - the two papermill chains, files of half a minute each that start a kernel: each starts at once on its own worker
       instead of one running last and alone;
     - then notebook 02, which trains the default Net and caches it: the notebooks after it find it there instead
       of training it again (nbval runs every notebook on one session cache)."""
