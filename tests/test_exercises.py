@@ -252,3 +252,17 @@ def test_the_checks_are_one_module_per_notebook():
         module = getattr(labutils.checks, check).__module__
         assert module.startswith(f"labutils.checks.nb{check[2:4]}_"), (check, module)
     assert max(len(p.read_text().splitlines()) for p in folder.glob("*.py")) < 400
+
+
+def test_ex07_1_names_the_batch_of_one_and_reports_another_error_as_the_learners(capsys):
+    def as_it_comes(model, image):
+        return torch.export.export(model, (image,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+
+    def broken(model, image):
+        raise ValueError("my own mistake")
+
+    assert labutils.checks.ex07_1(as_it_comes) is False
+    assert "with a batch of 1 as the example" in capsys.readouterr().out
+    assert labutils.checks.ex07_1(broken) is False
+    assert "your code raised ValueError: my own mistake" in capsys.readouterr().out
+
