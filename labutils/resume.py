@@ -50,8 +50,13 @@ def restore_rng(state: dict[str, Any], numpy_generator: np.random.Generator) -> 
     random.setstate((version, tuple(internal), gauss))
     numpy_generator.bit_generator.state = state["numpy"]
     torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    saved, here = state.get("cuda", []), torch.cuda.device_count()
+    if saved and len(saved) == here:
+        torch.cuda.set_rng_state_all(saved)
+    elif saved:  # GPU i's state belongs to GPU i: with another number of GPUs, no draw on them can repeat
+        warnings.warn(f"the checkpoint holds the random state of {len(saved)} GPU(s) and this machine has {here}: "
+                      "the CPU generators are restored, the GPUs' are not, so random draws on the GPU will differ "
+                      "from the interrupted run's.", stacklevel=2)
 
 
 # --- the data order -------------------------------------------------------------------------------------------

@@ -295,3 +295,65 @@ def test_the_script_names_a_checkpoint_it_cannot_resume_from(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     assert lines[0].startswith("train_resumable.py: error: ") and "step-00000005.pt: it is not a resumable" in lines[0]
+
+
+def _fake_gpus(monkeypatch, count: int) -> dict:
+    """Pretend this machine has `count` GPUs: record each GPU generator state set, refuse a GPU that is not there."""
+    import torch.cuda.random
+
+    restored: dict[int, torch.Tensor] = {}
+
+    def set_rng_state(new_state, device="cuda"):
+        index = device if isinstance(device, int) else (torch.device(device).index or 0)
+        if index >= count:
+            raise RuntimeError(f"CUDA error: invalid device ordinal {index}")
+        restored[index] = new_state.clone()
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda.random, "set_rng_state", set_rng_state)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", set_rng_state)
+    return restored
+
+
+@pytest.mark.parametrize("gpus_here", [0, 1, 2, 3])
+def test_gpu_generators_are_restored_only_on_as_many_gpus_and_otherwise_a_warning_says_so(monkeypatch, gpus_here):
+    import random
+    import warnings
+
+    import numpy as np
+
+    from labutils.resume import capture_rng, restore_rng
+
+    generator = np.random.default_rng(3)
+    state = capture_rng(generator)
+    state["cuda"] = [torch.full((16,), 7, dtype=torch.uint8), torch.full((16,), 9, dtype=torch.uint8)]
+    expected = (random.random(), generator.random(), torch.rand(2))
+    restored = _fake_gpus(monkeypatch, gpus_here)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        restore_rng(state, generator)
+    assert (random.random(), generator.random()) == expected[:2] and torch.equal(torch.rand(2), expected[2])
+    if gpus_here == 2:
+        assert not caught and sorted(restored) == [0, 1] and torch.equal(restored[1], state["cuda"][1])
+    else:
+        assert not restored and len(caught) == 1
+        assert f"the random state of 2 GPU(s) and this machine has {gpus_here}" in str(caught[0].message)
+
+
+def test_a_checkpoint_without_gpu_generators_restores_quietly_on_a_gpu_machine(monkeypatch):
+    import warnings
+
+    import numpy as np
+
+    from labutils.resume import capture_rng, restore_rng
+
+    generator = np.random.default_rng(3)
+    state = capture_rng(generator)
+    assert state["cuda"] == []  # captured here, without a GPU
+    restored = _fake_gpus(monkeypatch, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restore_rng(state, generator)
+        restore_rng({k: v for k, v in state.items() if k != "cuda"}, generator)  # a checkpoint from before "cuda"
+    assert not restored
