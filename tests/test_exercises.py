@@ -80,7 +80,7 @@ def test_check_passes_on_the_solution(check, capsys):
 
 # What a check says to an untouched skeleton: that it returned None, or, where the exercise returns nothing
 # (as torch.save does), what is missing.
-SKELETON_HINT = {"ex03_2": "nothing was written at `path`"}
+SKELETON_HINT = {"ex03_2": "nothing was written at `path`", "ex09_2": "nothing was written at out_path"}
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -118,7 +118,8 @@ WRONG = {
                "that counts buffers"),
     "ex01_2": ("def fc1_inputs(size, padding):\n    s = (size - 4) // 2\n    s = (s - 4) // 2\n    return 16 * s * s",
                "fc1_inputs(28, 2) gave 256"),
-    "ex01_3": ("def snapshot(model):\n    return model.state_dict()", "clone them"),
+    "ex01_3": ("def snapshot(model):\n    return {k: v.detach().to('cpu') for k, v in model.state_dict().items()}",
+               "return those very tensors, not copies"),
     "ex02_1": ("def accuracy(logits, labels):\n    return (logits.argmax(1) == labels).float().mean()",
                "return a Python float"),
     "ex02_2": ("def per_class_accuracy(counts):\n    return counts.diagonal() / counts.sum(0)", "column sums"),
@@ -139,8 +140,11 @@ WRONG = {
     "ex04_2": (("import torch, labutils\ndef load_for_inference(path):\n    model = labutils.Net()\n"
                 "    model.load_state_dict(torch.load(path, weights_only=True))\n    return model.eval()"),
                "map_location='cpu'"),
-    "ex04_3": ("import torch\ndef unsafe_globals(path):\n    torch.load(path, weights_only=False)\n    return []",
-               "code RAN"),
+    "ex04_3": (("import torch\ndef audit(folder):\n    found = {}\n    for path in sorted(folder.glob('*.pt')):\n"
+                "        try:\n            found[path.name] = sorted(torch.serialization."
+                "get_unsafe_globals_in_checkpoint(path))\n"
+                "        except (ValueError, RuntimeError):\n            found[path.name] = None\n    return found"),
+               "you left out scores.pth"),
     "ex05_1": (("def freeze_layers(model, layers):\n    for name, p in model.named_parameters():\n"
                 "        if any(name.startswith(layer) for layer in layers):\n            p.requires_grad_(False)\n"
                 "    return sum(p.numel() for p in model.parameters() if p.requires_grad)"), "also froze 'fc10'"),
@@ -148,8 +152,9 @@ WRONG = {
                 "    return list(state_dict)"), "load only the named layers"),
     "ex06_1": ("def redo_steps(crash_step, every, steps_per_epoch):\n    return crash_step % every",
                "the end of each epoch is saved too"),
-    "ex06_2": (("import random, torch\ndef capture_rng_state(g):\n    return {'python': random.getstate(), 'numpy': g, "
-                "'torch': torch.get_rng_state()}"), "bit_generator.state"),
+    "ex06_2": (("import numpy as np\ndef capture_numpy_global():\n    return np.random.get_state()\n"
+                "def restore_numpy_global(state):\n    np.random.set_state(state)"),
+               "holds a NumPy array of 624 integers"),
     "ex06_3": (("from labutils.checkpoint import verify_checksum, CheckpointError\ndef newest_good(folder):\n"
                 "    for p in sorted(folder.glob('step-*.pt'), key=lambda p: p.stat().st_mtime, reverse=True):\n"
                 "        try:\n            verify_checksum(p)\n            return p\n"
@@ -178,14 +183,15 @@ WRONG = {
                 "    return model"), "strict=False hides missing keys"),
     "ex09_1": ("import torch\ndef save_everything(model, path):\n    torch.save(dict(model.named_parameters()), path)",
                "buffers such as running_mean"),
-    "ex09_2": ("import torch\ndef load_on_cpu(path):\n    return torch.load(path, weights_only=True)", "map_location"),
+    "ex09_2": ("import shutil\ndef make_portable(path, out_path):\n    shutil.copyfile(path, out_path)",
+               "still says its tensors live on ['cuda:0']"),
     "ex09_3": (("import torch\ndef predict(model, raw_images, metadata):\n"
                 "    x = (raw_images.float() / 255 - metadata['mean']) / metadata['std']\n"
                 "    with torch.no_grad():\n        return model(x).argmax(1)"), "call model.eval() first"),
-    "ex09_4": (("def load_any_prefix(model, state_dict):\n"
-                "    model.load_state_dict({k.removeprefix('module.'): v for k, v in state_dict.items()})\n"
-                "    return model"),
-               "_orig_mod."),
+    "ex09_4": (("def load_any_prefix(model, state_dict):\n    cleaned = {}\n    for key, value in state_dict.items():\n"
+                "        for prefix in ('module.', '_orig_mod.'):\n            key = key.removeprefix(prefix)\n"
+                "        cleaned[key] = value\n    model.load_state_dict(cleaned)\n    return model"),
+               "load into the model inside it"),
     "ex09_5": (("def load_backbone(model, state_dict):\n    model.load_state_dict(state_dict, strict=False)\n"
                 "    return []"),
                "size mismatch"),
@@ -193,10 +199,11 @@ WRONG = {
                "calls os.path.exists()"),
     "ex09_7": (("import torch\ndef file_problem(path):\n    try:\n        torch.load(path, weights_only=True)\n"
                 "        return 'ok'\n    except Exception:\n        return 'truncated'"), "is 'empty'"),
-    "ex09_8": (("def resume_all(checkpoint, model, optimizer, scheduler):\n"
-                "    model.load_state_dict(checkpoint['model'])\n"
-                "    optimizer.load_state_dict(checkpoint['optimizer'])\n"
-                "    return model, optimizer, scheduler"), "load the scheduler's state_dict too"),
+    "ex09_8": (("def resume_all(checkpoint, make_model, make_optimizer, make_scheduler):\n"
+                "    model = make_model()\n    model.load_state_dict(checkpoint['model'])\n"
+                "    optimizer = make_optimizer(model)\n    optimizer.load_state_dict(checkpoint['optimizer'])\n"
+                "    scheduler = make_scheduler(optimizer)\n    scheduler.load_state_dict(checkpoint['scheduler'])\n"
+                "    return model, optimizer, scheduler"), "create all three objects first"),
     "ex09_9": (("import torch\ndef rescue_pickle(path, cls, out_path):\n"
                 "    torch.save(torch.load(path, weights_only=False).state_dict(), out_path)"), "Can't get attribute"),
 }
@@ -209,6 +216,48 @@ def test_every_check_has_a_wrong_answer():
 @pytest.mark.parametrize("check", CHECKS)
 def test_check_says_no_to_a_plausible_mistake(check, capsys):
     code, hint = WRONG[check]
+    ok, out = _run(check, code, capsys)
+    assert ok is False and out.startswith("✗") and hint in out, out
+
+
+# A second plausible mistake for the exercises that ask for more than one idea.
+MORE_WRONG = [
+    ("ex01_3", "def snapshot(model):\n    return model.state_dict()", "share memory with the model"),
+    ("ex04_3", ("import torch\ndef audit(folder):\n    found = {}\n"
+                "    for path in sorted(folder.iterdir()):\n        if path.suffix in ('.pt', '.pth'):\n"
+                "            torch.load(path, weights_only=False)\n            found[path.name] = []\n"
+                "    return found"),
+     "code RAN"),
+    ("ex04_3", ("import torch\ndef audit(folder):\n"
+                "    return {p.name: sorted(torch.serialization.get_unsafe_globals_in_checkpoint(p))\n"
+                "            for p in folder.iterdir() if p.suffix in ('.pt', '.pth')}"),
+     "cannot read? Map such a file to None"),
+    ("ex06_2", ("import numpy as np, torch\ndef capture_numpy_global():\n"
+                "    name, keys, pos, _, _ = np.random.get_state()\n"
+                "    return {'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos)}\n"
+                "def restore_numpy_global(state):\n"
+                "    np.random.set_state(('MT19937', state['keys'].numpy().astype(np.uint32), state['pos']))"),
+     "has_gauss and the cached Gaussian"),
+    ("ex06_2", ("import numpy as np, torch\ndef capture_numpy_global():\n"
+                "    return {'keys': torch.from_numpy(np.random.get_state()[1].astype(np.int64))}\n"
+                "def restore_numpy_global(state):\n    pass"),
+     "624 keys and position are not the captured ones"),
+    ("ex09_2", ("import torch\ndef make_portable(path, out_path):\n"
+                "    torch.save(torch.load(path, map_location='cpu', weights_only=True), path)\n"
+                "    torch.save(torch.load(path, weights_only=True), out_path)"), "you changed gpu.pt"),
+    ("ex09_4", ("def load_any_prefix(model, state_dict):\n"
+                "    model.load_state_dict({k.removeprefix('module.'): v for k, v in state_dict.items()})\n"
+                "    return model"), "loading keys that start '_orig_mod.' into a plain Net"),
+    ("ex09_8", ("def resume_all(checkpoint, make_model, make_optimizer, make_scheduler):\n"
+                "    model = make_model()\n    optimizer = make_optimizer(model)\n"
+                "    scheduler = make_scheduler(optimizer)\n    model.load_state_dict(checkpoint['model'])\n"
+                "    optimizer.load_state_dict(checkpoint['optimizer'])\n    return model, optimizer, scheduler"),
+     "load the scheduler's state_dict too"),
+]
+
+
+@pytest.mark.parametrize(("check", "code", "hint"), MORE_WRONG)
+def test_check_says_no_to_another_mistake(check, code, hint, capsys):
     ok, out = _run(check, code, capsys)
     assert ok is False and out.startswith("✗") and hint in out, out
 

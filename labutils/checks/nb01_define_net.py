@@ -45,7 +45,7 @@ def ex01_2(fc1_inputs: Callable) -> str:
 
 @_check
 def ex01_3(snapshot: Callable) -> str:
-    """snapshot(model) -> a copy of the state_dict that later changes to the model do not touch."""
+    """snapshot(model) -> a CPU copy of the state_dict, whatever the model's device, that training leaves alone."""
     from ..models import BatchNormNet
 
     model = BatchNormNet()
@@ -54,13 +54,33 @@ def ex01_3(snapshot: Callable) -> str:
     _expect(snap is not None, "snapshot returned None: return a dict from each key to a copy of its tensor.")
     _expect(isinstance(snap, dict), f"return a dict of tensors (an OrderedDict), not {type(snap).__name__}.")
     _expect(list(snap) == list(before), "the snapshot must have the same keys, in the same order, as state_dict().")
+    live = model.state_dict()
+    shared = [k for k in snap if snap[k].untyped_storage().data_ptr() == live[k].untyped_storage().data_ptr()]
+    if shared:
+        raise _Wrong(f"{len(shared)} of your {len(snap)} tensors ({shared[0]}, …) share memory with the model: "
+                     "state_dict() returns the live tensors, and on a model that is already on the CPU, .cpu() and "
+                     ".to('cpu') return those very tensors, not copies. Ask for a copy: .to('cpu', copy=True), "
+                     "or .cpu().clone().")
+    _expect(all(not v.requires_grad for v in snap.values()),
+            "detach the tensors: a snapshot needs no autograd history.")
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
     model.train()(torch.randn(8, 1, 28, 28))  # updates the BatchNorm buffers
-    changed = [k for k in before if not torch.equal(snap[k], before[k])]
+    changed = [k for k in before if not torch.equal(snap[k].cpu(), before[k])]
     _expect(not changed, f"after the model changed, your snapshot changed too ({', '.join(changed[:3])}…): "
-                         "state_dict() returns views of the live tensors; clone them.")
-    _expect(all(not v.requires_grad for v in snap.values()),
-            "detach the tensors: a snapshot needs no autograd history.")
-    return "the snapshot kept the old values while the model's parameters and buffers changed."
+                         "copy the tensors.")
+    model.load_state_dict(snap)
+    _expect(all(torch.equal(v, before[k]) for k, v in model.state_dict().items()),
+            "load_state_dict(snapshot) did not put the old values back.")
+    if not torch.cuda.is_available():
+        return ("the CPU copy kept the old values while the model trained, and loading it put them back. This machine "
+                "has no GPU, so the check could not also snapshot a model on cuda.")
+    model = BatchNormNet().cuda()
+    snap = snapshot(model)
+    devices = sorted({str(v.device) for v in snap.values()})
+    _expect(devices == ["cpu"], f"for a model on the GPU your snapshot is on {devices}: move it with .to('cpu').")
+    model.load_state_dict(snap)  # copies back into the GPU tensors
+    _expect(all(torch.equal(v.cpu(), snap[k]) for k, v in model.state_dict().items()),
+            "loading the CPU snapshot into the GPU model did not restore it.")
+    return "a CPU copy from a CPU model and from a GPU model: training left it alone, and loading it restored both."

@@ -66,8 +66,8 @@ def ex04_2(load_for_inference: Callable) -> str:
 
 
 @_check
-def ex04_3(unsafe_globals: Callable) -> str:
-    """unsafe_globals(path) -> sorted names of the globals a .pt file needs beyond weights_only, without running it."""
+def ex04_3(audit: Callable) -> str:
+    """audit(folder) -> {name: sorted unsafe globals, or None if unreadable} for each .pt and .pth, running nothing."""
     import tempfile
     from pathlib import Path
 
@@ -83,20 +83,41 @@ def ex04_3(unsafe_globals: Callable) -> str:
             return exec, (f"open({str(self.canary)!r}, 'w').write('ran')",)
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        canary = folder / "canary.txt"
-        torch.save(Net().state_dict(), folder / "safe.pt")
+        folder = Path(tmp) / "downloads"
+        folder.mkdir()
+        canary = Path(tmp) / "canary.txt"
+        torch.save(Net().state_dict(), folder / "weights.pt")
         torch.save({"model": Net().state_dict(), "x": _Exploit(canary)}, folder / "evil.pt")
-        torch.save({"best": np.float64(0.99)}, folder / "numpy.pt")
-        got = unsafe_globals(folder / "safe.pt")
-        _expect(got is not None, "unsafe_globals returned None: return a list of names (empty for a safe file).")
-        _expect(list(got) == [], f"a plain state_dict needs nothing unsafe, but you returned {got!r}.")
-        evil = unsafe_globals(folder / "evil.pt")
+        torch.save({"best": np.float64(0.99)}, folder / "scores.pth")
+        torch.save(Net().state_dict(), folder / "old.pt", _use_new_zipfile_serialization=False)
+        whole = (folder / "weights.pt").read_bytes()
+        (folder / "half.pt").write_bytes(whole[: len(whole) // 2])
+        (folder / "README.md").write_text("Weights from the workshop.\n")
+        try:
+            got = audit(folder)
+        except (ValueError, RuntimeError) as err:
+            got = err
         _expect(not canary.exists(), "the malicious file's code RAN: never load an untrusted file with "
                                      "weights_only=False. Read the pickle without running it: "
                                      "torch.serialization.get_unsafe_globals_in_checkpoint.")
-        _expect(list(evil) == ["builtins.exec"], f"the malicious file needs builtins.exec; you returned {evil!r}.")
-        numpy = unsafe_globals(folder / "numpy.pt")
-        expected = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(folder / "numpy.pt"))
-        _expect(list(numpy) == expected, f"for a NumPy scalar you returned {numpy!r}, expected {expected} (sorted).")
-    return "names found without running the pickle; the canary never appeared."
+        if isinstance(got, Exception):
+            raise _Wrong(f"your code raised {type(got).__name__}: {str(got).splitlines()[0][:90]}. A file that "
+                         "get_unsafe_globals_in_checkpoint cannot read? Map such a file to None.") from None
+        _expect(got is not None, "audit returned None: return a dict from each file's name to its list of globals.")
+        _expect(isinstance(got, dict), f"return a dict from file name to list, not {type(got).__name__}.")
+        got = {getattr(name, "name", name): value for name, value in got.items()}
+        _expect("README.md" not in got, "README.md is not a checkpoint: audit only the .pt and .pth files.")
+        _expect("scores.pth" in got, "you left out scores.pth: .pth is the same format as .pt, under another name.")
+        expected = {"weights.pt": [], "evil.pt": ["builtins.exec"],
+                    "scores.pth": sorted(torch.serialization.get_unsafe_globals_in_checkpoint(folder / "scores.pth")),
+                    "old.pt": None, "half.pt": None}
+        _expect(set(got) == set(expected), f"you returned {sorted(got)}; the checkpoints are {sorted(expected)}.")
+        for name in ("old.pt", "half.pt"):
+            _expect(got[name] is None, f"{name} cannot be read by get_unsafe_globals_in_checkpoint (it is in the old "
+                                       "format, or cut short), so nothing vouches for it: return None for it, not "
+                                       f"{got[name]!r}.")
+        for name in ("weights.pt", "evil.pt", "scores.pth"):
+            _expect(got[name] is not None and list(got[name]) == expected[name],
+                    f"{name} needs {expected[name]} (sorted); you returned {got[name]!r}.")
+    return ("five checkpoints judged without running one: one safe as it is, one that needs NumPy allowed, one that "
+            "runs code, and two that nothing vouches for.")

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
 __all__ = ["ex06_1", "ex06_2", "ex06_3"]
@@ -26,45 +24,36 @@ def ex06_1(redo_steps: Callable) -> str:
 
 
 @_check
-def ex06_2(capture_rng_state: Callable) -> str:
-    """capture_rng_state(numpy_generator) -> python, numpy and torch generator states, loadable weights-only."""
-    import random
-    from unittest import mock
-
+def ex06_2(functions: tuple[Callable, Callable]) -> str:
+    """(capture_numpy_global() -> a weights-only state of np.random's legacy generator, restore_numpy_global(state))."""
     import numpy as np
 
-    from ..resume import ResumableRun, restore_rng
-    from ..train import TrainConfig
+    capture_numpy_global, restore_numpy_global = functions
 
-    generator = np.random.default_rng(5)
-    got = capture_rng_state(generator)
-    _expect(got is not None, "capture_rng_state returned None: return a dict with python, numpy and torch states.")
-    _expect(isinstance(got, dict) and {"python", "numpy", "torch"} <= set(got),
-            "return a dict with the keys 'python', 'numpy' and 'torch'.")
-    loaded = _weights_only_round_trip(got, "store numpy_generator.bit_generator.state (a dict), not the generator "
-                                           "itself.")
-    first = (random.random(), generator.random(), torch.rand(3))
-    restore_rng(loaded, generator)
-    again = (random.random(), generator.random(), torch.rand(3))
-    _expect(first[0] == again[0], "Python's random draws differ after restoring: store random.getstate().")
-    _expect(first[1] == again[1], "NumPy's draws differ after restoring: store numpy_generator.bit_generator.state.")
-    _expect(torch.equal(first[2], again[2]), "torch's draws differ after restoring: store torch.get_rng_state().")
+    def draws() -> list[float]:
+        return [float(np.random.standard_normal()), *np.random.rand(3).tolist(), float(np.random.standard_normal())]
 
-    config = TrainConfig(seed=2, epochs=1, batch_size=100, lr=0.01, train_subset=400)
-    from ..data import mnist_tensors
-    data = mnist_tensors(train=True, subset=400)
-    with mock.patch("labutils.resume.capture_rng", capture_rng_state):
-        straight = ResumableRun(*data, config)
-        straight.train()
-        stopped = ResumableRun(*data, config)
-        stopped.train(until_step=2)
-        state = _weights_only_round_trip(stopped.state_dict(), "the run's state does not load.")
-        resumed = ResumableRun(*data, config)  # seeds the process-wide generators: so after state_dict()
-        resumed.load_state_dict(state)
-        resumed.train()
-    _expect(all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in straight.model.state_dict().items()),
-            "a run resumed with your states differs from the straight run.")
-    return "all three generators restored; a run resumed with your capture equals the straight run bit for bit."
+    np.random.seed(6)
+    np.random.standard_normal()  # an odd number of normal draws: the generator holds the second one in a cache
+    expected = np.random.get_state()
+    got = capture_numpy_global()
+    _expect(got is not None, "capture_numpy_global returned None: return the state of np.random's global generator.")
+    loaded = _weights_only_round_trip(got, "np.random.get_state() holds a NumPy array of 624 integers: store it as a "
+                                           "tensor or a list, and the other entries as plain int and float.")
+    first = draws()
+    np.random.seed(7)  # somewhere else entirely, as in a new process
+    restore_numpy_global(loaded)
+    _, keys, position, has_gauss, cached = np.random.get_state()
+    _expect(np.array_equal(keys, expected[1]) and position == expected[2],
+            "after restoring, the generator's 624 keys and position are not the captured ones: put them back with "
+            "np.random.set_state, the keys as an array of uint32.")
+    _expect((has_gauss, cached) == expected[3:], "the first normal draw after restoring would differ: the state's "
+                                                 "last two entries (has_gauss and the cached Gaussian) hold a draw "
+                                                 "already made. Keep them.")
+    again = draws()
+    _expect(again == first, f"the draws after restoring ({again}) differ from those after capturing ({first}).")
+    return ("NumPy's global generator went through a weights-only file and came back, its cached Gaussian "
+            "included: the same draws.")
 
 
 @_check

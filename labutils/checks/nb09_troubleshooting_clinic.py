@@ -46,8 +46,8 @@ def ex09_1(save_everything: Callable) -> str:
 
 
 @_check
-def ex09_2(load_on_cpu: Callable) -> str:
-    """load_on_cpu(path) -> the state_dict of a checkpoint saved on a GPU, with every tensor on the CPU."""
+def ex09_2(make_portable: Callable) -> str:
+    """make_portable(path, out_path) -> writes a copy of a GPU checkpoint that a plain torch.load reads anywhere."""
     import tempfile
     from pathlib import Path
 
@@ -57,14 +57,26 @@ def ex09_2(load_on_cpu: Callable) -> str:
     torch.manual_seed(0)
     state = Net().state_dict()
     with tempfile.TemporaryDirectory() as tmp:
-        torch.save(state, Path(tmp) / "cpu.pt")
-        save_as_from_gpu(Path(tmp) / "cpu.pt", Path(tmp) / "gpu.pt")
-        got = load_on_cpu(Path(tmp) / "gpu.pt")
-    _expect(got is not None, "load_on_cpu returned None: return the loaded state_dict.")
-    devices = sorted({str(t.device) for t in got.values()})
-    _expect(devices == ["cpu"], f"the tensors are on {devices}: pass map_location='cpu' to torch.load.")
-    _expect(_equal_states(got, state), "the loaded tensors differ from the saved ones.")
-    return "the GPU checkpoint loads on the CPU, every tensor equal."
+        folder = Path(tmp)
+        torch.save(state, folder / "cpu.pt")
+        save_as_from_gpu(folder / "cpu.pt", folder / "gpu.pt")
+        original = (folder / "gpu.pt").read_bytes()
+        make_portable(folder / "gpu.pt", folder / "portable.pt")
+        _expect((folder / "gpu.pt").read_bytes() == original,
+                "you changed gpu.pt: leave the original as it is and write the copy to out_path.")
+        _expect((folder / "portable.pt").is_file(), "nothing was written at out_path: save the portable copy there.")
+        locations: list[str] = []
+
+        def record(storage, location):  # torch.load calls it with each storage and the device the file names
+            locations.append(location)
+            return storage
+
+        got = torch.load(folder / "portable.pt", weights_only=True, map_location=record)
+    places = sorted(set(locations))
+    _expect(places == ["cpu"], f"portable.pt still says its tensors live on {places}: a plain torch.load on a "
+                               "laptop fails. Load the original with map_location='cpu', then save what you loaded.")
+    _expect(isinstance(got, dict) and _equal_states(got, state), "the copy's tensors differ from the original's.")
+    return "the copy names only the CPU: a plain torch.load reads it on any machine, and the original is untouched."
 
 
 @_check
@@ -116,16 +128,34 @@ def ex09_3(predict: Callable) -> str:
 
 @_check
 def ex09_4(load_any_prefix: Callable) -> str:
-    """load_any_prefix(model, state_dict) -> the model, loaded from keys with module. and/or _orig_mod. in front."""
+    """load_any_prefix(model, state_dict) -> the model given, loaded, whichever of the two is wrapped, and how."""
     from ..models import Net
 
+    def inner(model: torch.nn.Module) -> torch.nn.Module:
+        while isinstance(model, torch.nn.DataParallel) or hasattr(model, "_orig_mod"):
+            model = model.module if isinstance(model, torch.nn.DataParallel) else model._orig_mod
+        return model
+
+    wrappers = {"a plain Net": lambda net: net, "DataParallel(Net())": torch.nn.DataParallel,
+                "torch.compile(Net())": torch.compile,
+                "DataParallel(torch.compile(Net()))": lambda net: torch.nn.DataParallel(torch.compile(net))}
     torch.manual_seed(0)
     state = Net().state_dict()
-    for prefix in ("", "module.", "_orig_mod.", "module._orig_mod."):
-        model = load_any_prefix(Net(), {prefix + k: v for k, v in state.items()})
-        _expect(model is not None, "load_any_prefix returned None: return the loaded model.")
-        _expect(_equal_states(model.state_dict(), state), f"with keys starting {prefix!r} the weights differ.")
-    return "keys from DataParallel (module.), torch.compile (_orig_mod.) and both load."
+    for name, wrap in wrappers.items():
+        for prefix in ("", "module.", "_orig_mod.", "module._orig_mod."):
+            model = wrap(Net())
+            try:
+                got = load_any_prefix(model, {prefix + k: v for k, v in state.items()})
+            except RuntimeError as err:
+                raise _Wrong(f"loading keys that start {prefix!r} into {name} failed ({str(err).splitlines()[0]} "
+                             "...). A wrapper's own keys carry its prefix: load into the model inside it (.module, "
+                             "._orig_mod).") from None
+            _expect(got is not None, "load_any_prefix returned None: return the model you were given.")
+            _expect(got is model, f"for {name} you returned another object: return the model you were given, "
+                                  "wrapper and all, which the rest of the program uses.")
+            _expect(_equal_states(inner(model).state_dict(), state),
+                    f"keys starting {prefix!r} loaded into {name}: the weights differ.")
+    return "keys from a plain, DataParallel, compiled or doubly wrapped model load into any of the four."
 
 
 @_check
@@ -221,11 +251,17 @@ def ex09_7(file_problem: Callable) -> str:
     return "ok, missing, empty, truncated and not-a-checkpoint all told apart."
 
 
-def _lr_run() -> tuple[torch.nn.Module, torch.optim.Optimizer, object]:
+def _make_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    model = torch.nn.Linear(4, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    return model, optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=30)
+    return torch.nn.Linear(4, 2)
+
+
+def _make_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=30)
 
 
 def _lr_steps(model, optimizer, scheduler, steps: int, start: int) -> list[float]:
@@ -243,23 +279,31 @@ def _lr_steps(model, optimizer, scheduler, steps: int, start: int) -> list[float
 
 @_check
 def ex09_8(resume_all: Callable) -> str:
-    """resume_all(checkpoint, model, optimizer, scheduler) -> (model, optimizer, scheduler) continuing the run."""
+    """resume_all(checkpoint, make_model, make_optimizer, make_scheduler) -> (model, optimizer, scheduler), resumed."""
     import copy
 
-    model, optimizer, scheduler = _lr_run()
+    model = _make_model()
+    optimizer = _make_optimizer(model)
+    scheduler = _make_scheduler(optimizer)
     _lr_steps(model, optimizer, scheduler, 12, 0)
     checkpoint = copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "scheduler": scheduler.state_dict()})
+    next_lr = optimizer.param_groups[0]["lr"]
     expected = _lr_steps(model, optimizer, scheduler, 6, 12)
-    got = resume_all(checkpoint, *_lr_run())
+    got = resume_all(checkpoint, _make_model, _make_optimizer, _make_scheduler)
     _expect(got is not None, "resume_all returned None: return (model, optimizer, scheduler).")
     resumed_model, resumed_optimizer, resumed_scheduler = got
+    lr = resumed_optimizer.param_groups[0]["lr"]
+    _expect(lr == next_lr, f"the first step after resuming would use lr {lr:.4f} instead of {next_lr:.4f}. The lr "
+                           "lives in the optimizer's state, and creating a scheduler sets it to the start of the "
+                           "schedule: create all three objects first, then load the three states.")
     rates = _lr_steps(resumed_model, resumed_optimizer, resumed_scheduler, 6, 12)
     _expect(rates == expected, f"after resuming the learning rate went {rates[0]:.4f}, {rates[1]:.4f}, ... instead of "
             f"{expected[0]:.4f}, {expected[1]:.4f}, ...: load the scheduler's state_dict too.")
     _expect(all(torch.equal(a, b) for a, b in zip(resumed_model.parameters(), model.parameters())),
-            "the weights drift from the uninterrupted run: load the optimizer's state (its momentum) as well.")
-    return "model, optimizer and schedule restored: the resumed run is the uninterrupted one."
+            "the weights drift from the uninterrupted run: load the optimizer's state (its momentum) as well, into "
+            "the optimizer of the model you return.")
+    return "built in the right order and restored: the resumed run is the uninterrupted one, step for step."
 
 
 _TINYNET = """
