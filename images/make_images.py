@@ -71,7 +71,42 @@ def save_load_flow_figure() -> plt.Figure:
     return fig
 
 
-FIGURES = {"state_dict.png": state_dict_figure, "save_load_flow.png": save_load_flow_figure}
+FORMAT_CHOICES = [  # (what you will do, the format, the calls): the table of docs/CHEATSHEET.md, as a flow
+    ("resume training", "a torch.save dict", "model, optimizer, scheduler, epoch, RNG\ntorch.load(weights_only=True)"),
+    ("inference in Python,\nwith the model's class", "state_dict (.pt)",
+     "torch.save(model.state_dict(), path)\nmodel.load_state_dict(torch.load(...))"),
+    ("inference without the\nclass, or from C++", "torch.export (.pt2)",
+     "torch.export.save / load\nC++: an AOTInductor package"),
+    ("another runtime\nor language", "ONNX (.onnx)",
+     "torch.onnx.export(..., dynamo=True)\nonnxruntime.InferenceSession"),
+    ("share it with anyone", "safetensors", "safetensors.torch.save_file\n+ SHA256SUMS beside it"),
+    ("too big for memory,\nor many processes", "shards + index, DCP",
+     "save_torch_state_dict, dcp.save\nmeta device + mmap=True + assign=True"),
+    ("load a file someone\nelse made", "audit it first",
+     "get_unsafe_globals_in_checkpoint(path)\nnever weights_only=False"),
+]
+
+
+def format_choice_figure() -> plt.Figure:
+    """Which format when: what you will do with the file, then the format and the calls."""
+    rows = len(FORMAT_CHOICES)
+    fig, ax = plt.subplots(figsize=(11.5, 0.8 * rows + 0.4))
+    ax.set(xlim=(0, 12.4), ylim=(0.25, 1.25 * rows + 0.25))
+    ax.axis("off")
+    top = 1.25 * rows - 0.35
+    box(ax, 0.05, top / 2 - 0.55, 2.0, 1.1, "What will you\ndo with\nthe file?", "#cfe2f3", size=10, weight="bold")
+    for i, (task, fmt, calls) in enumerate(FORMAT_CHOICES):
+        y = top - 1.25 * i - 0.5
+        box(ax, 3.0, y, 2.6, 0.95, task, "#fff2cc", size=9)
+        box(ax, 6.3, y, 2.35, 0.95, fmt, "#d9ead3", size=9, weight="bold")
+        ax.text(8.85, y + 0.475, calls, ha="left", va="center", fontsize=8, family="DejaVu Sans Mono")
+        arrow(ax, (2.1, top / 2), (2.95, y + 0.475))
+        arrow(ax, (5.65, y + 0.475), (6.25, y + 0.475))
+    return fig
+
+
+FIGURES = {"state_dict.png": state_dict_figure, "save_load_flow.png": save_load_flow_figure,
+           "format_choice.png": format_choice_figure}
 
 
 def main(folder: Path) -> None:
