@@ -34,7 +34,7 @@ ifeq ($(shell id -u),0)
 LAB_FLAGS += --allow-root
 endif
 
-.PHONY: lab test setup check-python wheelhouse data notebooks map images benchmarks stress regress clean
+.PHONY: lab test setup check-python wheelhouse data notebooks map glossary images benchmarks stress regress clean
 
 lab: data
 	$(BIN)/jupyter lab $(LAB_FLAGS)
@@ -80,6 +80,10 @@ notebooks: data
 # Rewrite README.md's table, 00's map and every notebook's time line and navigation from tools/lab_map.py's list.
 map: setup
 	$(BIN)/python tools/lab_map.py
+
+# Link each notebook's first use of a docs/GLOSSARY.md term to its entry (tools/glossary.py lists the terms).
+glossary: setup
+	$(BIN)/python tools/glossary.py
 
 images: setup
 	$(BIN)/python images/make_images.py
