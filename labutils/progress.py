@@ -208,8 +208,12 @@ def _run_exercises(path: Path, exercises: list[Exercise], learner_cells: list) -
         nbformat.write(lab, source)
         try:
             ran = run_notebook(source, target, cwd=REPO_ROOT / "notebooks", timeout=RUN_TIMEOUT)
-        except papermill.PapermillExecutionError:  # a cell raised: every cell still ran (raises-exception)
+        except papermill.PapermillExecutionError:  # a cell raised; the tagged ones let the rest run
             ran = nbformat.read(target, as_version=4)
+    for cell in ran.cells:
+        failed = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if failed and "raises-exception" not in cell.metadata.get("tags", []):  # the lab's own setup
+            raise RuntimeError(f"the lab's setup cell raised {failed[0].get('ename')}: {failed[0].get('evalue')}")
     return [dict(cell) for cell in ran.cells]
 
 

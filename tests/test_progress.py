@@ -141,3 +141,22 @@ def test_a_home_folder_with_a_clone_of_the_lab_inside_counts_as_its_learner(tmp_
                      {"00": [("ex00_1", (SOLUTIONS / "ex00_1.py").read_text(), "✓ ex00_1: right")]})
     status, lines, err = _report(capsys, tmp_path / "hub", "--notebooks", "00")
     assert status == 0 and _row(lines, "erin").split()[1:] == ["✓·", "1/2"] and not err
+
+
+def test_a_fresh_run_whose_setup_fails_grades_nothing_and_says_why(room, monkeypatch, capsys):
+    """Without the setup, every check would show no output, which reads as "not tried": it must say so instead."""
+    import nbformat
+    import papermill
+
+    def setup_fails(source, target, **_):
+        nb = nbformat.read(source, as_version=4)
+        nb.cells[0].outputs = [nbformat.v4.new_output("error", ename="ModuleNotFoundError",
+                                                      evalue="No module named 'labutils'", traceback=[])]
+        nbformat.write(nb, target)
+        raise papermill.PapermillExecutionError(0, 1, "", "ModuleNotFoundError", "", [])
+
+    monkeypatch.setattr("labutils.runner.run_notebook", setup_fails)
+    status, lines, err = _report(capsys, room / "alice", "--run", "--notebooks", "01")
+    assert _row(lines, "alice").split()[1:] == ["???", "0/3"]
+    assert ("alice/01_define_net.ipynb: the fresh run stopped (RuntimeError: the lab's setup cell raised "
+            "ModuleNotFoundError: No module named 'labutils'). Not graded.") in err
