@@ -63,11 +63,24 @@ def _tags(cell: dict) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
+def _as_shipped(path: Path) -> str:
+    """The notebook as the lab's last commit has it, when this is a git checkout: an instructor may have done the
+    exercises in their own copy, and a learner's untouched cell must still read as the lab's skeleton."""
+    import subprocess
+
+    try:
+        shown = subprocess.run(["git", "-C", str(path.parent), "show", f"HEAD:./{path.name}"], capture_output=True,
+                               timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        shown = None
+    return shown.stdout.decode("utf-8") if shown is not None and shown.returncode == 0 else path.read_text("utf-8")
+
+
 def lab_exercises(notebooks: Path = REPO_ROOT / "notebooks") -> list[Exercise]:
-    """Every exercise of the lab in `notebooks`, in order, with its skeleton and its check cell."""
+    """Every exercise of the lab in `notebooks`, in order, with its skeleton and its check cell, as shipped."""
     found = []
     for path in sorted(p for p in notebooks.glob("*.ipynb") if NOTEBOOK.fullmatch(p.name)):
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        cells = json.loads(_as_shipped(path))["cells"]
         for index, cell in enumerate(cells):
             ids = [t for t in _tags(cell) if re.fullmatch(r"ex\d\d_\d+", t)]
             if "exercise" in _tags(cell) and ids:

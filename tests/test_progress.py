@@ -160,3 +160,21 @@ def test_a_fresh_run_whose_setup_fails_grades_nothing_and_says_why(room, monkeyp
     assert _row(lines, "alice").split()[1:] == ["???", "0/3"]
     assert ("alice/01_define_net.ipynb: the fresh run stopped (RuntimeError: the lab's setup cell raised "
             "ModuleNotFoundError: No module named 'labutils'). Not graded.") in err
+
+
+def test_the_skeletons_come_from_the_last_commit_not_from_the_instructors_own_answers(tmp_path):
+    """An instructor who did 00.1 in their own copy still sees a learner's untouched 00.1 as not tried."""
+    lab = tmp_path / "lab" / "notebooks"
+    lab.mkdir(parents=True)
+    shutil.copy(LAB / "00_welcome.ipynb", lab)
+    git = ["git", "-C", str(lab), "-c", "user.name=lab", "-c", "user.email=lab@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "the lab"], check=True)
+    nb = _notebook("00_welcome.ipynb")
+    _answer(nb, "ex00_1", (SOLUTIONS / "ex00_1.py").read_text(), "✓ ex00_1: right")
+    (lab / "00_welcome.ipynb").write_text(json.dumps(nb))
+    shipped = progress.lab_exercises(lab)
+    assert [e.skeleton for e in shipped] == [e.skeleton for e in progress.lab_exercises(LAB)][:2]
+    (lab / ".git").rename(tmp_path / "not-a-checkout")  # without git, the files are all there is
+    assert progress.lab_exercises(lab)[0].skeleton == (SOLUTIONS / "ex00_1.py").read_text()
