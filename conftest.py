@@ -156,14 +156,26 @@ def add_the_metrics_checks(items) -> None:
         items.insert(items.index(cells[-1]) + 1, check)
 
 
+# Test files of half a minute or more (pytest --durations=0), handed out before the notebooks: see below.
+SLOW_TEST_FILES = {"test_runner.py", "test_resume.py", "test_cache.py", "test_checkpoint_faults.py"}
+
+
 def pytest_collection_modifyitems(session, config, items):
     """pytest-xdist hands out files in collection order, so put first
     - the two papermill chains, files of half a minute each that start a kernel: each starts at once on its own worker
       instead of one running last and alone;
     - then notebook 02, which trains the default Net and caches it: the notebooks after it find it there instead
-      of training it again (nbval runs every notebook on one session cache)."""
+      of training it again (nbval runs every notebook on one session cache);
+    - then the slowest test files, which keep the other worker busy while 02 trains;
+    - then the other notebooks, 6 to 40 s each, and last the short test files, which fill the end evenly
+      instead of leaving one worker alone with a long notebook."""
     def rank(item) -> int:
-        return 0 if item.path.name.startswith("test_papermill_") else 1 if item.path.name.startswith("02_") else 2
+        name = item.path.name
+        if name.startswith("test_papermill_"):
+            return 0
+        if name.startswith("02_"):
+            return 1
+        return 2 if name in SLOW_TEST_FILES else 3 if item.path.suffix == ".ipynb" else 4
 
     add_the_metrics_checks(items)
     items.sort(key=rank)  # stable: within a rank, and within a file, the order stays

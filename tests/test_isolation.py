@@ -106,13 +106,15 @@ def test_parallel_workers_split_the_cores_unless_the_learner_chose(monkeypatch, 
     assert os.environ.get("OMP_NUM_THREADS") == expected
 
 
-def test_the_papermill_chains_go_first_then_notebook_02(session_conftest):
+def test_the_chains_go_first_then_02_the_slow_files_the_notebooks_and_the_short_files(session_conftest):
     class Item:
         def __init__(self, path):
             self.path = Path(path)
 
-    names = ["tests/test_cache.py", "tests/test_papermill_06_08.py", "notebooks/01_define_net.ipynb",
-             "notebooks/02_train_mnist.ipynb", "notebooks/02_train_mnist.ipynb", "tests/test_papermill_02_to_00.py"]
+    names = ["tests/test_data.py", "tests/test_cache.py", "tests/test_papermill_06_08.py",
+             "notebooks/01_define_net.ipynb", "notebooks/02_train_mnist.ipynb", "notebooks/02_train_mnist.ipynb",
+             "tests/test_papermill_02_to_00.py"]
     items = [Item(name) for name in names]
     session_conftest.pytest_collection_modifyitems(None, None, items)
-    assert [item.path.as_posix() for item in items] == [names[1], names[5], names[3], names[4], names[0], names[2]]
+    assert [item.path.as_posix() for item in items] == [names[2], names[6], names[4], names[5], names[1], names[3],
+                                                        names[0]]

@@ -109,11 +109,16 @@ def test_csv_has_a_column_per_exercise_and_words_not_marks(room, tmp_path, capsy
     assert status == 1 and "could not write" in err and "Choose a folder you can write to" in err
 
 
-def test_nothing_to_grade_exits_1_with_a_line_not_a_traceback(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "labutils", "progress", str(tmp_path / "nowhere"), str(tmp_path)],
-                          capture_output=True, text=True, cwd=REPO_ROOT)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "nowhere: no such folder." in done.stderr and "not a copy of the lab, nor a folder of copies" in done.stderr
+def test_nothing_to_grade_exits_1_with_a_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """Through `python -m labutils progress`, as an instructor types it (run here, without a new process)."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["labutils", "progress", str(tmp_path / "nowhere"), str(tmp_path)])
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_module("labutils", run_name="__main__")
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and "Traceback" not in err
+    assert "nowhere: no such folder." in err and "not a copy of the lab, nor a folder of copies" in err
 
 
 def test_an_unknown_notebook_number_is_a_usage_error_that_lists_the_right_ones(tmp_path, capsys):
