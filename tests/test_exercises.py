@@ -245,6 +245,9 @@ MORE_WRONG = [
     ("ex09_2", ("import torch\ndef make_portable(path, out_path):\n"
                 "    torch.save(torch.load(path, map_location='cpu', weights_only=True), path)\n"
                 "    torch.save(torch.load(path, weights_only=True), out_path)"), "you changed gpu.pt"),
+    ("ex09_2", ("import torch, labutils\ndef make_portable(path, out_path):\n    model = labutils.Net()\n"
+                "    model.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))\n"
+                "    torch.save(model, out_path)"), "save the state_dict you loaded, not a model"),
     ("ex09_4", ("def load_any_prefix(model, state_dict):\n"
                 "    model.load_state_dict({k.removeprefix('module.'): v for k, v in state_dict.items()})\n"
                 "    return model"), "loading keys that start '_orig_mod.' into a plain Net"),

@@ -48,6 +48,7 @@ def ex09_1(save_everything: Callable) -> str:
 @_check
 def ex09_2(make_portable: Callable) -> str:
     """make_portable(path, out_path) -> writes a copy of a GPU checkpoint that a plain torch.load reads anywhere."""
+    import pickle
     import tempfile
     from pathlib import Path
 
@@ -71,7 +72,12 @@ def ex09_2(make_portable: Callable) -> str:
             locations.append(location)
             return storage
 
-        got = torch.load(folder / "portable.pt", weights_only=True, map_location=record)
+        try:
+            got = torch.load(folder / "portable.pt", weights_only=True, map_location=record)
+        except pickle.UnpicklingError as err:
+            needs = str(err).split("GLOBAL ")[-1].split(" ")[0]
+            raise _Wrong(f"portable.pt does not load with weights_only=True (it needs {needs}): save the state_dict "
+                         "you loaded, not a model or another object.") from None
     places = sorted(set(locations))
     _expect(places == ["cpu"], f"portable.pt still says its tensors live on {places}: a plain torch.load on a "
                                "laptop fails. Load the original with map_location='cpu', then save what you loaded.")
