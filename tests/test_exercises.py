@@ -223,6 +223,8 @@ def test_check_says_no_to_a_plausible_mistake(check, capsys):
 # A second plausible mistake for the exercises that ask for more than one idea.
 MORE_WRONG = [
     ("ex01_3", "def snapshot(model):\n    return model.state_dict()", "share memory with the model"),
+    ("ex01_3", "def snapshot(model):\n    return {k: v.tolist() for k, v in model.state_dict().items()}",
+     "map each key to a tensor"),
     ("ex04_3", ("import torch\ndef audit(folder):\n    found = {}\n"
                 "    for path in sorted(folder.iterdir()):\n        if path.suffix in ('.pt', '.pth'):\n"
                 "            torch.load(path, weights_only=False)\n            found[path.name] = []\n"
@@ -256,6 +258,8 @@ MORE_WRONG = [
                 "    scheduler = make_scheduler(optimizer)\n    model.load_state_dict(checkpoint['model'])\n"
                 "    optimizer.load_state_dict(checkpoint['optimizer'])\n    return model, optimizer, scheduler"),
      "load the scheduler's state_dict too"),
+    ("ex09_8", "def resume_all(checkpoint, make_model, make_optimizer, make_scheduler):\n    return [make_model()]",
+     "return the three objects as a tuple"),
 ]
 
 

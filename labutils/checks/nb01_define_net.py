@@ -54,6 +54,7 @@ def ex01_3(snapshot: Callable) -> str:
     _expect(snap is not None, "snapshot returned None: return a dict from each key to a copy of its tensor.")
     _expect(isinstance(snap, dict), f"return a dict of tensors (an OrderedDict), not {type(snap).__name__}.")
     _expect(list(snap) == list(before), "the snapshot must have the same keys, in the same order, as state_dict().")
+    _expect(all(isinstance(v, torch.Tensor) for v in snap.values()), "map each key to a tensor (a copy of it).")
     live = model.state_dict()
     shared = [k for k in snap if snap[k].untyped_storage().data_ptr() == live[k].untyped_storage().data_ptr()]
     if shared:

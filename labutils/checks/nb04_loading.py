@@ -117,7 +117,7 @@ def ex04_3(audit: Callable) -> str:
                                        "format, or cut short), so nothing vouches for it: return None for it, not "
                                        f"{got[name]!r}.")
         for name in ("weights.pt", "evil.pt", "scores.pth"):
-            _expect(got[name] is not None and list(got[name]) == expected[name],
+            _expect(isinstance(got[name], (list, tuple)) and list(got[name]) == expected[name],
                     f"{name} needs {expected[name]} (sorted); you returned {got[name]!r}.")
     return ("five checkpoints judged without running one: one safe as it is, one that needs NumPy allowed, one that "
             "runs code, and two that nothing vouches for.")

@@ -298,6 +298,8 @@ def ex09_8(resume_all: Callable) -> str:
     expected = _lr_steps(model, optimizer, scheduler, 6, 12)
     got = resume_all(checkpoint, _make_model, _make_optimizer, _make_scheduler)
     _expect(got is not None, "resume_all returned None: return (model, optimizer, scheduler).")
+    _expect(isinstance(got, tuple) and len(got) == 3 and isinstance(got[1], torch.optim.Optimizer),
+            "return the three objects as a tuple: (model, optimizer, scheduler).")
     resumed_model, resumed_optimizer, resumed_scheduler = got
     lr = resumed_optimizer.param_groups[0]["lr"]
     _expect(lr == next_lr, f"the first step after resuming would use lr {lr:.4f} instead of {next_lr:.4f}. The lr "
