@@ -96,7 +96,9 @@ def test_peak_memory_measures_each_load_in_a_process_of_its_own(tmp_path):
     assert list(measured) == list(LOADERS) and len({m["pid"] for m in measured.values()}) == len(LOADERS)
     weights = weight_bytes(WideMLP(1024, 8))
     assert measured["naive"]["peak_extra"] > 1.8 * weights, "a fresh process: the file and the model, twice"
-    assert measured["meta + mmap + assign"]["peak_extra"] < 1.3 * weights
+    # once: the weights, plus the library code a first large load faults in (file-backed pages: about 4 MiB on
+    # Python 3.11 and 12 MiB on 3.13, whatever the model's size); twice would be 2 x 32 MiB
+    assert measured["meta + mmap + assign"]["peak_extra"] < weights + max(0.3 * weights, 16 * MB)
 
 
 def test_human_units():
