@@ -54,9 +54,13 @@ class Learner:
     problems: list[str] = field(default_factory=list)
 
 
+def _text(value) -> str:
+    """A notebook's text field, which the format allows as one string or a list of lines."""
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
 def _source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
+    return _text(cell.get("source", ""))
 
 
 def _tags(cell: dict) -> list[str]:
@@ -109,7 +113,7 @@ def _check_status(outputs: list, exercise_id: str) -> str:
     itself failed (⚠, the lab's fault), else ✗."""
     if not outputs:
         return NOT_TRIED
-    text = "".join(_source({"source": o.get("text", "")}) for o in outputs if o.get("output_type") == "stream")
+    text = "".join(_text(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
     if text.lstrip().startswith(f"⚠ {exercise_id}"):
         return UNKNOWN
     return SOLVED if text.lstrip().startswith(f"✓ {exercise_id}") else WRONG
@@ -245,6 +249,11 @@ def grade(learner: Learner, exercises: list[Exercise], run: bool = False) -> Lea
             cells = _read_cells(path)
         except FileNotFoundError:
             learner.problems.append(f"{where}: missing. Not graded.")
+            learner.grades.update({e.id: UNKNOWN for e in group})
+            continue
+        except OSError as err:
+            learner.problems.append(f"{where}: cannot be read ({err.strerror}); give yourself read access to the "
+                                    "learners' folders. Not graded.")
             learner.grades.update({e.id: UNKNOWN for e in group})
             continue
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:

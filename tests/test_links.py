@@ -23,12 +23,14 @@ def markdown_of(path: Path) -> str:
 def anchors(path: Path) -> set[str]:
     """The anchors a heading of `path` gets: GitHub's (lower case, punctuation dropped, spaces to hyphens) and,
     in a notebook, JupyterLab's too (spaces to hyphens)."""
+    def github(text: str) -> str:
+        return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+
     found = set()
     for heading in HEADING.findall(markdown_of(path)):
         text = re.sub(r"[`*_]", "", heading).strip()
-        found.add(re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-"))
-        # an underscore inside a word is not emphasis: GitHub keeps it (### state_dict is #state_dict)
-        found.add(re.sub(r"[^\w\- ]", "", re.sub(r"[`*]", "", heading).strip().lower()).replace(" ", "-"))
+        found.add(github(text))
+        found.add(github(re.sub(r"[`*]", "", heading)))  # an underscore inside a word is kept: #state_dict
         if path.suffix == ".ipynb":
             found.add(text.replace(" ", "-"))
     return found

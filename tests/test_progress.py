@@ -183,3 +183,19 @@ def test_the_skeletons_come_from_the_last_commit_not_from_the_instructors_own_an
     assert [e.skeleton for e in shipped] == [e.skeleton for e in progress.lab_exercises(LAB)][:2]
     (lab / ".git").rename(tmp_path / "not-a-checkout")  # without git, the files are all there is
     assert progress.lab_exercises(lab)[0].skeleton == (SOLUTIONS / "ex00_1.py").read_text()
+
+
+def test_a_notebook_that_cannot_be_read_gives_a_line_and_the_rest_is_graded(room, monkeypatch, capsys):
+    from pathlib import Path
+
+    read = Path.read_text
+
+    def refuse(path, *args, **kwargs):  # as root, chmod cannot make a file unreadable: refuse one file here
+        if path.name == "03_saving.ipynb" and "bob" in path.parts:
+            raise PermissionError(13, "Permission denied")
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    status, lines, err = _report(capsys, room / "bob", "--notebooks", "01", "03")
+    assert status == 0 and _row(lines, "bob").split()[1:] == ["·✗·", "???", "0/6"]
+    assert "bob/03_saving.ipynb: cannot be read (Permission denied); give yourself read access" in err
