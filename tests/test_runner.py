@@ -253,3 +253,12 @@ def test_a_shared_kernel_leaves_no_client_sockets_open(tmp_path):
             with pytest.raises(papermill.PapermillExecutionError):
                 run_notebook(failing, tmp_path / "out.ipynb", kernel=kernel)
         assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_the_widget_stress_benchmark_finds_a_small_set_for_each_of_its_notebooks():
+    """make stress must not break when params.yaml changes which sets make test runs."""
+    import runpy
+
+    stress = runpy.run_path(str(REPO_ROOT / "benchmarks" / "widget_stress.py"), run_name="widget_stress")
+    plans = {key: stress["fast_parameters"](name) for key, name in stress["NOTEBOOKS"].items()}
+    assert all(plan.get("EPOCHS") == 1 for plan in plans.values()) and plans["05"]["REPEATS"] == 1, plans
