@@ -157,7 +157,8 @@ def add_the_metrics_checks(items) -> None:
 
 
 # Test files of half a minute or more (pytest --durations=0), handed out before the notebooks: see below.
-SLOW_TEST_FILES = {"test_runner.py", "test_resume.py", "test_cache.py", "test_checkpoint_faults.py"}
+SLOW_TEST_FILES = {"test_runner.py", "test_resume.py", "test_cache.py", "test_checkpoint_faults.py",
+                   "test_capstone.py"}
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -80,7 +80,8 @@ def test_check_passes_on_the_solution(check, capsys):
 
 # What a check says to an untouched skeleton: that it returned None, or, where the exercise returns nothing
 # (as torch.save does), what is missing.
-SKELETON_HINT = {"ex03_2": "nothing was written at `path`", "ex09_2": "nothing was written at out_path"}
+SKELETON_HINT = {"ex03_2": "nothing was written at `path`", "ex09_2": "nothing was written at out_path",
+                 "ex10_2": "nothing was written at `path`", "ex10_5": "export wrote nothing"}
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -213,6 +214,26 @@ def test_every_check_has_a_wrong_answer():
     assert sorted(WRONG) == CHECKS
 
 
+def _changed(check: str, old: str, new: str) -> str:
+    """The solution of `check` with `old` replaced by `new`: a mistake in an answer that is otherwise right."""
+    solution = (SOLUTIONS / f"{check}.py").read_text()
+    assert old in solution, f"{check}.py no longer has {old!r}: update this mistake"
+    return solution.replace(old, new)
+
+
+WRONG |= {  # the capstone's steps: its solutions with one thing done wrong
+    "ex10_1": (_changed("ex10_1", "    while run[\"step\"] < until_step:\n        model.train()",
+                        "    model.train()\n    while run[\"step\"] < until_step:"),
+               "call model.train() at the start of every step"),
+    "ex10_2": (_changed("ex10_2", 'f"{digest}  {path.name}\\n"', 'f"{digest}  {path}\\n"'),
+               "so that `sha256sum -c` works wherever the folder is copied"),
+    "ex10_3": (_changed("ex10_3", "        path.with_name(path.name + \".sha256\").unlink(missing_ok=True)\n", ""),
+               "delete them too"),
+    "ex10_4": (_changed("ex10_4", "    torch.set_rng_state(checkpoint[\"rng\"])", ""), "torch.set_rng_state"),
+    "ex10_5": (_changed("ex10_5", "    model.eval()", ""), "Call model.eval() before exporting"),
+}
+
+
 @pytest.mark.parametrize("check", CHECKS)
 def test_check_says_no_to_a_plausible_mistake(check, capsys):
     code, hint = WRONG[check]
@@ -260,6 +281,19 @@ MORE_WRONG = [
      "load the scheduler's state_dict too"),
     ("ex09_8", "def resume_all(checkpoint, make_model, make_optimizer, make_scheduler):\n    return [make_model()]",
      "return the three objects as a tuple"),
+    ("ex10_1", _changed("ex10_1", "        optimizer.zero_grad()\n", ""),
+     "weights differ from those of the lab's loop"),
+    ("ex10_1", _changed("ex10_1", "        scheduler.step()", "        if run[\"step\"] % 5 == 0:\n"
+                                                               "            scheduler.step()"),
+     "call scheduler.step() once per step"),
+    ("ex10_2", _changed("ex10_2", "    folder = os.open(", "    return\n    folder = os.open("),
+     "fsync the folder too"),
+    ("ex10_3", _changed("ex10_3", "found = [(int(m.group(1)), p)", "found = [(p.stat().st_mtime, p)"),
+     "by modification time"),
+    ("ex10_3", _changed("ex10_3", "        if is_good(path):", "        if path.stat().st_size:"), "is truncated"),
+    ("ex10_4", _changed("ex10_4", "weights_only=True", "weights_only=False"), "load it with weights_only=True"),
+    ("ex10_4", _changed("ex10_4", "    run[\"optimizer\"].load_state_dict(checkpoint[\"optimizer\"])\n", ""),
+     "momentum buffers were not restored"),
 ]
 
 

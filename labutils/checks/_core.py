@@ -62,6 +62,14 @@ def _session_kept() -> Iterator[None]:
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
 
 
+_PASSED: dict[str, bool] = {}  # each check's latest verdict in this session
+
+
+def passed(*names: str) -> bool:
+    """Return True when each named check (such as "ex10_1") has run in this session and its latest verdict is ✓."""
+    return all(_PASSED.get(name, False) for name in names)
+
+
 def _check(func: Callable[[object], str]) -> Callable[[object], bool]:
     """Turn a function that raises _Wrong (or returns a success message) into a check that never raises.
 
@@ -72,6 +80,10 @@ def _check(func: Callable[[object], str]) -> Callable[[object], bool]:
 
     @functools.wraps(func)
     def check(answer: object) -> bool:
+        _PASSED[func.__name__] = verdict = _verdict(answer)
+        return verdict
+
+    def _verdict(answer: object) -> bool:
         name = func.__name__
         if answer is None or answer is Ellipsis:
             print(f"✗ {name}: no answer yet: fill in the exercise cell above, run it, then run this cell again.")

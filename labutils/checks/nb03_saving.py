@@ -1,7 +1,12 @@
 """Checks for the exercises of notebook 03 (saving): solutions in notebooks/solutions/ex03_*.py."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -42,53 +47,61 @@ def ex03_1(make_checkpoint: Callable) -> str:
     return "model and optimizer state_dicts, the epoch and a float loss: it loads with weights_only=True and resumes."
 
 
+@contextlib.contextmanager
+def _watching_renames_and_fsyncs(folder: Path) -> Iterator[list]:
+    """Record, in order, ("rename", source, target) and ("fsync", "file" or "folder") while the block runs."""
+    events = []
+    real_replace, real_rename, real_fsync = os.replace, os.rename, os.fsync
+
+    def replace(src, dst, *args, **kwargs):
+        events.append(("rename", Path(src), Path(dst)))
+        return real_replace(src, dst, *args, **kwargs)
+
+    def rename(src, dst, *args, **kwargs):
+        events.append(("rename", Path(src), Path(dst)))
+        return real_rename(src, dst, *args, **kwargs)
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        is_folder = stat.S_ISDIR(info.st_mode) and os.path.samestat(info, os.stat(folder))
+        events.append(("fsync", "folder" if is_folder else "file"))
+        return real_fsync(fd)
+
+    with mock.patch("os.replace", replace), mock.patch("os.rename", rename), mock.patch("os.fsync", fsync):
+        yield events
+
+
+def _expect_atomic(events: list, path: Path) -> None:
+    """The file at `path` arrived by a rename from its own folder, synced before, with the folder synced after."""
+    renames = [event for event in events if event[0] == "rename" and event[2] == path]
+    _expect(renames, f"{path.name} did not arrive by a rename: torch.save into a temporary, then "
+                     "os.replace(temporary, path).")
+    _expect(renames[-1][1].parent == path.parent,
+            f"the temporary was in {renames[-1][1].parent}, not in the folder of `path`: a rename across "
+            "disks is a copy, not atomic.")
+    last = events.index(renames[-1])
+    _expect(("fsync", "file") in events[:last], "call f.flush() and os.fsync(f.fileno()) before the rename, "
+                                                "or a power cut can leave an empty file under the new name.")
+    _expect(("fsync", "folder") in events[last:],
+            "after the rename, fsync the folder too (fd = os.open(folder, os.O_RDONLY); os.fsync(fd); "
+            "os.close(fd)): the new name is an entry in the folder, and until the folder reaches the disk "
+            "a power cut can bring the old file back.")
+
+
 @_check
 def ex03_2(save_atomically: Callable) -> str:
     """save_atomically(obj, path) -> None: a temporary in the same folder, fsync, os.replace, fsync of the folder."""
-    import os
-    import stat
     import tempfile
-    from pathlib import Path
-    from unittest import mock
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "checkpoint.pt"
-        events = []  # ("rename", source, target) and ("fsync", "file" or "folder"), in order
-        real_replace, real_rename, real_fsync = os.replace, os.rename, os.fsync
-
-        def replace(src, dst, *args, **kwargs):
-            events.append(("rename", Path(src), Path(dst)))
-            return real_replace(src, dst, *args, **kwargs)
-
-        def rename(src, dst, *args, **kwargs):
-            events.append(("rename", Path(src), Path(dst)))
-            return real_rename(src, dst, *args, **kwargs)
-
-        def fsync(fd):
-            info = os.fstat(fd)
-            folder = stat.S_ISDIR(info.st_mode) and os.path.samestat(info, os.stat(tmp))
-            events.append(("fsync", "folder" if folder else "file"))
-            return real_fsync(fd)
-
-        with mock.patch("os.replace", replace), mock.patch("os.rename", rename), mock.patch("os.fsync", fsync):
+        with _watching_renames_and_fsyncs(Path(tmp)) as events:
             save_atomically({"epoch": 1, "w": torch.arange(5.0)}, path)
             _expect(path.exists(), "nothing was written at `path`.")
             loaded = torch.load(path, weights_only=True)
             _expect(loaded["epoch"] == 1 and torch.equal(loaded["w"], torch.arange(5.0)),
                     "the saved file does not hold what was passed in.")
-            renames = [event for event in events if event[0] == "rename"]
-            _expect(renames and renames[-1][2] == path, "the file did not arrive by a rename: torch.save into a "
-                                                        "temporary, then os.replace(temporary, path).")
-            _expect(renames[-1][1].parent == path.parent,
-                    f"the temporary was in {renames[-1][1].parent}, not in the folder of `path`: a rename across "
-                    "disks is a copy, not atomic.")
-            last = events.index(renames[-1])
-            _expect(("fsync", "file") in events[:last], "call f.flush() and os.fsync(f.fileno()) before the rename, "
-                                                        "or a power cut can leave an empty file under the new name.")
-            _expect(("fsync", "folder") in events[last:],
-                    "after the rename, fsync the folder too (fd = os.open(folder, os.O_RDONLY); os.fsync(fd); "
-                    "os.close(fd)): the new name is an entry in the folder, and until the folder reaches the disk "
-                    "a power cut can bring the old file back.")
+            _expect_atomic(events, path)
             before = path.read_bytes()
             raised = False
             try:

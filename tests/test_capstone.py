@@ -1,0 +1,89 @@
+"""Notebook 10 with the five solutions in place of the learner's cells: it trains, kills, resumes, proves, shares.
+
+nbval runs the notebook as it ships, where no step is solved and every part that runs the steps waits
+(tests/notebook_claims.py's claims_10); this module runs it as a learner who solved every step sees it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import nbformat
+import pytest
+
+from labutils import sha256sums
+from labutils.runner import run_notebook
+from notebook_files import NOTEBOOK_DIR, read
+
+CAPSTONE = NOTEBOOK_DIR / "10_capstone_project.ipynb"
+SOLUTIONS = NOTEBOOK_DIR / "solutions"
+STEPS = [f"ex10_{n}" for n in range(1, 6)]
+
+
+def solved(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook with each step's cell replaced by its solution, as a learner who solved them all has it."""
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "exercise" in tags:
+            (step,) = [tag for tag in tags if tag != "exercise"]
+            cell.source = (SOLUTIONS / f"{step}.py").read_text()
+    return nb
+
+
+@pytest.fixture(scope="module")
+def solved_run(tmp_path_factory) -> tuple[dict, object]:
+    """Run the solved notebook on an empty artifacts folder; return its metrics and that folder."""
+    folder = tmp_path_factory.mktemp("capstone")
+    nbformat.write(solved(read(CAPSTONE)), folder / "solved.ipynb")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAB_ARTIFACTS_DIR", str(folder / "artifacts"))
+        patch.delenv("LAB_METRICS_DIR", raising=False)
+        run_notebook(folder / "solved.ipynb", folder / "ran.ipynb", cwd=NOTEBOOK_DIR)
+    metrics = json.loads((folder / "artifacts" / "metrics" / "10_capstone_project.json").read_text())
+    return metrics, folder / "artifacts" / "10_capstone_project"
+
+
+def test_the_solutions_replace_exactly_the_five_step_cells():
+    nb = read(CAPSTONE)
+    changed = [(a.id, a.source != b.source) for a, b in zip(nb.cells, solved(read(CAPSTONE)).cells, strict=True)]
+    assert sorted(cell for cell, differs in changed if differs) == ["c09", "c12", "c15", "c18", "c21"]
+
+
+def test_every_step_passes_and_the_resumed_run_is_the_uninterrupted_one(solved_run):
+    metrics, _ = solved_run
+    assert metrics["passed"] == {step: True for step in STEPS}
+    assert all(metrics["identical"]["resumed after SIGKILL"].values()), metrics["identical"]
+    assert metrics["test_acc"] > 0.93, "two epochs on 4,000 images"
+
+
+def test_the_proof_says_no_to_a_resume_without_the_random_state(solved_run):
+    forgetful = solved_run[0]["identical"]["resumed without the random state"]
+    assert forgetful["every parameter and buffer"] is False and forgetful["every optimizer tensor"] is False
+    assert forgetful["schedule"] is True, "only the Dropout masks differ"
+
+
+def test_the_resume_fell_back_past_the_damaged_newest_checkpoint(solved_run):
+    """Killed after step 70: the newest checkpoint, step 60, is truncated, so the run resumes from step 40."""
+    metrics, _ = solved_run
+    assert (metrics["kill_at_step"], metrics["resumed_from_step"]) == (70, 40)
+
+
+def test_the_folders_keep_the_last_three_and_the_best_each_with_a_sidecar_that_verifies(solved_run):
+    _, folder = solved_run
+    for run in ("uninterrupted", "killed"):
+        names = sorted(p.name for p in (folder / run).iterdir())
+        checkpoints = [n for n in names if n.endswith(".pt")]
+        assert checkpoints == ["best.pt", "step-00000100.pt", "step-00000120.pt", "step-00000126.pt"], run
+        assert names == sorted(checkpoints + [n + ".sha256" for n in checkpoints]), f"{run}: no temporary left"
+        for name in checkpoints:
+            ((digest, listed),) = sha256sums.parse((folder / run / f"{name}.sha256").read_text())
+            assert listed == name and hashlib.sha256((folder / run / name).read_bytes()).hexdigest() == digest
+
+
+def test_the_shared_folder_loads_in_a_process_without_the_lab(solved_run):
+    metrics, folder = solved_run
+    fresh = metrics["shared_loaded_without_labutils"]
+    assert fresh["labutils_loaded"] is False and fresh["same_classes"] is True
+    assert fresh["onnx_acc"] == fresh["safetensors_acc"] > 0.93
+    assert sorted(p.name for p in (folder / "shared").iterdir()) == [
+        "README.md", "SHA256SUMS", "config.json", "model.onnx", "model.py", "model.safetensors"]
