@@ -111,25 +111,25 @@ def test_compare_names_the_notebook_metric_baseline_and_value():
 
 def test_regress_exits_1_on_a_regression_and_writes_the_reports(tmp_path, monkeypatch, capsys):
     plan = tmp_path / "params.yaml"
-    plan.write_text("runs:\n  - {id: welcome, notebook: 00_welcome, parameters: {SHOW_DIGITS: 2}}\n"
+    plan.write_text("runs:\n  - {id: capstone, notebook: 10_capstone_project, parameters: {KILL_AT_STEP: 71}}\n"
                     "tolerances:\n  - {match: '*seconds*', kind: info}\n  - {match: '*', kind: exact}\n")
     baselines = tmp_path / "baselines.json"
-    baselines.write_text(json.dumps({"welcome": {"train_images": 59_999}}))
+    baselines.write_text(json.dumps({"capstone": {"kill_at_step": 70}}))
     monkeypatch.setattr(regress, "PARAMS", plan)
     monkeypatch.setattr(regress, "BASELINES", baselines)
     assert regress.main(["--out", str(tmp_path / "reports")]) == 1
     err = capsys.readouterr().err
-    assert "REGRESSION welcome (00_welcome): train_images is 60000, baseline 59999 (exact)" in err
+    assert "REGRESSION capstone (10_capstone_project): kill_at_step is 71, baseline 70 (exact)" in err
     rows = json.loads((tmp_path / "reports" / "regression.json").read_text())
-    assert {r["metric"]: r["status"] for r in rows}["train_images"] == "REGRESSION"
-    assert "| welcome | 00_welcome | train_images | 59999 | 60000 | exact | REGRESSION |" in (
+    assert {r["metric"]: r["status"] for r in rows}["kill_at_step"] == "REGRESSION"
+    assert "| capstone | 10_capstone_project | kill_at_step | 70 | 71 | exact | REGRESSION |" in (
         tmp_path / "reports" / "regression.md").read_text()
 
     ran = json.loads((tmp_path / "reports" / "regression.json").read_text())
-    measured = {"welcome": {r["metric"]: r["value"] for r in ran}}  # the same run again, without the notebook
+    measured = {"capstone": {r["metric"]: r["value"] for r in ran}}  # the same run again, without the notebook
     monkeypatch.setattr(regress, "execute", lambda runs, folder: json.loads(json.dumps(measured)))
     assert regress.main(["--out", str(tmp_path / "reports"), "--update-baselines"]) == 0  # accept, then clean
-    assert json.loads(baselines.read_text())["welcome"]["train_images"] == 60_000
+    assert json.loads(baselines.read_text())["capstone"]["kill_at_step"] == 71
     assert regress.main(["--out", str(tmp_path / "reports")]) == 0
 
 
