@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
 
 from labutils import sha256sums
+from labutils.paths import REPO_ROOT
 from labutils.runner import run_notebook
 from notebook_files import NOTEBOOK_DIR, read
 
@@ -83,7 +87,33 @@ def test_the_folders_keep_the_last_three_and_the_best_each_with_a_sidecar_that_v
 def test_the_shared_folder_loads_in_a_process_without_the_lab(solved_run):
     metrics, folder = solved_run
     fresh = metrics["shared_loaded_without_labutils"]
-    assert fresh["labutils_loaded"] is False and fresh["same_classes"] is True
-    assert fresh["onnx_acc"] == fresh["safetensors_acc"] > 0.93
+    assert fresh["same_classes"] is True and fresh["onnx_acc"] == fresh["safetensors_acc"] > 0.93
     assert sorted(p.name for p in (folder / "shared").iterdir()) == [
         "README.md", "SHA256SUMS", "config.json", "model.onnx", "model.py", "model.safetensors"]
+
+
+def _load_shared(folder, shared) -> subprocess.CompletedProcess:
+    data = REPO_ROOT / "data"
+    return subprocess.run([sys.executable, str(folder / "load_shared.py"), str(shared),
+                           str(data / "t10k-images-idx3-ubyte.gz"), str(data / "t10k-labels-idx1-ubyte.gz")],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_loader_refuses_a_changed_file_and_a_model_py_that_needs_the_lab(solved_run, tmp_path):
+    """The notebook's loader says no: to a file that differs from SHA256SUMS, and to a folder that works only where
+    labutils can be imported (so its success in the notebook proves that the folder needs no lab)."""
+    _, folder = solved_run
+    shared = tmp_path / "shared"
+    shutil.copytree(folder / "shared", shared)
+    (shared / "config.json").write_text((shared / "config.json").read_text().replace('"std"', '"std" ', 1))
+    refused = _load_shared(folder, shared)
+    assert refused.returncode == 1 and "config.json is not the file SHA256SUMS lists" in refused.stderr
+    shutil.copyfile(folder / "shared" / "config.json", shared / "config.json")
+    model_py = shared / "model.py"
+    model_py.write_text("from labutils.models import BatchNormNet  # noqa: F401\n")
+    sums = [line for line in (shared / "SHA256SUMS").read_text().splitlines() if not line.endswith("  model.py")]
+    digest = hashlib.sha256(model_py.read_bytes()).hexdigest()
+    (shared / "SHA256SUMS").write_text("\n".join(sums + [f"{digest}  model.py"]) + "\n")
+    needs_the_lab = _load_shared(folder, shared)
+    assert needs_the_lab.returncode == 1
+    assert "ModuleNotFoundError: No module named 'labutils.models'" in needs_the_lab.stderr
