@@ -340,13 +340,24 @@ class TinyNet(torch.nn.Module):
         return self.fc(x)
 
 
+_TINY_FILES: list[bytes] = []  # the script's two files, made once per process (a new Python costs seconds)
+
+
 def write_tiny_pickle(path, reference) -> None:
     """Save a whole TinyNet from a script (so the pickle names __main__.TinyNet), and its state_dict beside it."""
     import subprocess
     import sys
+    import tempfile
+    from pathlib import Path
 
-    subprocess.run([sys.executable, "-c", _TINYNET, str(path), str(reference)], check=True, capture_output=True,
-                   timeout=300)
+    if not _TINY_FILES:
+        with tempfile.TemporaryDirectory() as tmp:
+            made = Path(tmp) / "tiny.pt", Path(tmp) / "reference.pt"
+            subprocess.run([sys.executable, "-c", _TINYNET, *map(str, made)], check=True, capture_output=True,
+                           timeout=300)
+            _TINY_FILES.extend(file.read_bytes() for file in made)
+    for target, data in zip((path, reference), _TINY_FILES, strict=True):
+        Path(target).write_bytes(data)
 
 
 @_check
