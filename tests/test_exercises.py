@@ -288,6 +288,7 @@ MORE_WRONG = [
      "call scheduler.step() once per step"),
     ("ex10_2", _changed("ex10_2", "    folder = os.open(", "    return\n    folder = os.open("),
      "fsync the folder too"),
+    ("ex10_2", _changed("ex10_2", "        os.unlink(tmp)\n", ""), "the failed save left"),
     ("ex10_3", _changed("ex10_3", "found = [(int(m.group(1)), p)", "found = [(p.stat().st_mtime, p)"),
      "by modification time"),
     ("ex10_3", _changed("ex10_3", "        if is_good(path):", "        if path.stat().st_size:"), "is truncated"),
