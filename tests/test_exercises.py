@@ -357,3 +357,18 @@ def test_ex07_1_names_the_batch_of_one_and_reports_another_error_as_the_learners
     assert labutils.checks.ex07_1(broken) is False
     assert "your code raised ValueError: my own mistake" in capsys.readouterr().out
 
+
+
+def test_a_check_puts_back_the_determinism_settings_an_answer_changed(capsys):
+    """_session_kept calls torch.use_deterministic_algorithms only when an answer changed the settings."""
+    def settings() -> tuple[bool, bool]:
+        return torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+
+    before = settings()
+
+    def count_digit(labels, digit):
+        torch.use_deterministic_algorithms(not before[0], warn_only=not before[1])
+        return int((labels == digit).sum())
+
+    assert labutils.checks.ex00_1(count_digit) is True, capsys.readouterr().out
+    assert settings() == before
