@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import nbformat
+import papermill
 import pytest
 
 from labutils import sha256sums
@@ -117,3 +118,11 @@ def test_the_loader_refuses_a_changed_file_and_a_model_py_that_needs_the_lab(sol
     needs_the_lab = _load_shared(folder, shared)
     assert needs_the_lab.returncode == 1
     assert "ModuleNotFoundError: No module named 'labutils.models'" in needs_the_lab.stderr
+
+
+@pytest.mark.parametrize("parameter, message", [({"CHECKPOINT_EVERY": 0}, "CHECKPOINT_EVERY=0 is not allowed"),
+                                                ({"KILL_AT_STEP": 126}, "KILL_AT_STEP=126 must lie between 1 and 125")])
+def test_a_bad_parameter_stops_the_notebook_with_its_name(tmp_path, monkeypatch, parameter, message):
+    monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    with pytest.raises(papermill.PapermillExecutionError, match=message):
+        run_notebook(CAPSTONE, tmp_path / "out.ipynb", parameters=parameter, cwd=NOTEBOOK_DIR)

@@ -372,3 +372,11 @@ def test_a_check_puts_back_the_determinism_settings_an_answer_changed(capsys):
 
     assert labutils.checks.ex00_1(count_digit) is True, capsys.readouterr().out
     assert settings() == before
+
+
+def test_passed_gives_each_checks_latest_verdict(capsys):
+    """The capstone runs a part only on steps whose check said ✓ last: a later ✗ takes it back."""
+    right = lambda labels, digit: int((labels == digit).sum())  # noqa: E731
+    assert labutils.checks.ex00_1(right) and labutils.checks.passed("ex00_1")
+    assert not labutils.checks.passed("ex00_1", "ex99_9"), "a check that never ran has not passed"
+    assert not labutils.checks.ex00_1(lambda labels, digit: 0) and not labutils.checks.passed("ex00_1")

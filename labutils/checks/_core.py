@@ -64,6 +64,11 @@ def _session_kept() -> Iterator[None]:
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
 
 
+def _equal_states(a: dict, b: dict) -> bool:
+    """True when two state_dicts have the same keys and equal tensors (compared on the CPU)."""
+    return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
 _PASSED: dict[str, bool] = {}  # each check's latest verdict in this session
 
 

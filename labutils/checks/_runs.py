@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import BatchNormNet
+from ._core import _equal_states
 
 
 def _data(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,10 +58,6 @@ def _reference_save(run: dict, path: Path) -> None:
                 "rng": torch.get_rng_state()}, path)
 
 
-def _same_tensors(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
 def _same_optimizer_state(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> bool:
     sa, sb = a.state_dict()["state"], b.state_dict()["state"]
-    return sa.keys() == sb.keys() and all(_same_tensors(sa[i], sb[i]) for i in sa)
+    return sa.keys() == sb.keys() and all(_equal_states(sa[i], sb[i]) for i in sa)

@@ -5,14 +5,10 @@ from collections.abc import Callable
 
 import torch
 
-from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
+from ._core import _check, _equal_states, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
 __all__ = ["ex09_1", "ex09_2", "ex09_3", "ex09_4", "ex09_5", "ex09_6", "ex09_7", "ex09_8", "ex09_9", "TinyNet",
            "write_tiny_pickle"]
-
-
-def _equal_states(a: dict, b: dict) -> bool:
-    return sorted(a) == sorted(b) and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
 
 
 @_check

@@ -19,9 +19,8 @@ from unittest import mock
 import torch
 
 from ..models import BatchNormNet
-from ._core import _check, _expect, _Wrong  # noqa: F401
-from ._runs import (_batches, _data, _reference_run, _reference_save, _reference_train, _same_optimizer_state,
-                    _same_tensors)
+from ._core import _check, _equal_states, _expect, _Wrong  # noqa: F401
+from ._runs import _batches, _data, _reference_run, _reference_save, _reference_train, _same_optimizer_state
 from .nb03_saving import _expect_atomic, _watching_renames_and_fsyncs
 
 __all__ = ["ex10_1", "ex10_2", "ex10_3", "ex10_4", "ex10_5"]
@@ -59,10 +58,10 @@ def ex10_1(functions: tuple[Callable, Callable]) -> str:
             "run['scheduler'] must be OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps): one schedule "
             "step per training step.")
     again = make_run(3, 40, 0.05)["model"].state_dict()
-    _expect(_same_tensors(model.state_dict(), again), "two runs made with the same seed start from different "
+    _expect(_equal_states(model.state_dict(), again), "two runs made with the same seed start from different "
                                                       "weights: call torch.manual_seed(seed) before building the "
                                                       "model.")
-    _expect(not _same_tensors(model.state_dict(), make_run(4, 40, 0.05)["model"].state_dict()),
+    _expect(not _equal_states(model.state_dict(), make_run(4, 40, 0.05)["model"].state_dict()),
             "make_run(4, ...) gives the same weights as make_run(3, ...): seed torch with `seed`.")
 
     batch = _batches(*_data())
@@ -102,13 +101,13 @@ def ex10_1(functions: tuple[Callable, Callable]) -> str:
     _reference_train(reference, batch, 4)
     torch.manual_seed(8)
     _reference_train(reference, batch, 10)
-    _expect(_same_tensors(model.state_dict(), reference["model"].state_dict()),
+    _expect(_equal_states(model.state_dict(), reference["model"].state_dict()),
             "after 10 steps the weights differ from those of the lab's loop: each step is model.train(), "
             "images, labels = batch(step), F.cross_entropy(model(images), labels), optimizer.zero_grad(), "
             "loss.backward(), optimizer.step(), scheduler.step().")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     train(run, recording, 10, on_step)
-    _expect(run["step"] == 10 and _same_tensors(model.state_dict(), before),
+    _expect(run["step"] == 10 and _equal_states(model.state_dict(), before),
             "train(run, batch, until_step) with run['step'] already at until_step must do nothing.")
     return "a seeded run with SGD and a one-cycle schedule; train goes on from run['step'], in train mode."
 
@@ -136,10 +135,10 @@ def ex10_2(save: Callable[[dict, Path], None]) -> str:
         _expect(isinstance(saved, dict) and CHECKPOINT_KEYS <= saved.keys(),
                 f"the checkpoint holds {sorted(saved) if isinstance(saved, dict) else type(saved).__name__}; it "
                 f"needs {sorted(CHECKPOINT_KEYS)}.")
-        _expect(_same_tensors(saved["model"], run["model"].state_dict()),
+        _expect(_equal_states(saved["model"], run["model"].state_dict()),
                 "saved['model'] is not the model's state_dict (its buffers included).")
         _expect(saved["optimizer"]["state"].keys() == run["optimizer"].state_dict()["state"].keys() and all(
-            _same_tensors(saved["optimizer"]["state"][i], state)
+            _equal_states(saved["optimizer"]["state"][i], state)
             for i, state in run["optimizer"].state_dict()["state"].items()),
             "saved['optimizer'] is not the optimizer's state_dict: SGD's momentum buffers are missing or differ.")
         _expect(saved["scheduler"] == run["scheduler"].state_dict(), "saved['scheduler'] is not the scheduler's "
@@ -281,7 +280,7 @@ def ex10_4(resume: Callable[[Path, dict], dict]) -> str:
     _expect(loads, "resume did not call torch.load: load the checkpoint at `path`.")
     _expect(False not in loads, "torch.load(..., weights_only=False) would run any code a tampered checkpoint "
                                 "holds: this checkpoint is tensors and numbers, so load it with weights_only=True.")
-    _expect(_same_tensors(run["model"].state_dict(), saved["model"]), "the model's weights are not those of the "
+    _expect(_equal_states(run["model"].state_dict(), saved["model"]), "the model's weights are not those of the "
                                                                       "checkpoint: model.load_state_dict(...).")
     _expect(_same_optimizer_state(run["optimizer"], interrupted["optimizer"]),
             "the optimizer's momentum buffers were not restored: optimizer.load_state_dict(checkpoint['optimizer']).")
@@ -295,7 +294,7 @@ def ex10_4(resume: Callable[[Path, dict], dict]) -> str:
             "torch's random state was not restored: Dropout would draw other masks from here on. Call "
             "torch.set_rng_state(checkpoint['rng']).")
     _reference_train(run, batch, 12)
-    _expect(_same_tensors(run["model"].state_dict(), straight["model"].state_dict())
+    _expect(_equal_states(run["model"].state_dict(), straight["model"].state_dict())
             and _same_optimizer_state(run["optimizer"], straight["optimizer"]),
             "the resumed run ends with other weights than the run never interrupted.")
     return "weights only; model, optimizer, schedule, step, best_acc and random state: the same run, bit for bit."
@@ -354,7 +353,7 @@ def ex10_5(export: Callable[[torch.nn.Module, Path, float], None]) -> str:
                                             "graph is the one of inference.")
 
         loaded = safetensors.torch.load_file(folder / "model.safetensors")
-        _expect(_same_tensors(loaded, expected_state), "model.safetensors is not the model's state_dict (buffers "
+        _expect(_equal_states(loaded, expected_state), "model.safetensors is not the model's state_dict (buffers "
                                                        "included).")
         spec = importlib.util.spec_from_file_location("shared_model_py", folder / "model.py")
         code = importlib.util.module_from_spec(spec)
