@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
 import errno as errno_codes
 import hashlib
 import io
@@ -11,10 +13,13 @@ import os
 import pickle
 import re
 import struct
+import sys
+import threading
 import time
 import types
 import zipfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -155,10 +160,14 @@ def save_checkpoint(state: Mapping[str, Any], path: os.PathLike | str, *, metada
 
     def write(file) -> None:
         writer = _HashingWriter(file)
-        if safetensors:
-            writer.write(payload)
-        else:
-            torch.save(payload, writer)
+        try:
+            if safetensors:
+                writer.write(payload)
+            else:
+                with _without_crc32():
+                    torch.save(payload, writer)
+        finally:
+            writer.close()
         digest["new"] = writer.hexdigest()
 
     def accept_both() -> None:
@@ -273,21 +282,134 @@ def _os_error(err: BaseException | None) -> OSError | None:
 
 
 class _HashingWriter:
-    """A file wrapper that hashes every byte on its way to disk, so a save is never read back to be hashed."""
+    """A file wrapper that hashes every byte on its way to disk, so that a save is never read back to be hashed.
+
+    A large write is cut into 2 MiB chunks, hashed in order on a second thread while the next ones are written
+    (hashlib and the write both let go of the GIL); every 8 MiB the kernel is asked to start writing to the disk
+    (`sync_file_range`, Linux), so that the final fsync finds little left to do and the disk works while the CPU
+    hashes. Every chunk is hashed before write() returns: the caller may free or reuse its buffer then (torch.save
+    does, for a tensor copied off a GPU).
+    """
+
+    CHUNK = 2 << 20  # small enough that the hash reads the chunk from the cache the write just filled
+    WRITEBACK_EVERY = 8 << 20
 
     def __init__(self, file):
         self.file = file
         self.digest = hashlib.sha256()
+        self.hasher: ThreadPoolExecutor | None = None
+        try:
+            self.base = file.tell()  # where this save's first byte goes
+        except (AttributeError, OSError, ValueError):
+            self.base = None  # not a file on disk: nothing to start writing early
+        self.written = self.flushed = 0  # bytes given to the file; bytes the kernel was asked to start writing
 
     def write(self, data) -> int:
-        self.digest.update(data)
-        return self.file.write(data)
+        view = memoryview(data).cast("B")
+        if len(view) < self.CHUNK:
+            self.digest.update(view)
+            count = self.file.write(view)
+            self.written += len(view)
+        else:
+            if self.hasher is None:
+                self.hasher = ThreadPoolExecutor(1, thread_name_prefix="sha256")
+            hashed = []
+            try:
+                for start in range(0, len(view), self.CHUNK):
+                    chunk = view[start:start + self.CHUNK]
+                    hashed.append(self.hasher.submit(self.digest.update, chunk))  # one thread: in order
+                    self.file.write(chunk)
+                    self.written += len(chunk)
+                    self._start_writeback()
+            finally:
+                for job in hashed:
+                    job.result()  # every chunk hashed before the caller may free or reuse the buffer
+            count = len(view)
+        return count
+
+    def _start_writeback(self) -> None:
+        """Ask the kernel to start writing what this save has written so far (it returns without waiting)."""
+        if self.written - self.flushed < self.WRITEBACK_EVERY or _sync_file_range is None or self.base is None:
+            return
+        self.file.flush()  # a failure here (a full disk) is the save's failure: it propagates
+        start, self.flushed = self.flushed, self.written
+        try:
+            _sync_file_range(self.file.fileno(), self.base + start, self.written - start, _SYNC_FILE_RANGE_WRITE)
+        except (AttributeError, OSError, ValueError):
+            pass  # only a head start: the fsync at the end makes the file durable either way
 
     def flush(self) -> None:
         self.file.flush()
 
+    def close(self) -> None:
+        if self.hasher is not None:
+            self.hasher.shutdown()
+
     def hexdigest(self) -> str:
         return self.digest.hexdigest()
+
+
+def _libc_function(name: str, argtypes: list):
+    """Return a function of the C library, or None where it is missing (the two the lab calls are Linux's)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = argtypes
+    return function
+
+
+def _libc_sync_file_range():
+    """Return sync_file_range, which starts writing a range of a file to the disk without waiting; or None."""
+    function = _libc_function("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
+    if function is None:
+        return None
+
+    def call(fd: int, offset: int, count: int, flags: int) -> None:
+        if function(fd, offset, count, flags) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+
+    return call
+
+
+_sync_file_range = _libc_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2  # from <fcntl.h>: start writing the dirty pages of the range, do not wait
+
+
+class _CRC32Off:
+    """Let torch.save skip the CRC-32 of every zip record while a lab save runs: the sha256 sidecar covers the file.
+
+    torch.load never checks these CRCs (a flipped byte loads silently: notebook 08), and they are a large share of
+    torch.save's time per GiB. The switch is torch's own and process-wide: the first lab save to start turns it off,
+    the last to finish puts back what it was, so saves in several threads still run side by side. A plain
+    torch.save in another thread meanwhile also writes CRCs of 0, which torch.load reads as before.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.saving = 0
+        self.before = True
+
+    @contextlib.contextmanager
+    def __call__(self):
+        with self.lock:
+            if self.saving == 0:
+                self.before = torch.serialization.get_crc32_options()
+                torch.serialization.set_crc32_options(False)
+            self.saving += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.saving -= 1
+                if self.saving == 0:
+                    torch.serialization.set_crc32_options(self.before)
+
+
+_without_crc32 = _CRC32Off()
 
 
 def _write_sidecar(path: Path, digests: list[str]) -> None:
@@ -364,19 +486,40 @@ def _decode_header(header: dict[str, str]) -> dict:
 
 # --- loading ------------------------------------------------------------------------------------------------
 
-def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verify: bool = True) -> dict:
+def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verify: bool = True,
+                    mmap: bool = False) -> dict:
     """Load a checkpoint with weights_only=True after checking its sha256; never run code from the file.
 
-    The file is opened once: the bytes whose sha256 is checked are the bytes that are loaded.
+    The file is opened once. Its sha256 is checked on that open file before torch reads any of it, and torch then
+    loads that same open file (through /proc/self/fd on Linux), so the bytes loaded are the bytes checked, even if
+    a save replaces the file meanwhile. The check reads the file from the disk once; the load finds its pages in
+    memory. With mmap=True the tensors are those pages, mapped as torch.load(mmap=True) maps them and read when
+    first used: with a model built on the meta device and load_state_dict(..., assign=True), loading costs no
+    memory beyond the file's pages. Such tensors change (or the process crashes) if the file is later rewritten
+    in place, as torch.save to the same path does (save_checkpoint writes a new file instead). By default each
+    tensor gets memory of its own, copied from those pages.
     """
     path = Path(path)
+    if not isinstance(mmap, bool):
+        raise TypeError(f"mmap must be True or False, not {mmap!r}")
     _require_file(path)
-    with _VerifiedFile(path, verify) as f:
+    verified = _VerifiedFile(path, verify)
+    with verified as f:
         kind = _sniff(f, path)
         if kind == "safetensors":
+            if mmap:
+                raise ValueError(f"{display_path(path)}: mmap=True maps torch.save files; for a .safetensors file "
+                                 "use safetensors.safe_open, which maps the file and reads only the tensors asked for")
             return _load_safetensors(f, path, map_location)
+        if mmap and kind == "legacy":
+            raise CheckpointCorruptError(path, "it was saved in torch's format from before 1.6, which cannot be mapped",
+                                         "load it with mmap=False, then save it again with save_checkpoint")
         try:
-            return torch.load(f, map_location=map_location, weights_only=True)
+            if kind == "zip" and not _is_meta(map_location):  # the pages read once, kept or copied
+                state = torch.load(_same_file(f, path), weights_only=True, mmap=True,
+                                   map_location=map_location if mmap else _own_memory(map_location))
+            else:
+                state = torch.load(f, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as err:
             if "Unsupported global" in str(err):
                 raise _unsafe(path, err) from err
@@ -387,11 +530,91 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
                 raise device_error from err
             raise CheckpointCorruptError(path, f"torch cannot read it ({_first_line(err)})", _RESTORE) from err
         except (EOFError, OSError, KeyError, ValueError, IndexError, struct.error) as err:
-            raise CheckpointCorruptError(path, f"torch cannot read it ({type(err).__name__}: {_first_line(err)})",
-                                         _RESTORE) from err
+            raise CheckpointCorruptError(path, f"torch cannot read it ({type(err).__name__}: "
+                                         f"{_first_line(err)})", _RESTORE) from err
+        _still_the_same(f, path, verified.opened)
+        return state
 
 
 _RESTORE = "the file is incomplete or damaged: restore it from a copy, or save it again from the model"
+
+
+def _same_file(f: BinaryIO, path: Path) -> str:
+    """Return a name that opens the very file `f` has open: /proc/self/fd/N (Linux), /dev/fd/N, or else the path.
+
+    torch.load(mmap=True) takes a name, not an open file; a name through the descriptor cannot reach a file that a
+    save renamed onto the path meanwhile. Where neither exists, _still_the_same checks the path afterwards.
+    """
+    opened = os.fstat(f.fileno())
+    for name in (f"/proc/self/fd/{f.fileno()}", f"/dev/fd/{f.fileno()}"):
+        try:
+            found = os.stat(name)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (opened.st_dev, opened.st_ino):
+            return name
+    return str(path)
+
+
+def _still_the_same(f: BinaryIO, path: Path, opened: os.stat_result) -> None:
+    """Raise unless the open file is as it was when opened, and is still the file at `path` if torch opened that."""
+    now = os.fstat(f.fileno())
+    if (now.st_size, now.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
+        raise CheckpointCorruptError(path, "it was written to while it was being loaded (another program saved to "
+                                     "the same file in place, as torch.save does)",
+                                     "wait until that program has finished, then load it again; save with "
+                                     "save_checkpoint, which never writes into the file being read")
+    if _same_file(f, path) == str(path) and _inode(path) != now.st_ino:
+        raise CheckpointCorruptError(path, "it was replaced while it was being loaded", "load it again")
+
+
+def _is_meta(map_location: Any) -> bool:
+    try:
+        return isinstance(map_location, (str, torch.device)) and torch.device(map_location).type == "meta"
+    except RuntimeError:
+        return False
+
+
+def _own_memory(map_location: Any):
+    """Return a map_location for torch.load(mmap=True) that restores as `map_location` would, into memory of its own.
+
+    A storage that stays on the CPU would still be the file's mapped pages: it is copied. Either way the pages it came
+    from are then handed back to the system (so that the peak memory of a load is the weights, not twice them).
+    """
+    def restore(storage, location):
+        if callable(map_location):
+            moved = map_location(storage, location)
+            if moved is None:
+                moved = torch.serialization.default_restore_location(storage, location)
+        else:
+            if map_location is None:
+                target = location
+            elif isinstance(map_location, Mapping):
+                target = map_location.get(location, location)
+            else:
+                target = str(map_location)
+            moved = torch.serialization.default_restore_location(storage, target)
+        if moved.device.type == "cpu" and moved.data_ptr() == storage.data_ptr():
+            moved = moved.clone()
+        _release_pages(storage)  # copied (to the CPU or to a device): the mapped pages are not needed any more
+        return moved
+
+    return restore
+
+
+def _release_pages(storage) -> None:
+    """Drop the mapped file pages a storage covers from this process (they stay in the page cache); Linux only."""
+    if _madvise is None or storage.nbytes() < _PAGE:
+        return
+    start = -(-storage.data_ptr() // _PAGE) * _PAGE  # whole pages inside the storage only
+    end = (storage.data_ptr() + storage.nbytes()) // _PAGE * _PAGE
+    if end > start:
+        _madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
+
+
+_madvise = _libc_function("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int])
+_MADV_DONTNEED = 4  # from <sys/mman.h>: the next read of these pages comes from the file again
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class _VerifiedFile:
@@ -401,6 +624,7 @@ class _VerifiedFile:
         self.path, self.verify = path, verify
         self.file: BinaryIO | None = None
         self.digest: str | None = None
+        self.opened: os.stat_result | None = None  # the file as it was when opened, before it was checked
 
     def __enter__(self) -> BinaryIO:
         for attempt in range(3):
@@ -408,6 +632,7 @@ class _VerifiedFile:
             if self.verify and not recorded:
                 raise _missing_sidecar(self.path)
             self.file = open(self.path, "rb")
+            self.opened = os.fstat(self.file.fileno())
             if not self.verify:
                 return self.file
             actual = sha256sums.file_digest(self.file)
@@ -415,10 +640,9 @@ class _VerifiedFile:
                 self.digest = actual
                 self.file.seek(0)
                 return self.file
-            opened = os.fstat(self.file.fileno()).st_ino
             self.file.close()
             self.file = None
-            if attempt < 2 and (_recorded_digests(self.path) != recorded or _inode(self.path) != opened):
+            if attempt < 2 and (_recorded_digests(self.path) != recorded or _inode(self.path) != self.opened.st_ino):
                 continue  # another save replaced the file or its sidecar meanwhile: check the new pair
             raise _mismatch(self.path, actual, recorded)
         raise AssertionError("unreachable")

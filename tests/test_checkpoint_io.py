@@ -1,0 +1,323 @@
+"""The fast paths of save_checkpoint and load_checkpoint keep every promise of the slow ones.
+
+save_checkpoint skips torch's CRC-32 (the sha256 covers the file), hashes on a second thread while it writes and
+starts the disk early; load_checkpoint checks the sha256 in one pipelined read, then maps the checked file
+(mmap=True) or copies it into memory of its own. benchmarks/checkpoint_io.py measures the speed; these tests
+check what must not change: the bytes, the checks, the errors, and files written before.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import labutils.checkpoint as ck
+from labutils import sha256sums
+from labutils.checkpoint import (
+    CheckpointCorruptError, CheckpointWriteError, ChecksumMismatchError, load_checkpoint, save_checkpoint,
+    sidecar_path,
+)
+from labutils.large import WideMLP
+from listing import names
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BIG = sha256sums.PIPELINE_FROM + 3 * ck._HashingWriter.WRITEBACK_EVERY + 12_345  # every threaded path, a ragged end
+
+
+def _big_state(seed: int = 0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    return {"w": torch.randn(BIG // 4, generator=generator), "b": torch.randn(10, generator=generator), "epoch": seed}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- saving -----------------------------------------------------------------------------------------------
+
+def test_a_big_save_is_hashed_exactly_and_torch_alone_loads_it(tmp_path):
+    state = _big_state()
+    path = save_checkpoint(state, tmp_path / "big.pt")
+    assert sidecar_path(path).read_text() == f"{_sha256(path)}  big.pt\n", "the digest of the bytes on the disk"
+    code = ("import sys; sys.modules['labutils'] = None\n"  # the lab cannot be imported: torch alone reads it
+            "import torch\n"
+            f"state = torch.load({str(path)!r}, weights_only=True)\n"
+            "print(sorted(state), float(state['w'].sum()), state['epoch'])")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["['b',", "'epoch',", "'metadata',", "'w']", str(float(state["w"].sum())), "0"]
+
+
+def test_the_lab_writes_no_crc_while_torch_save_does(tmp_path):
+    lab = save_checkpoint({"w": torch.arange(1000.0)}, tmp_path / "lab.pt")
+    plain = tmp_path / "plain.pt"
+    torch.save({"w": torch.arange(1000.0)}, plain)
+    with zipfile.ZipFile(lab) as archive:
+        assert {info.CRC for info in archive.infolist()} == {0}
+        assert archive.testzip() is not None, "zip tools see CRCs of 0 as damage: the sha256 is the lab's check"
+    with zipfile.ZipFile(plain) as archive:
+        assert 0 not in {info.CRC for info in archive.infolist()} and archive.testzip() is None
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_the_crc_setting_comes_back_after_a_save_and_a_failed_one(tmp_path, monkeypatch, before):
+    torch.serialization.set_crc32_options(before)
+    try:
+        save_checkpoint({"w": torch.ones(3)}, tmp_path / "a.pt")
+        assert torch.serialization.get_crc32_options() is before
+
+        def fail(obj, writer):
+            assert torch.serialization.get_crc32_options() is False, "off while the lab's save runs"
+            raise RuntimeError("pickling failed")
+
+        monkeypatch.setattr(torch, "save", fail)
+        with pytest.raises(RuntimeError, match="pickling failed"):
+            save_checkpoint({"w": torch.ones(3)}, tmp_path / "a.pt")
+        assert torch.serialization.get_crc32_options() is before
+    finally:
+        torch.serialization.set_crc32_options(True)
+
+
+def test_saves_in_two_threads_overlap_and_the_last_one_out_puts_the_crc_back():
+    """The switch is process-wide: it stays off while any lab save runs, and comes back when none does."""
+    torch.serialization.set_crc32_options(True)
+    first, second = ck._without_crc32(), ck._without_crc32()
+    first.__enter__()
+    second.__enter__()  # a second save starts before the first ends: it does not wait for it
+    assert torch.serialization.get_crc32_options() is False
+    first.__exit__(None, None, None)
+    assert torch.serialization.get_crc32_options() is False, "the second save is still writing"
+    second.__exit__(None, None, None)
+    assert torch.serialization.get_crc32_options() is True
+
+
+def test_a_refused_head_start_changes_nothing(tmp_path, monkeypatch):
+    """sync_file_range only starts the disk early; where it fails, the save is the same and still durable."""
+    calls = []
+
+    def refuse(fd, offset, count, flags):
+        calls.append((offset, count))
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(ck, "_sync_file_range", refuse)
+    path = save_checkpoint(_big_state(1), tmp_path / "big.pt")
+    assert calls and calls[0][0] == 0 and sum(count for _, count in calls) <= path.stat().st_size
+    assert load_checkpoint(path)["epoch"] == 1
+
+
+def test_the_head_start_covers_the_file_in_order(tmp_path, monkeypatch):
+    calls = []
+    real = ck._sync_file_range
+    if real is None:
+        pytest.skip("no sync_file_range on this system")
+    monkeypatch.setattr(ck, "_sync_file_range", lambda fd, offset, count, flags: calls.append((offset, count)))
+    path = save_checkpoint(_big_state(), tmp_path / "big.pt")
+    ends = [offset + count for offset, count in calls]
+    assert [offset for offset, _ in calls] == [0, *ends[:-1]], "contiguous ranges from the start of the file"
+    assert path.stat().st_size - ends[-1] < 2 * ck._HashingWriter.WRITEBACK_EVERY
+
+
+_FULL_DISK = textwrap.dedent("""
+    import resource, sys, torch
+    import labutils.checkpoint as ck
+    path, limit = sys.argv[1], int(sys.argv[2])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    try:
+        ck.save_checkpoint({"w": torch.zeros(%d // 4)}, path)
+    except ck.CheckpointWriteError as err:
+        print("refused:", err)
+""" % BIG)
+
+
+def test_a_full_disk_in_the_middle_of_a_big_tensor_keeps_the_old_checkpoint(tmp_path):
+    good = save_checkpoint(_big_state(2), tmp_path / "big.pt")
+    before = good.read_bytes()
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # inherited: the child gets EFBIG instead of being killed
+    try:
+        child = subprocess.run([sys.executable, "-c", _FULL_DISK, str(good), str(len(before) // 2)],
+                               capture_output=True, text=True, timeout=300)
+    finally:
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    assert child.returncode == 0 and "refused:" in child.stdout and "File too large" in child.stdout, child.stderr
+    assert good.read_bytes() == before and names(tmp_path) == ["big.pt", "big.pt.sha256"]
+    assert load_checkpoint(good)["epoch"] == 2
+    assert resource.getrlimit(resource.RLIMIT_FSIZE)[0] == resource.RLIM_INFINITY, "the limit was the child's"
+
+
+def test_a_failed_write_is_never_taken_for_a_refused_head_start(tmp_path, monkeypatch):
+    """The flush before each head start propagates a full disk (the check that must say no)."""
+    def full(self):
+        raise OSError(28, "No space left on device")
+
+    good = save_checkpoint({"epoch": 1}, tmp_path / "big.pt")
+    before = good.read_bytes()
+    monkeypatch.setattr(ck._HashingWriter, "flush", full)
+    with pytest.raises(CheckpointWriteError, match="No space left"):
+        save_checkpoint(_big_state(), good)
+    assert good.read_bytes() == before and names(tmp_path) == ["big.pt", "big.pt.sha256"]
+
+
+# --- the pipelined sha256 -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [0, 1000, sha256sums.PIPELINE_FROM - 1, sha256sums.PIPELINE_FROM,
+                                  sha256sums.PIPELINE_FROM + sha256sums.PIPELINE_CHUNK + 1])
+def test_the_pipelined_digest_is_sha256_from_where_the_file_stands(tmp_path, size):
+    data = os.urandom(size + 100)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        f.read(100)
+        assert sha256sums.file_digest(f) == hashlib.sha256(data[100:]).hexdigest()
+        assert f.tell() == len(data) and f.read() == b"", "it ends at the end, as hashlib.file_digest does"
+    assert sha256sums.file_digest(io.BytesIO(data)) == hashlib.sha256(data).hexdigest(), "not a real file"
+
+
+# --- loading ------------------------------------------------------------------------------------------------
+
+def test_a_file_written_before_the_crc_was_switched_off_still_verifies_and_loads(tmp_path):
+    """tests/fixtures/written_with_crc32.pt was saved by the previous save_checkpoint (with CRC-32s)."""
+    for name in ("written_with_crc32.pt", "written_with_crc32.pt.sha256"):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    path = tmp_path / "written_with_crc32.pt"
+    with zipfile.ZipFile(path) as archive:
+        assert 0 not in {info.CRC for info in archive.infolist()}, "the fixture is from before the change"
+    for mmap in (False, True):
+        state = load_checkpoint(path, mmap=mmap)
+        assert state["epoch"] == 3 and state["metadata"]["test_acc"] == 0.5
+        assert torch.equal(state["model"]["w"], torch.manual_seed(0) and torch.randn(64, 32))
+    ck.verify_checksum(path)
+    path.write_bytes(path.read_bytes()[:-1] + b"!")
+    with pytest.raises(ChecksumMismatchError):
+        load_checkpoint(path, mmap=True)
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_both_loads_check_the_sha256_first(tmp_path, mmap):
+    path = save_checkpoint(_big_state(3), tmp_path / "big.pt")
+    assert load_checkpoint(path, mmap=mmap)["epoch"] == 3
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit in the middle of a tensor: torch alone would load it
+    path.write_bytes(bytes(data))
+    assert torch.load(path, weights_only=True, mmap=mmap)["epoch"] == 3
+    with pytest.raises(ChecksumMismatchError, match="big.pt: its sha256"):
+        load_checkpoint(path, mmap=mmap)
+
+
+def test_a_mapped_load_fills_a_meta_model_that_answers_as_the_original(tmp_path):
+    torch.manual_seed(0)
+    model = WideMLP(64, 3)
+    path = save_checkpoint(model.state_dict(), tmp_path / "wide.pt")
+    with torch.device("meta"):
+        empty = WideMLP(64, 3)
+    state = load_checkpoint(path, mmap=True)
+    state.pop("metadata")
+    empty.load_state_dict(state, assign=True)
+    x = torch.randn(5, 64)
+    assert not any(p.is_meta for p in empty.parameters()) and torch.equal(empty(x), model(x))
+
+
+_REWRITE_AFTER_LOAD = textwrap.dedent("""
+    import sys, torch
+    from labutils.checkpoint import load_checkpoint
+    path, mmap = sys.argv[1], sys.argv[2] == "mmap"
+    state = load_checkpoint(path, mmap=mmap)
+    before = state["w"].clone()
+    open(path, "wb").close()  # rewritten in place: what torch.save(..., path) does first
+    print("same values:", torch.equal(state["w"], before), flush=True)
+""")
+
+
+def test_the_default_load_owns_its_memory_and_a_mapped_one_does_not(tmp_path):
+    path = save_checkpoint(_big_state(4), tmp_path / "big.pt")
+    copy = tmp_path / "copy.pt"
+    for name in ("big.pt", "big.pt.sha256"):
+        shutil.copy(tmp_path / name, tmp_path / name.replace("big", "copy"))
+    owned = subprocess.run([sys.executable, "-c", _REWRITE_AFTER_LOAD, str(path), "copy"],
+                           capture_output=True, text=True, timeout=300)
+    assert owned.returncode == 0 and "same values: True" in owned.stdout, owned.stderr
+    mapped = subprocess.run([sys.executable, "-c", _REWRITE_AFTER_LOAD, str(copy), "mmap"],
+                            capture_output=True, text=True, timeout=300)
+    assert mapped.returncode == -signal.SIGBUS, (mapped.returncode, mapped.stdout, mapped.stderr)
+
+
+def test_tensors_that_shared_memory_still_share_it_after_the_copy(tmp_path):
+    base = torch.arange(100.0)
+    path = save_checkpoint({"a": base, "b": base[10:20], "c": base.view(10, 10)}, tmp_path / "views.pt")
+    state = load_checkpoint(path)
+    a, b, c = state["a"], state["b"], state["c"]
+    assert a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr() == c.untyped_storage().data_ptr()
+    a[15] = -1
+    assert b[5] == -1 and c[1, 5] == -1 and torch.equal(b, torch.arange(10.0, 20.0).index_fill(0, torch.tensor(5), -1))
+
+
+@pytest.mark.parametrize("map_location", ["cpu", torch.device("cpu"), {"cpu": "cpu"}, None,
+                                          lambda storage, location: None, lambda storage, location: storage])
+def test_every_kind_of_map_location_gives_tensors_of_their_own(tmp_path, map_location):
+    path = save_checkpoint({"w": torch.arange(4096.0)}, tmp_path / "w.pt")
+    state = load_checkpoint(path, map_location=map_location)
+    assert torch.equal(state["w"], torch.arange(4096.0))
+    mapped = torch.load(path, weights_only=True, mmap=True)["w"]
+    assert state["w"].untyped_storage().data_ptr() != mapped.untyped_storage().data_ptr()
+
+
+def test_meta_loads_shapes_only(tmp_path):
+    path = save_checkpoint({"w": torch.ones(3, 4)}, tmp_path / "w.pt")
+    assert load_checkpoint(path, map_location="meta")["w"].is_meta
+
+
+def test_a_file_written_in_place_during_the_load_is_refused(tmp_path, monkeypatch):
+    path = save_checkpoint({"epoch": 1}, tmp_path / "net.pt")
+    real_load = torch.load
+
+    def load_while_another_program_writes(f, *args, **kwargs):
+        result = real_load(f, *args, **kwargs)
+        with open(path, "ab") as other:  # the same file, not a new one: as torch.save to this path would
+            other.write(b"more")
+        return result
+
+    assert load_checkpoint(path)["epoch"] == 1, "untouched, it loads"
+    monkeypatch.setattr(torch, "load", load_while_another_program_writes)
+    with pytest.raises(CheckpointCorruptError, match="net.pt: it was written to while it was being loaded"):
+        load_checkpoint(path, verify=False)
+
+
+def test_where_no_descriptor_name_exists_a_file_replaced_during_the_load_is_refused(tmp_path, monkeypatch):
+    """Without /proc/self/fd or /dev/fd, torch opens the path: a save renamed onto it meanwhile is caught."""
+    path = save_checkpoint({"epoch": 1}, tmp_path / "net.pt")
+    other = save_checkpoint({"epoch": 2}, tmp_path / "other.pt")
+    monkeypatch.setattr(ck, "_same_file", lambda f, p: str(p))
+    assert load_checkpoint(path)["epoch"] == 1, "nothing replaced: it loads through the path"
+    real_load = torch.load
+
+    def load_then_replace(f, *args, **kwargs):
+        result = real_load(f, *args, **kwargs)
+        os.replace(other, path)
+        return result
+
+    monkeypatch.setattr(torch, "load", load_then_replace)
+    with pytest.raises(CheckpointCorruptError, match="net.pt: it was replaced while it was being loaded"):
+        load_checkpoint(path)
+
+
+def test_mmap_is_refused_where_it_cannot_work(tmp_path):
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"w": torch.ones(3)}, legacy, _use_new_zipfile_serialization=False)
+    assert torch.equal(load_checkpoint(legacy, verify=False)["w"], torch.ones(3)), "without mmap it loads"
+    with pytest.raises(CheckpointCorruptError, match="legacy.pt: it was saved in torch's format from before 1.6"):
+        load_checkpoint(legacy, verify=False, mmap=True)
+    tensors = save_checkpoint({"w": torch.ones(3)}, tmp_path / "w.safetensors")
+    with pytest.raises(ValueError, match="w.safetensors: mmap=True maps torch.save files"):
+        load_checkpoint(tensors, mmap=True)
+    with pytest.raises(TypeError, match="mmap must be True or False"):
+        load_checkpoint(tensors, mmap="yes")
