@@ -2,27 +2,37 @@
 
 For a synthetic state_dict (default 1 GiB of float32, the WideMLP of notebook 08) it times, in one run:
   raw            the tensors' bytes written back to back + fsync; read back into fresh memory (readinto)
+  disk read      the file read cold into one reused buffer: the disk's own speed
+  one-pass limit the slower of the disk read and a sha256 of as many bytes in memory: no load that checks every
+                 byte can be faster, even with reading and hashing perfectly overlapped
   torch.save     torch.save + fsync;                 torch.load
   torch.load mmap  (saved as above)                  torch.load(mmap=True), then every page read
-  torch.save without CRC-32 (torch.utils.serialization.config.save.compute_crc32 = False); torch.load
+  torch.save without CRC-32 (torch.serialization.set_crc32_options(False)); torch.load
   safetensors    safetensors save_file + fsync;      safetensors load_file
   DCP            torch.distributed.checkpoint.save;  dcp.load into fresh tensors (one process)
-  save_checkpoint  labutils: temp file, sha256, fsync, rename;  load_checkpoint: verify sha256, then load
+  save_checkpoint  labutils: temporary file, sha256 while writing, fsync, rename, fsync of the folder;
+                 load_checkpoint: sha256 checked, then loaded into memory of its own; and with mmap=True
 Every save ends with its data on the disk (fsync); before every load the files are dropped from the page
 cache (posix_fadvise DONTNEED), so loads read the disk, not memory. --warm keeps the cache instead. A load
 ends when one byte of every 4 KiB page of every tensor has been read: loaders that map the file (mmap,
 safetensors) read it only then, as a forward pass would.
-Each save is timed next to a raw write of the same bytes, each load next to a raw read of the very file it
-loads (alternating which goes first); a ratio is the median over --repeats runs of raw time / method time.
+Each save is timed next to a raw write of the same bytes, each load next to a raw read and a disk read of the
+very file it loads (their order turns from run to run); a ratio is the median over --repeats runs of the paired
+times' ratio (raw or limit time / method time), with its range. Then, each in a fresh process, the peak memory of
+save_checkpoint and of a verified load_checkpoint(mmap=True) into a meta-device model with assign=True.
 Usage:
-    python benchmarks/checkpoint_io.py [--megabytes 1024] [--repeats 4] [--warm] [--folder DIR]
+    python benchmarks/checkpoint_io.py [--megabytes 1024] [--repeats 5] [--warm] [--folder DIR] [--no-memory]
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -35,7 +45,7 @@ import torch
 import torch.distributed.checkpoint as dcp
 
 from labutils.checkpoint import load_checkpoint, save_checkpoint
-from labutils.large import human, touch, weight_bytes, wide_mlp
+from labutils.large import disk_read, drop_cache, human, raw_write, touch, weight_bytes, wide_mlp
 from labutils.paths import artifacts_dir
 
 # dcp.save/load with no_dist=True still warn that there is no process group: that is the point here.
@@ -53,18 +63,6 @@ def fsync_path(path: Path) -> None:
                 os.close(fd)
 
 
-def drop_cache(path: Path) -> None:
-    """Ask the kernel to forget the file's (or folder's) cached pages, so the next read comes from the disk."""
-    for file in sorted(path.parent.glob(path.name + "*")) + (sorted(path.rglob("*")) if path.is_dir() else []):
-        if file.is_file():
-            fd = os.open(file, os.O_RDONLY)
-            try:
-                getattr(os, "fdatasync", os.fsync)(fd)  # macOS has no fdatasync
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # main() checked that it exists
-            finally:
-                os.close(fd)
-
-
 def remove(path: Path) -> None:
     """Delete a file or folder (with a labutils checkpoint's .sha256 beside it) if it exists."""
     if path.is_dir():
@@ -72,17 +70,6 @@ def remove(path: Path) -> None:
     for file in (path, path.with_name(path.name + ".sha256")):
         file.unlink(missing_ok=True)
     os.sync()
-
-
-def raw_write(state: dict, path: Path) -> float:
-    """Write the tensors' bytes back to back, then fsync: the least any saver must do. Return the seconds."""
-    start = time.perf_counter()
-    with open(path, "wb") as f:
-        for tensor in state.values():
-            f.write(tensor.contiguous().view(torch.uint8).numpy().data)
-        f.flush()
-        os.fsync(f.fileno())
-    return time.perf_counter() - start
 
 
 def raw_read(path: Path, chunk: int = 16 << 20) -> np.ndarray:
@@ -104,13 +91,12 @@ def torch_save(state: dict, path: Path) -> None:
 
 def torch_save_without_crc(state: dict, path: Path) -> None:
     """torch.save without the CRC-32 its zip writer computes over every byte (a documented switch)."""
-    from torch.utils.serialization import config
-
-    config.save.compute_crc32 = False
+    before = torch.serialization.get_crc32_options()
+    torch.serialization.set_crc32_options(False)
     try:
         torch_save(state, path)
     finally:
-        config.save.compute_crc32 = True
+        torch.serialization.set_crc32_options(before)
 
 
 def safetensors_save(state: dict, path: Path) -> None:
@@ -139,8 +125,11 @@ METHODS: list[tuple[str, str, Callable | None, Callable]] = [
     ("torch.save without CRC-32", "nocrc.pt", torch_save_without_crc, lambda p, like: torch.load(p, weights_only=True)),
     ("safetensors", "state.safetensors", safetensors_save, lambda p, like: safetensors.torch.load_file(p)),
     ("DCP (1 process)", "dcp", dcp_save, dcp_load),
-    ("labutils save/load_checkpoint", "checkpoint.pt", save_with_labutils, lambda p, like: load_checkpoint(p)),
+    ("save_checkpoint / load_checkpoint", "checkpoint.pt", save_with_labutils, lambda p, like: load_checkpoint(p)),
+    ("load_checkpoint(mmap=True)", "checkpoint.pt", None, lambda p, like: load_checkpoint(p, mmap=True)),
 ]
+LAB_SAVE, LAB_LOAD, LAB_MMAP = "save_checkpoint / load_checkpoint", "save_checkpoint / load_checkpoint", \
+    "load_checkpoint(mmap=True)"
 
 
 def read_raw(path: Path) -> None:
@@ -150,14 +139,18 @@ def read_raw(path: Path) -> None:
             raw_read(file)
 
 
-def measure(state: dict, folder: Path, repeats: int, warm: bool) -> dict[str, dict[str, list[float]]]:
-    """Return {method: {op: [seconds...]}} for op in save, raw write, load, raw read, each pair measured back to back.
+LOAD_PAIRS = ("load", "raw read", "disk read")
 
-    Every save is paired with a raw write of the same bytes just before it, and every load with a raw read of
-    the very file it loads (before it in even runs, after it in odd ones): the disk's speed drifts, and a
-    file's blocks may be cached below this machine, so each ratio compares like with like.
+
+def measure(state: dict, folder: Path, repeats: int, warm: bool) -> dict[str, dict[str, list[float]]]:
+    """Return {method: {op: [seconds...]}}: save and raw write, load, raw read and disk read, measured side by side.
+
+    Every save is paired with a raw write of the same bytes just before it, and every load with a raw read (into
+    fresh memory) and a disk read (into one reused buffer) of the very file it loads, in an order that turns from
+    run to run: the disk's speed drifts,
+    and a file's blocks may be cached below this machine, so each ratio compares like with like.
     """
-    times = {name: {"save": [], "raw write": [], "load": [], "raw read": []} for name, *_ in METHODS}
+    times = {name: {op: [] for op in ("save", "raw write", *LOAD_PAIRS)} for name, *_ in METHODS}
     for repeat in range(repeats):
         for name, file, save, load in METHODS:
             path = folder / file
@@ -169,37 +162,88 @@ def measure(state: dict, folder: Path, repeats: int, warm: bool) -> dict[str, di
                 save(state, path)
                 times[name]["save"].append(time.perf_counter() - start)
 
-            def timed_load() -> float:
+            def timed(op: str) -> float:
                 if not warm:
                     drop_cache(path)
                 start = time.perf_counter()
-                loaded = load(path, state)
-                # mmap and safetensors map the file and read a page when it is first used: count that reading
-                touch(t for t in loaded.values() if isinstance(t, torch.Tensor))
-                return time.perf_counter() - start
-
-            def timed_read() -> float:
-                if not warm:
-                    drop_cache(path)
-                start = time.perf_counter()
-                read_raw(path)
+                if op == "load":
+                    loaded = load(path, state)
+                    # mmap and safetensors map the file and read a page when it is first used: count that reading
+                    touch(t for t in loaded.values() if isinstance(t, torch.Tensor))
+                elif op == "raw read":
+                    read_raw(path)
+                else:
+                    disk_read(path)
                 return time.perf_counter() - start
 
             read_raw(path)  # untimed: here the first read of a just-written file is several times slower than
-            # any later one, even with every page cached (2.3 s against 0.1 s for 1 GiB): keep that out of both
-            pair = (timed_load, timed_read) if repeat % 2 else (timed_read, timed_load)
-            results = {f: f() for f in pair}
-            times[name]["load"].append(results[timed_load])
-            times[name]["raw read"].append(results[timed_read])
+            # any later one, even with every page cached (2.3 s against 0.1 s for 1 GiB): keep that out of all
+            order = LOAD_PAIRS[repeat % 3:] + LOAD_PAIRS[:repeat % 3]
+            results = {op: timed(op) for op in order}
+            for op in LOAD_PAIRS:
+                times[name][op].append(results[op])
     return times
+
+
+def ratio(raw: list[float], method: list[float]) -> tuple[float, float, float]:
+    """Return the median, lowest and highest of the paired ratios raw time / method time."""
+    ratios = [r / t for r, t in zip(raw, method)]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+_PEAK_CHILD = """
+import json, os, sys, tempfile, torch
+from pathlib import Path
+from labutils.checkpoint import load_checkpoint, save_checkpoint
+from labutils.large import WideMLP, _memory, _reset_peak, touch, weight_bytes, wide_mlp
+what, path, megabytes, width = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+with tempfile.TemporaryDirectory() as tiny:  # a first save and load, unmeasured: imports and allocator arenas
+    save_checkpoint(wide_mlp(0.1, width=64).state_dict(), Path(tiny) / "tiny.pt")
+    load_checkpoint(Path(tiny) / "tiny.pt", mmap=True)
+if what == "save":
+    state = wide_mlp(megabytes, width=width).state_dict()
+    size = weight_bytes(state)
+    _reset_peak()
+    before = _memory()
+    save_checkpoint(state, path)
+else:
+    with torch.device("meta"):
+        model = WideMLP(width, wide_mlp(megabytes, width=width, device="meta").depth)
+    _reset_peak()
+    before = _memory()
+    state = load_checkpoint(path, mmap=True)
+    state.pop("metadata")  # what save_checkpoint adds: the format, the torch version, the time
+    model.load_state_dict(state, assign=True)
+    size = touch(model.state_dict().values())
+after = _memory()
+print(json.dumps({"weights": size, "before": before["now"], "peak": after["peak"]}))
+"""
+
+
+def peak_memory(path: Path, megabytes: float, width: int) -> dict[str, dict[str, float]]:
+    """Return, for save_checkpoint and a verified load_checkpoint(mmap=True) + assign, each in a fresh process,
+    the peak resident memory as a multiple of the weights (the save's includes the weights it saves)."""
+    measured = {}
+    for what in ("save", "load"):
+        done = subprocess.run([sys.executable, "-c", _PEAK_CHILD, what, str(path), str(megabytes), str(width)],
+                              capture_output=True, text=True, timeout=1200)
+        if done.returncode:
+            raise RuntimeError(f"measuring the peak memory of {what} failed:\n{done.stderr[-2000:]}")
+        result = json.loads(done.stdout.splitlines()[-1])
+        extra = result["peak"] - result["before"]
+        # the save starts with the weights in memory; the load starts with none of them
+        total = result["peak"] - result["before"] + (result["weights"] if what == "save" else 0)
+        measured[what] = {"peak / weights": total / result["weights"], "extra MiB": extra / 2**20}
+    return measured
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=1024)
-    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warm", action="store_true", help="keep files in the page cache between save and load")
     parser.add_argument("--folder", type=Path, help="where to write (default: a temporary folder under artifacts/)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     args = parser.parse_args(argv)
     if not args.megabytes > 0 or args.repeats < 1:
         parser.error(f"--megabytes must be above 0 and --repeats at least 1; got {args.megabytes} and {args.repeats}")
@@ -209,35 +253,68 @@ def main(argv: list[str] | None = None) -> int:
               "as with --warm")
         args.warm = True
     torch.set_num_threads(os.cpu_count() or 1)
-    state = wide_mlp(args.megabytes, width=4096 if args.megabytes >= 256 else 1024).state_dict()
+    width = 4096 if args.megabytes >= 256 else 1024
+    state = wide_mlp(args.megabytes, width=width).state_dict()
     size = weight_bytes(state)
     parent = args.folder or artifacts_dir() / "benchmarks"
     parent.mkdir(parents=True, exist_ok=True)
+    sha_speed = hash_speed()
     with tempfile.TemporaryDirectory(dir=parent) as tmp:
         times = measure(state, Path(tmp), args.repeats, args.warm)
+        memory = None if args.no_memory else peak_memory(Path(tmp) / "peak.pt", args.megabytes, width)
+    for ops in times.values():  # the one-pass limit of each load, from the disk read measured beside it
+        ops["one pass"] = [max(disk, size / (sha_speed * 1e9)) for disk in ops["disk read"]]
 
-    print(f"state_dict: {len(state)} tensors, {human(size)}; median of {args.repeats} runs; "
+    def seconds(values: list[float]) -> str:
+        return f"{statistics.median(values):.2f}"
+
+    def speed(values: list[float]) -> str:
+        return f"{size / statistics.median(values) / 1e9:.2f}"
+
+    def shown(values: tuple[float, float, float]) -> str:
+        return f"{values[0]:.2f} ({values[1]:.2f}–{values[2]:.2f})"
+
+    print(f"state_dict: {len(state)} tensors, {human(size)}; median (lowest–highest) of {args.repeats} paired runs; "
           f"{'warm page cache' if args.warm else 'cold reads (page cache dropped before each load)'}; "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs")
-    print("Ratios are throughput / raw throughput of the same bytes measured next to it: 1.00 = as fast as raw.")
+    raw = {op: [t for ops in times.values() for t in ops[op]] for op in ("raw write", "raw read", "disk read")}
+    print(f"this disk: raw write + fsync {speed(raw['raw write'])} GB/s, raw read into fresh memory "
+          f"{speed(raw['raw read'])} GB/s, disk read {speed(raw['disk read'])} GB/s; sha256 in memory "
+          f"{sha_speed:.2f} GB/s; the one-pass limit of a checked load is the slower of the last two")
+    print("Ratios are the raw (or limit) time over the method's time, run by run: 1.00 = as fast as it.")
     print()
-    print("| method | save s | raw write s | save / raw | load s | raw read s | load / raw |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | save s | save GB/s | save / raw write | load s | load GB/s | load / raw read | load / one pass |")
+    print("|---|---|---|---|---|---|---|---|")
     save_ratio, load_ratio = {}, {}
     for name, ops in times.items():
-        cells = []
-        for op, raw, ratios in (("save", "raw write", save_ratio), ("load", "raw read", load_ratio)):
-            if not ops[op]:
-                cells += ["–", "–", "–"]
-                continue
-            ratios[name] = statistics.median(r / t for r, t in zip(ops[raw], ops[op]))
-            cells += [f"{statistics.median(ops[op]):.2f}", f"{statistics.median(ops[raw]):.2f}", f"{ratios[name]:.2f}"]
+        cells = ["–"] * 3
+        if ops["save"]:
+            save_ratio[name] = ratio(ops["raw write"], ops["save"])
+            cells = [seconds(ops["save"]), speed(ops["save"]), shown(save_ratio[name])]
+        load_ratio[name] = ratio(ops["one pass"], ops["load"])
+        cells += [seconds(ops["load"]), speed(ops["load"]), shown(ratio(ops["raw read"], ops["load"])),
+                  shown(load_ratio[name])]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    best_saver, best_loader = max(save_ratio, key=save_ratio.get), max(load_ratio, key=load_ratio.get)
     print()
-    print(f"best saver:  {best_saver} at {save_ratio[best_saver]:.2f} x raw write (target 0.80)")
-    print(f"best loader: {best_loader} at {load_ratio[best_loader]:.2f} x raw read (target 0.80)")
+    print(f"save_checkpoint:                     {save_ratio[LAB_SAVE][0]:.2f} x a raw write + fsync (target 0.80)")
+    print(f"load_checkpoint(mmap=True), checked: {load_ratio[LAB_MMAP][0]:.2f} x the one-pass limit (target 0.90)")
+    print(f"load_checkpoint(), checked, copied:  {load_ratio[LAB_LOAD][0]:.2f} x the one-pass limit")
+    if memory is not None:
+        print(f"peak memory, each in a fresh process: save_checkpoint {memory['save']['peak / weights']:.2f} x the "
+              f"weights, load_checkpoint(mmap=True) into a meta model with assign=True "
+              f"{memory['load']['peak / weights']:.2f} x (target 1.15 for both)")
     return 0
+
+
+def hash_speed(megabytes: int = 256) -> float:
+    """Return sha256's speed in memory, in GB/s (the median of three)."""
+    data = np.random.default_rng(0).integers(0, 256, megabytes << 20, dtype=np.uint8).tobytes()
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        hashlib.sha256(data).hexdigest()
+        runs.append(time.perf_counter() - start)
+    return len(data) / statistics.median(runs) / 1e9
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from labutils.large import (LOADERS, MB, WideMLP, free_memory_bytes, human, peak_memory, read_one_tensor, touch,
-                            weight_bytes, wide_mlp, wide_shape)
+from labutils.large import (LOADERS, MB, WideMLP, backing_file, free_memory_bytes, human, peak_memory, read_one_tensor,
+                            touch, weight_bytes, wide_mlp, wide_shape)
 from labutils.paths import REPO_ROOT
 
 
@@ -52,13 +52,8 @@ def test_every_loader_gives_the_saved_model(saved, name):
 
 
 def _mapped_from(tensor: torch.Tensor, path: Path) -> bool:
-    pointer = tensor.data_ptr()
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        if line.endswith(str(path)):
-            start, end = (int(x, 16) for x in line.split()[0].split("-"))
-            if start <= pointer < end:
-                return True
-    return False
+    found = backing_file(tensor)
+    return found is not None and Path(found).samefile(path)
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's memory map")
@@ -68,6 +63,8 @@ def test_only_meta_mmap_assign_leaves_the_weights_in_the_file(saved):
     for name, loader in LOADERS.items():
         loaded = loader(path, model.width, model.depth)
         assert _mapped_from(loaded.layers[0].weight, path) is (name == "meta + mmap + assign"), name
+        if name != "meta + mmap + assign":
+            assert backing_file(loaded.layers[0].weight) is None, "memory of its own"
 
 
 def test_read_one_tensor_and_touch(saved):
@@ -107,16 +104,16 @@ def test_human_units():
 
 
 def test_every_method_the_io_benchmark_times_loads_what_it_saved(tmp_path):
-    """benchmarks/checkpoint_io.py times six ways to save and load (make benchmarks); each must round-trip exactly."""
+    """benchmarks/checkpoint_io.py times seven ways to save and load (make benchmarks); each must round-trip exactly."""
     bench = runpy.run_path(str(REPO_ROOT / "benchmarks" / "checkpoint_io.py"), run_name="checkpoint_io")
     state = wide_mlp(1, width=128, seed=2).state_dict()
-    assert len(bench["METHODS"]) == 6
+    assert len(bench["METHODS"]) == 7
     for name, file, save, load in bench["METHODS"]:
         path = tmp_path / file
         if save is not None:
             save(state, path)
         loaded = load(path, state)
-        extra = {"metadata"} if save is bench["save_with_labutils"] else set()  # load_checkpoint adds its metadata
+        extra = {"metadata"} if file == "checkpoint.pt" else set()  # load_checkpoint adds its metadata
         assert set(loaded) == set(state) | extra, name
         assert all(torch.equal(loaded[key], value) for key, value in state.items()), name
 
