@@ -70,6 +70,7 @@ def claims_08(m: dict) -> None:
     peak = m["peak_over_weights"]
     assert peak["naive"] >= 1.8 and peak["mmap"] >= 1.8, f"a plain load holds the weights twice: {peak}"
     assert peak["meta + assign"] <= 1.2 and peak["meta + mmap + assign"] <= 1.2, f"meta + assign hold them once: {peak}"
+    assert m["torch_load_ignored_a_bad_crc32"] and m["save_checkpoint_crcs"] == [0], "the sha256 covers the file"
     half = m["half_precision"]
     assert half["torch.bfloat16"]["file bytes"] < 0.52 * half["torch.float32"]["file bytes"], "half the bytes"
     assert abs(half["torch.bfloat16"]["test accuracy"] - half["torch.float32"]["test accuracy"]) < 0.005

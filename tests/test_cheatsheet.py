@@ -37,7 +37,8 @@ def test_every_block_of_the_sheet_runs(tmp_path, monkeypatch):
     assert len(blocks) >= 12, "every API the lab teaches has a sample"
     assert namespace["start_epoch"] == 4 and tuple(namespace["logits"].shape) == (5, 10)
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
-        "checkpoint.pt", "dcp", "net.onnx", "net.pt", "net.pt2", "net.safetensors", "numpy.pt", "shards"]
+        "checkpoint.pt", "dcp", "net.onnx", "net.pt", "net.pt.sha256", "net.pt2", "net.safetensors", "numpy.pt",
+        "shards"]
 
 
 def test_a_stale_sample_is_named_by_its_line(tmp_path, monkeypatch):

@@ -66,8 +66,9 @@ NOTEBOOKS = [
              "model folder with a model card; `tools/predict.py`; formats compared", 20, "under 30 s"),
     Notebook("08_large_models", "Large models",
              "checkpoint sizes from parameters and dtype; bfloat16; peak memory of four ways to load (meta device, "
-             "`mmap`, `assign=True`); sharded safetensors; `torch.distributed.checkpoint` with two processes, "
-             "resharding and `async_save`; which format when", 25, "under a minute"),
+             "`mmap`, `assign=True`); what a safe save costs per GiB and how to check and load in one read; sharded "
+             "safetensors; `torch.distributed.checkpoint` with two processes, resharding and `async_save`; which "
+             "format when", 30, "under a minute"),
     Notebook("09_troubleshooting_clinic", "Troubleshooting clinic",
              "nine broken checkpoints made on the spot, each with the real error, a hint and a checked fix: missing "
              "buffers, a GPU file on a CPU, a worse model, `module.` prefixes, a new head, a NumPy scalar, a "
