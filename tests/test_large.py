@@ -1,6 +1,8 @@
 """labutils.large: the synthetic model, the four loaders, the memory measurement; the I/O benchmark's methods."""
 from __future__ import annotations
 
+import hashlib
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -116,6 +118,9 @@ def test_every_method_the_io_benchmark_times_loads_what_it_saved(tmp_path):
         extra = {"metadata"} if file == "checkpoint.pt" else set()  # load_checkpoint adds its metadata
         assert set(loaded) == set(state) | extra, name
         assert all(torch.equal(loaded[key], value) for key, value in state.items()), name
+    data = os.urandom(40 << 20)  # the one-pass limit reads and hashes every byte once, in 16 MiB reads
+    (tmp_path / "bytes.bin").write_bytes(data)
+    assert bench["one_pass"](tmp_path / "bytes.bin") == hashlib.sha256(data).hexdigest()
 
 
 def test_free_memory_sees_a_container_limit(tmp_path):
