@@ -133,8 +133,7 @@ METHODS: list[tuple[str, str, Callable | None, Callable]] = [
     ("save_checkpoint / load_checkpoint", "checkpoint.pt", save_with_labutils, lambda p, like: load_checkpoint(p)),
     ("load_checkpoint(mmap=True)", "checkpoint.pt", None, lambda p, like: load_checkpoint(p, mmap=True)),
 ]
-LAB_SAVE, LAB_LOAD, LAB_MMAP = "save_checkpoint / load_checkpoint", "save_checkpoint / load_checkpoint", \
-    "load_checkpoint(mmap=True)"
+LAB, LAB_MMAP = METHODS[-2][0], METHODS[-1][0]  # the lab's save and load; its load with mmap=True
 
 
 def read_raw(path: Path) -> None:
@@ -332,11 +331,11 @@ def main(argv: list[str] | None = None) -> int:
                   shown(load_ratio[name]), shown(bound_ratio[name])]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
-    print(f"save_checkpoint:                     {save_ratio[LAB_SAVE][0]:.2f} x a raw write + fsync (target 0.80)")
+    print(f"save_checkpoint:                     {save_ratio[LAB][0]:.2f} x a raw write + fsync (target 0.80)")
     print(f"load_checkpoint(mmap=True), checked: {load_ratio[LAB_MMAP][0]:.2f} x the one pass (target 0.90), "
           f"{bound_ratio[LAB_MMAP][0]:.2f} x the bound")
-    print(f"load_checkpoint(), checked, copied:  {load_ratio[LAB_LOAD][0]:.2f} x the one pass, "
-          f"{bound_ratio[LAB_LOAD][0]:.2f} x the bound")
+    print(f"load_checkpoint(), checked, copied:  {load_ratio[LAB][0]:.2f} x the one pass, "
+          f"{bound_ratio[LAB][0]:.2f} x the bound")
     if memory is not None:
         print(f"peak memory, each in a fresh process: save_checkpoint {memory['save']['peak / weights']:.2f} x the "
               f"weights, load_checkpoint(mmap=True) into a meta model with assign=True "

@@ -358,7 +358,6 @@ def test_ex07_1_names_the_batch_of_one_and_reports_another_error_as_the_learners
     assert "your code raised ValueError: my own mistake" in capsys.readouterr().out
 
 
-
 def test_a_check_puts_back_the_determinism_settings_an_answer_changed(capsys):
     """_session_kept calls torch.use_deterministic_algorithms only when an answer changed the settings."""
     def settings() -> tuple[bool, bool]:
