@@ -144,17 +144,36 @@ class LayerPicker:
         text = "load " + "+".join(load) if load else "from scratch"
         return text + ("\nfreeze " + "+".join(freeze) if freeze else "")
 
+    @staticmethod
+    def short_label(label: str, per_line: int = 2) -> str:
+        """A bar's label as the chart writes it: at most `per_line` layer names per line."""
+        lines = []
+        for line in label.split("\n"):
+            verb, _, names = line.partition(" ")
+            parts = names.split("+") if "+" in names else [names]
+            chunks = ["+".join(parts[i:i + per_line]) for i in range(0, len(parts), per_line)]
+            lines += [f"{verb} {chunks[0]}", *("+" + chunk for chunk in chunks[1:])]
+        return "\n".join(lines)
+
     def chart(self) -> plt.Figure:
-        """Draw one bar per run so far: its accuracy, labelled by what was loaded and frozen."""
+        """Draw one bar per run so far: its accuracy, labelled by what was loaded and frozen. The figure grows
+        with the labels, so that they never overlap, however many bars there are."""
         fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(self.results) + 1), 3.4))
         accuracies = [r["accuracy"] for r in self.results]
         bars = ax.bar(range(len(accuracies)), accuracies, color="#4c72b0")
         ax.bar_label(bars, labels=[f"{a:.1%}" for a in accuracies], fontsize=9)
-        ax.set_xticks(range(len(accuracies)), [r["label"] for r in self.results], fontsize=8)
+        ax.set_xticks(range(len(accuracies)), [self.short_label(r["label"]) for r in self.results], fontsize=8)
         low = min(accuracies, default=0.5)
         ax.set_ylim(max(0.0, low - 0.1), 1.0)
         ax.set_ylabel("test accuracy")
         fig.tight_layout()
+        if accuracies:
+            renderer = fig.canvas.get_renderer()
+            widest = max(label.get_window_extent(renderer).width for label in ax.get_xticklabels())
+            slot = ax.get_window_extent(renderer).width / len(accuracies)  # pixels from one bar's centre to the next
+            if widest * 1.15 > slot:
+                fig.set_figwidth(fig.get_figwidth() + (widest * 1.15 - slot) * len(accuracies) / fig.dpi)
+                fig.tight_layout()
         return fig
 
     def _ipython_display_(self) -> None:

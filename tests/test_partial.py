@@ -133,6 +133,35 @@ def test_the_picker_runs_presets_ticks_and_clicks():
     assert len(picker.results) == 4 and not picker.button.disabled
 
 
+def _overlapping_labels(fig) -> list[tuple[str, str]]:
+    """Neighbouring bar labels of a chart whose drawn boxes overlap."""
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    labels = ax.get_xticklabels()
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    return [(labels[i].get_text(), labels[i + 1].get_text()) for i in range(len(boxes) - 1)
+            if boxes[i].x1 > boxes[i + 1].x0]
+
+
+@pytest.mark.parametrize("bars", [4, 7])
+def test_the_pickers_bar_labels_never_overlap(bars):
+    """The longest labels the 05 picker can make, four bars or more: each label stays within its own slot."""
+    import matplotlib.pyplot as plt
+
+    layers = ["conv1", "conv2", "fc1", "fc2"]
+    picker = LayerPicker(layers, lambda load, frozen: 0.9, presets=[(layers, layers)] * bars)
+    assert picker.short_label(picker.results[0]["label"]) == ("load conv1+conv2\n+fc1+fc2\n"
+                                                               "freeze conv1+conv2\n+fc1+fc2")
+    fig = picker.chart()
+    try:
+        assert _overlapping_labels(fig) == []
+        ax = fig.axes[0]  # the check says no when the labels are written out in full on one line each
+        ax.set_xticks(range(bars), [r["label"] for r in picker.results])
+        assert _overlapping_labels(fig), "the overlap check found nothing in a chart with overlapping labels"
+    finally:
+        plt.close(fig)
+
+
 def _snapshot(model: torch.nn.Module) -> dict:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
