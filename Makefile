@@ -23,21 +23,14 @@ OFFLINE ?=
 WHEELHOUSE := wheelhouse
 PIP_FROM := $(if $(OFFLINE),--no-index --find-links $(WHEELHOUSE))
 
-# JupyterLab: no browser where there is no display (it prints the URL), and root needs --allow-root.
-LAB_FLAGS := --notebook-dir=notebooks
-ifeq ($(shell uname -s),Linux)
-ifeq ($(DISPLAY)$(WAYLAND_DISPLAY),)
-LAB_FLAGS += --no-browser
-endif
-endif
-ifeq ($(shell id -u),0)
-LAB_FLAGS += --allow-root
-endif
+.PHONY: lab test setup check-python wheelhouse data notebooks map glossary images benchmarks stress regress \
+	clean
 
-.PHONY: lab test setup check-python wheelhouse data notebooks map glossary images benchmarks stress regress clean
-
+# JupyterLab on the lab's folder, opened on notebook 00, with the lab's kernel and settings (tools/lab.py says how);
+# where there is no display it opens no browser and prints the URL. More options: make lab LAB_ARGS="--port 8890"
+LAB_ARGS ?=
 lab: data
-	$(BIN)/jupyter lab $(LAB_FLAGS)
+	$(BIN)/python tools/lab.py $(LAB_ARGS)
 
 # The suite on every core (pytest-xdist): a notebook or test file stays on one worker, and files are handed out in
 # the order conftest.py sets (the two papermill chains first). TEST_WORKERS=0 runs it all in one process.
@@ -54,13 +47,15 @@ check-python:
 
 # Runs only when the environment is new or the pins changed, so a second `make lab` installs nothing. setuptools is
 # pinned in requirements.txt and installed with the other pins, before labutils, so that labutils' install does
-# not use the one that came with the interpreter (Python 3.12 and later put none into a new venv).
-$(STAMP): requirements.txt pyproject.toml
+# not use the one that came with the interpreter (Python 3.12 and later put none into a new venv). Last, the lab's
+# kernelspec goes into the environment (tools/lab.py --install-kernel), so that JupyterLab names the lab's Python.
+$(STAMP): requirements.txt pyproject.toml tools/lab.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(OFFLINE),@test -d $(WHEELHOUSE) || { echo "OFFLINE=1 installs from $(WHEELHOUSE)/ but it is missing: run make wheelhouse where there is network"; exit 1; })
 	$(if $(and $(TORCH_INDEX),$(if $(OFFLINE),,1)),$(BIN)/python -m pip install --index-url $(TORCH_INDEX) $(TORCH_PINS))
 	$(BIN)/python -m pip install $(PIP_FROM) -r requirements.txt
 	$(BIN)/python -m pip install $(PIP_FROM) --no-deps --no-build-isolation -e .
+	$(BIN)/python tools/lab.py --install-kernel
 	touch $(STAMP)
 
 # Download every wheel the lab installs (for this machine's OS, CPU and Python) into wheelhouse/.

@@ -1,0 +1,77 @@
+"""Start JupyterLab the lab's way: `make lab` runs this, and the browser tests and `make screenshots` start the same.
+
+    python tools/lab.py [--no-browser] [JUPYTER LAB OPTIONS ...]
+
+What it adds to a plain `jupyter lab`:
+- it serves the lab's folder, so that the notebooks' pictures (`../images/`) and links (`../docs/`) work, with the
+  file browser in `notebooks/`, and it opens on notebook 00 (`LabApp.default_url`), not on an empty launcher;
+- the lab's JupyterLab settings (`tools/jupyterlab/overrides.json`: no "Jupyter news" prompt, no update check,
+  nothing fetched from the internet) apply to this lab only, not to the learner's home folder;
+- the kernel is the lab's Python, shown as such: `make` installs a "python3" kernelspec into the environment
+  ("Save & Load Lab (Python 3)", `install_kernel` below; the notebooks' metadata gives the same name, so that
+  opening one does not mark it as changed), and `JUPYTER_PREFER_ENV_PATH` makes it win over a
+  "python3" kernelspec the learner may have in their home folder that starts another Python;
+- no browser where there is no display (it prints the URL to open), and `--allow-root` for root.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = ROOT / "tools" / "jupyterlab"
+FIRST_NOTEBOOK = "notebooks/00_welcome.ipynb"
+KERNEL_NAME = "python3"  # the name the notebooks' metadata gives: a learner is never asked to pick a kernel
+KERNEL_DISPLAY_NAME = "Save & Load Lab (Python 3)"  # the notebooks' metadata gives it too (tests/test_lab_launch.py)
+
+
+def install_kernel(prefix: str = sys.prefix) -> Path:
+    """Install this Python's kernelspec as "python3" into the environment `prefix`, named after the lab."""
+    from ipykernel.kernelspec import install
+
+    return Path(install(kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY_NAME, prefix=prefix))
+
+
+def environment(base: dict | None = None) -> dict:
+    """The environment JupyterLab runs with: the environment's kernelspecs before the learner's own."""
+    env = dict(os.environ if base is None else base)
+    env["JUPYTER_PREFER_ENV_PATH"] = "1"
+    return env
+
+
+def command(root: Path, *, open_browser: bool, extra: list[str] = ()) -> list[str]:
+    """The `jupyter lab` command line for the lab in the folder `root`, run by this environment's Python."""
+    args = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
+            "--FileContentsManager.preferred_dir=notebooks", f"--LabApp.default_url=/lab/tree/{FIRST_NOTEBOOK}",
+            f"--LabApp.app_settings_dir={SETTINGS}"]
+    if not open_browser:
+        args.append("--no-browser")
+    if hasattr(os, "getuid") and os.getuid() == 0:
+        args.append("--allow-root")
+    return args + list(extra)
+
+
+def has_display() -> bool:
+    """Whether a browser can open here: always on macOS and Windows, on Linux only with X11 or Wayland."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
+    parser.add_argument("--install-kernel", action="store_true",
+                        help="only install the lab's kernelspec into this environment (make does it at set-up)")
+    args, extra = parser.parse_known_args(argv)
+    if args.install_kernel:
+        print(f"kernel {KERNEL_NAME!r} ({KERNEL_DISPLAY_NAME}) installed in {install_kernel()}")
+        return
+    argv_ = command(ROOT, open_browser=has_display() and not args.no_browser, extra=extra)
+    os.execve(sys.executable, argv_, environment())
+
+
+if __name__ == "__main__":
+    main()
