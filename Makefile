@@ -23,7 +23,7 @@ OFFLINE ?=
 WHEELHOUSE := wheelhouse
 PIP_FROM := $(if $(OFFLINE),--no-index --find-links $(WHEELHOUSE))
 
-.PHONY: lab test setup check-python wheelhouse data notebooks map glossary images benchmarks stress regress \
+.PHONY: lab test setup check-python wheelhouse data notebooks map glossary images screenshots benchmarks stress regress \
 	clean
 
 # JupyterLab on the lab's folder, opened on notebook 00, with the lab's kernel and settings (tools/lab.py says how);
@@ -82,6 +82,10 @@ glossary: setup
 
 images: setup
 	$(BIN)/python images/make_images.py
+
+# images/screenshots/*.png, taken in JupyterLab in a headless Chromium (tools/lab_browser.py; CHROMIUM=/path/to/it)
+screenshots: data
+	$(BIN)/python tools/lab_browser.py screenshots
 
 benchmarks: data
 	$(BIN)/python benchmarks/train_speed.py

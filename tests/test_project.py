@@ -105,10 +105,20 @@ def test_readme_starts_with_the_two_commands():
         assert alternative in README
 
 
-def test_ci_runs_make_test_and_nothing_else():
-    lines = [line.strip() for line in (REPO_ROOT / ".ci" / "run").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
-    assert [line for line in lines if not line.startswith(("set ", "cd "))] == ["make test"]
+def test_ci_installs_chromium_when_missing_then_runs_make_test():
+    """CI runs what a newcomer runs, `make test`, last; before it only Debian's chromium, when none is found, so that
+    the browser tests run in CI (tools/lab_browser.py looks for the same names)."""
+    import lab_browser
+
+    text = (REPO_ROOT / ".ci" / "run").read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert lines[-1] == "make test", lines
+    skipped = ("set ", "cd ", "if ", "&&")
+    commands = [line for line in lines if line not in ("fi", "make test") and not line.startswith(skipped)]
+    install = "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium"
+    assert commands == ["apt-get update -qq", install], commands
+    for name in (*lab_browser.BROWSERS, "CHROMIUM"):
+        assert name in text, f".ci/run must look for {name} before installing a Chromium"
 
 
 def test_images_are_what_the_script_draws(tmp_path):

@@ -1,0 +1,165 @@
+"""The lab as learners meet it: JupyterLab in a real Chromium, driven by Playwright (tools/lab_browser.py).
+
+One JupyterLab for the module, started as `make lab` starts it, on a temporary copy of the notebooks. Every notebook
+is opened and run with Run → Run All Cells, then saved: the saved file must show every code cell run and no error.
+The interactive parts are then used as a learner uses them: 01's layer explorer, 05's layer picker, 02's progress
+bar. The notebooks run with the regression suite's small parameter sets (tests/regression/params.yaml), injected
+as papermill does, so that the whole module takes about two minutes; nbval runs them with their defaults.
+
+Skipped, with one line saying how to get one, where no Chromium is found (tools/lab_browser.find_chromium).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import lab  # tools/ is on the tests' path (pyproject.toml)
+import lab_browser
+import pytest
+
+CHROMIUM = lab_browser.find_chromium()
+if CHROMIUM is None:
+    pytest.skip(f"browser tests: {lab_browser.HOW_TO_INSTALL}", allow_module_level=True)
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from regression.regress import load_plan  # noqa: E402
+
+# Each notebook with the parameter set it runs with here; 02 first, so that the others find its small Net in the
+# server's cache, as in a classroom. 10 runs as shipped (its steps wait for the learner's code).
+PLAN = {"02_train_mnist": "02-small", "00_welcome": "00-seed-1", "01_define_net": "01-small",
+        "03_saving": "03-small", "04_loading": "04-small", "05_partial_loading": "05-small",
+        "06_resume_training": "06-stop-before-first-checkpoint", "07_deploy_and_share": "07-small",
+        "08_large_models": "08-small-three-processes", "09_troubleshooting_clinic": "09-small",
+        "10_capstone_project": None}
+
+
+def with_parameters(name: str, nb):
+    """Inject the notebook's small parameter set after its `parameters` cell, as papermill does."""
+    from papermill.parameterize import parameterize_notebook
+
+    run_id = PLAN[Path(name).stem]
+    if run_id is None:
+        return nb
+    parameters = {run.id: run.parameters for run in load_plan()[0]}[run_id]
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+    nb.metadata.setdefault("papermill", {})
+    return parameterize_notebook(nb, parameters, kernel_name=lab.KERNEL_NAME, language="python")
+
+
+@pytest.fixture(scope="module")
+def server():
+    with lab_browser.LabServer([f"{name}.ipynb" for name in PLAN], prepare=with_parameters) as running:
+        yield running
+        started = [running.pid, *lab_browser.descendants(running.pid)]
+    assert lab_browser.alive(started) == [], "the server or a kernel outlived the module"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = lab_browser.launch(playwright, CHROMIUM)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def ui(browser, server):
+    """A fresh page on the lab; JavaScript errors in it fail the test. Its kernels are shut down afterwards."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield lab_browser.Lab(server, page)
+        assert not errors, f"JavaScript errors in the page: {errors}"
+    finally:
+        context.close()
+        server.shut_down_kernels(wait=False)
+
+
+def test_first_screen(ui, server):
+    """The URL `make lab` prints opens notebook 00 with the lab's kernel, and no prompt about Jupyter news."""
+    ui.page.goto(server.printed_url())
+    ui.wait_for_notebook("00_welcome.ipynb")
+    assert ui.current_tab() == "00_welcome.ipynb"
+    assert ui.kernel_name() == lab.KERNEL_DISPLAY_NAME
+    assert ui.page.locator(".lm-TabBar-tab.lm-mod-current.jp-mod-dirty").count() == 0, "opening 00 changed it"
+    ui.page.wait_for_timeout(1500)  # the news question, when it is asked, comes a moment after the page
+    toasts = " ".join(ui.page.locator(".Toastify__toast, .jp-Notification-Toast").all_inner_texts())
+    assert "news" not in toasts.lower(), f"JupyterLab asks about news: {toasts}"
+
+
+def run_notebook(ui, server, name: str) -> None:
+    ui.open(name)
+    ui.run_all()
+    ui.save()
+    problems = lab_browser.executed_problems(server.notebook(name))
+    assert not problems, f"{name} in JupyterLab:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("name", list(PLAN))
+def test_notebook_runs_in_jupyterlab(ui, server, name):
+    run_notebook(ui, server, f"{name}.ipynb")
+    check = INTERACTIVE.get(name)
+    if check is not None:
+        check(ui)
+
+
+def explorer_works(ui) -> None:
+    """01: choosing another entry in the layer explorer changes its statistics and its picture to that entry."""
+    explorer = ui.output_with(".widget-dropdown select")
+    select = explorer.locator(".widget-dropdown select")
+    text, picture = explorer.locator(".widget-html"), explorer.locator(".widget-image img, img.widget-image")
+    assert text.text_content().startswith("conv1.weight: shape (6, 1, 5, 5)")
+    before = picture.get_attribute("src")
+    select.select_option("fc1.weight")
+    ui.wait_until(lambda: text.text_content().startswith("fc1.weight: shape (120, 400)"), "the explorer's text")
+    ui.wait_until(lambda: picture.get_attribute("src") != before, "the explorer's picture")
+    select.select_option("fc3.bias")
+    ui.wait_until(lambda: text.text_content().startswith("fc3.bias: shape (10,)"), "the explorer's text")
+
+
+def picker_works(ui) -> None:
+    """05: ticking a box and pressing the button adds a run to `picker.results` and a bar to the chart."""
+    picker = ui.output_with("button.jupyter-button")
+    runs = int(ui.run_scratch("print(len(picker.results))"))
+    chart = picker.locator(".widget-image img, img.widget-image")
+    before = chart.get_attribute("src")
+    box = picker.locator(".widget-checkbox", has_text="fc1").first.locator("input")
+    box.set_checked(not box.is_checked())
+    picker.locator("button.jupyter-button").click()
+    # the kernel runs this after the click's fine-tuning: no need to guess how long that takes
+    after = ui.run_scratch("print(len(picker.results), picker.results[-1]['load'])")
+    expected = f"{runs + 1} {['conv1', 'conv2', 'fc1'] if box.is_checked() else ['conv1', 'conv2']}"
+    assert after == expected, f"after the click, picker.results has {after!r}, expected {expected!r}"
+    ui.wait_until(lambda: chart.get_attribute("src") != before, "a new bar in the picker's chart")
+
+
+def progress_is_a_widget(ui) -> None:
+    """02: the training progress bar is drawn as a widget (tqdm.auto in JupyterLab), full at the end, and not
+    printed as text."""
+    output = ui.output_with(".widget-hprogress")
+    assert re.search(r"training:\s*100%", output.text_content()), output.text_content()
+    bar = output.locator(".widget-hprogress .progress-bar")
+    assert bar.get_attribute("style") and "width: 100%" in bar.get_attribute("style"), bar.get_attribute("style")
+    as_text = output.locator("[data-mime-type='application/vnd.jupyter.stderr']")
+    assert as_text.count() == 0, f"the cell also prints a text progress bar: {as_text.all_inner_texts()}"
+
+
+def picker_works_and_its_check_can_fail(ui) -> None:
+    """05: the picker check passes; then, with the button's handler removed in the served copy (a cell added after
+    the picker, as a learner would add one), the same check fails on what the click should have done."""
+    picker_works(ui)
+    ui.run_scratch("picker.button._click_handlers.callbacks.clear()  # the button now does nothing")
+    with pytest.raises(AssertionError, match="after the click, picker.results has"):
+        picker_works(ui)
+
+
+INTERACTIVE = {"01_define_net": explorer_works, "05_partial_loading": picker_works_and_its_check_can_fail,
+               "02_train_mnist": progress_is_a_widget}
+
+
