@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -112,3 +113,27 @@ def test_the_screenshots_are_the_ones_make_screenshots_writes_and_the_readme_sho
     shown = [name for name in lab_browser.SCREENSHOTS if f"](images/screenshots/{name})" in readme]
     assert 2 <= len(shown) <= 3, f"the README shows {shown}"
     assert readme.index("images/screenshots/") < readme.index("## Start"), "before a newcomer decides to start"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_test_run_killed_from_outside_leaves_no_server_or_kernel(tmp_path):
+    """The process that started the server dies without cleaning up (a CI timeout's SIGKILL): the server stops,
+    and stops its kernel."""
+    code = ("import json, os, sys, time\n"
+            f"sys.path.insert(0, {str(REPO_ROOT / 'tools')!r})\n"
+            "import lab_browser\n"
+            "server = lab_browser.LabServer(['00_welcome.ipynb']).__enter__()\n"
+            "kernel = server._api('kernels', method='POST')\n"
+            "deadline = time.monotonic() + 120\n"
+            "while len(lab_browser.descendants(server.pid)) < 1 and time.monotonic() < deadline:\n"
+            "    time.sleep(0.2)\n"
+            "print(json.dumps([str(server.folder), server.pid, *lab_browser.descendants(server.pid)]), flush=True)\n"
+            "os._exit(1)\n")
+    folder, *started = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                 timeout=180).stdout.strip().splitlines()[-1])
+    shutil.rmtree(folder)  # the copy the dead process could not remove
+    assert len(started) >= 2, f"the server started no kernel: {started}"
+    deadline = time.monotonic() + 60
+    while alive(started):
+        assert time.monotonic() < deadline, f"still running 60 s after their parent died: {alive(started)}"
+        time.sleep(0.5)

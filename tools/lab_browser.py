@@ -36,8 +36,7 @@ import lab  # tools/lab.py: how the lab starts JupyterLab (this folder is on the
 ROOT = lab.ROOT
 NOTEBOOKS = ROOT / "notebooks"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-HOW_TO_INSTALL = ("no Chromium found (set CHROMIUM=/path/to/chromium, or install one: "
-                  "sudo apt-get install chromium on Debian and Ubuntu)")
+HOW_TO_INSTALL = "set CHROMIUM=/path/to/chromium, or install one: sudo apt-get install chromium on Debian and Ubuntu"
 SERVER_START_TIMEOUT = 90  # seconds for JupyterLab to answer; it takes 3-10 s on an idle 2-core CPU
 RUN_TIMEOUT = 300  # seconds for one notebook's "Run All Cells"
 # what `make screenshots` writes into images/screenshots/
@@ -51,6 +50,24 @@ def find_chromium() -> str | None:
     if named:
         return named if Path(named).is_file() or shutil.which(named) else None
     return next((found for found in map(shutil.which, BROWSERS) if found), None)
+
+
+def _stop_with_parent() -> None:
+    """In the server's process, before it starts (Linux): SIGTERM when the process that started it dies, so that a
+    test run killed from outside (a CI timeout, Ctrl-C twice) leaves no server behind; the server then stops its
+    kernels itself. Elsewhere, nothing."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def why_no_chromium() -> str:
+    """The one line that says why find_chromium found nothing, and what to do."""
+    named = os.environ.get("CHROMIUM")
+    if named:
+        return f"CHROMIUM={named} is not a file or a command on the PATH ({HOW_TO_INSTALL})"
+    return f"no Chromium found: none of {', '.join(BROWSERS)} is on the PATH ({HOW_TO_INSTALL})"
 
 
 def free_port() -> int:
@@ -118,7 +135,8 @@ class LabServer:
         with open(self.log, "wb") as log:
             # a session of its own, so that close() can stop the server and every kernel it started together
             self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            preexec_fn=_stop_with_parent)
         self.pid = self.process.pid
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
@@ -448,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     chromium = find_chromium()
     if chromium is None:
-        sys.exit(f"make screenshots: {HOW_TO_INSTALL}")
+        sys.exit(f"make screenshots: {why_no_chromium()}")
     for path in screenshots(args.out, chromium):
         print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 

@@ -19,7 +19,7 @@ import pytest
 
 CHROMIUM = lab_browser.find_chromium()
 if CHROMIUM is None:
-    pytest.skip(f"browser tests: {lab_browser.HOW_TO_INSTALL}", allow_module_level=True)
+    pytest.skip(f"browser tests: {lab_browser.why_no_chromium()}", allow_module_level=True)
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
