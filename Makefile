@@ -23,8 +23,8 @@ OFFLINE ?=
 WHEELHOUSE := wheelhouse
 PIP_FROM := $(if $(OFFLINE),--no-index --find-links $(WHEELHOUSE))
 
-.PHONY: lab test setup check-python wheelhouse data notebooks map glossary images screenshots benchmarks stress regress \
-	clean
+.PHONY: lab test browser setup check-python wheelhouse data notebooks map glossary images screenshots benchmarks stress \
+	regress clean
 
 # JupyterLab on the lab's folder, opened on notebook 00, with the lab's kernel and settings (tools/lab.py says how);
 # where there is no display it opens no browser and prints the URL. More options: make lab LAB_ARGS="--port 8890"
@@ -37,6 +37,11 @@ lab: data
 TEST_WORKERS ?= auto
 test: data
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+# Every notebook run from JupyterLab's Run menu in a headless Chromium, not only those with widgets as in `make test`
+# (tests/browser/; about 6 minutes on 2 cores; CHROMIUM=/path/to/chromium names the browser)
+browser: data
+	LAB_BROWSER_RUN_ALL=1 $(BIN)/python -m pytest tests/browser
 
 # The environment's Python is checked on every run (tools/check_python.py), even when nothing is to install.
 setup: check-python $(STAMP)

@@ -346,6 +346,11 @@ class Lab:
                         timeout)
         return new.locator(".jp-OutputArea").text_content().strip()
 
+    def broken_pictures(self) -> list[str]:
+        """The pictures of the open notebook that did not load (their addresses): outputs and figures alike."""
+        return self.notebook.locator("img").evaluate_all(
+            "imgs => imgs.filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src.slice(0, 120))")
+
     def hide_file_browser(self) -> None:
         """View → File Browser off, for a wider notebook."""
         self.menu("View", "File Browser")

@@ -1,15 +1,21 @@
 """The lab as learners meet it: JupyterLab in a real Chromium, driven by Playwright (tools/lab_browser.py).
 
-One JupyterLab for the module, started as `make lab` starts it, on a temporary copy of the notebooks. Every notebook
-is opened and run with Run → Run All Cells, then saved: the saved file must show every code cell run and no error.
-The interactive parts are then used as a learner uses them: 01's layer explorer, 05's layer picker, 02's progress
-bar. The notebooks run with the regression suite's small parameter sets (tests/regression/params.yaml), injected
-as papermill does, so that the whole module takes about two minutes; nbval runs them with their defaults.
+One JupyterLab for the module, started as `make lab` starts it, on a temporary copy of the lab. Every notebook is
+opened and must draw every picture (its outputs and the `../images/` figures its text shows) without a JavaScript
+error and without being marked changed. The notebooks with widgets (00 to 02 and 05) are then run with
+Run → Run All Cells and saved: the saved file must show every code cell run and no error; and their interactive
+parts are used as a learner uses them: 01's layer explorer, 05's layer picker, 02's progress bar. The notebooks
+run with the regression suite's small parameter sets (tests/regression/params.yaml), injected as papermill does;
+nbval runs them with their defaults.
 
-Skipped, with one line saying how to get one, where no Chromium is found (tools/lab_browser.find_chromium).
+`make browser` (LAB_BROWSER_RUN_ALL=1) runs every notebook from the Run menu, not only those with widgets: about
+6 minutes on 2 cores, which `make test` cannot spend (it runs them all through nbval).
+
+Skipped, with one line saying why and how to get one, where no Chromium is found (tools/lab_browser.py).
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -25,6 +31,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from regression.regress import load_plan  # noqa: E402
 
+RUN_ALL = os.environ.get("LAB_BROWSER_RUN_ALL") == "1"
 # Each notebook with the parameter set it runs with here; 02 first, so that the others find its small Net in the
 # server's cache, as in a classroom. 10 runs as shipped (its steps wait for the learner's code).
 PLAN = {"02_train_mnist": "02-small", "00_welcome": "00-seed-1", "01_define_net": "01-small",
@@ -102,11 +109,31 @@ def run_notebook(ui, server, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", list(PLAN))
-def test_notebook_runs_in_jupyterlab(ui, server, name):
-    run_notebook(ui, server, f"{name}.ipynb")
-    check = INTERACTIVE.get(name)
-    if check is not None:
-        check(ui)
+def test_notebook_in_jupyterlab(ui, server, name):
+    """Opened, every picture drawn; run from the Run menu when it has widgets (every one with `make browser`), and
+    its widgets used."""
+    ui.open(f"{name}.ipynb")
+    assert ui.page.locator(".lm-TabBar-tab.lm-mod-current.jp-mod-dirty").count() == 0, f"opening {name} changed it"
+    try:
+        ui.wait_until(lambda: not ui.broken_pictures(), "every picture drawn")
+    except AssertionError:
+        raise AssertionError(f"{name}: pictures not drawn: {ui.broken_pictures()}") from None
+    if name in RUN_IN_MAKE_TEST or RUN_ALL:
+        run_notebook(ui, server, f"{name}.ipynb")
+        if name in INTERACTIVE:
+            INTERACTIVE[name](ui)
+
+
+def test_the_picture_check_sees_broken_pictures(ui, server):
+    """01's ../images figure at the address it had when `make lab` served only notebooks/ (so notebooks/images/,
+    which does not exist) is a broken picture, and the check above sees it."""
+    ui.page.goto(f"{server.url}/lab/tree/notebooks/01_define_net.ipynb?reset&token={server.token}")
+    ui.wait_for_notebook("01_define_net.ipynb")
+    figure = ui.notebook.locator('img[src*="/files/images/state_dict.png"]')
+    ui.wait_until(lambda: figure.count() == 1 and not ui.broken_pictures(), "01 drawn, its figure included")
+    ui.page.evaluate("""() => document.querySelectorAll('.jp-NotebookPanel img[src*="state_dict.png"]').forEach(
+        img => { img.src = img.src.replace('/files/images/', '/files/notebooks/images/'); })""")
+    ui.wait_until(lambda: any("state_dict.png" in src for src in ui.broken_pictures()), "a broken picture seen")
 
 
 def explorer_works(ui) -> None:
@@ -159,7 +186,8 @@ def picker_works_and_its_check_can_fail(ui) -> None:
         picker_works(ui)
 
 
-INTERACTIVE = {"01_define_net": explorer_works, "05_partial_loading": picker_works_and_its_check_can_fail,
-               "02_train_mnist": progress_is_a_widget}
+INTERACTIVE = {"01_define_net": explorer_works, "02_train_mnist": progress_is_a_widget,
+               "05_partial_loading": picker_works_and_its_check_can_fail}
+RUN_IN_MAKE_TEST = {"00_welcome", *INTERACTIVE}  # 00 too: the first screen, and a run of 7 s
 
 
