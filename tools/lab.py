@@ -5,8 +5,8 @@
 What it adds to a plain `jupyter lab`:
 - it serves the lab's folder, so that the notebooks' pictures (`../images/`) and links (`../docs/`) work, with the
   file browser in `notebooks/`, and it opens on notebook 00 (`LabApp.default_url`), not on an empty launcher;
-- the lab's JupyterLab settings (`tools/jupyterlab/overrides.json`: no "Jupyter news" prompt, no update check,
-  nothing fetched from the internet) apply to this lab only, not to the learner's home folder;
+- the lab's JupyterLab settings (`tools/jupyterlab/overrides.json`: no "Jupyter news" prompt, no news feed or
+  update check fetched) apply to this lab only, not to the learner's home folder;
 - the kernel is the lab's Python, shown as such: `make` installs a "python3" kernelspec into the environment
   ("Save & Load Lab (Python 3)", `install_kernel` below; the notebooks' metadata gives the same name, so that
   opening one does not mark it as changed), and `JUPYTER_PREFER_ENV_PATH` makes it win over a

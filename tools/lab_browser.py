@@ -7,7 +7,7 @@ The browser tests (tests/browser/) and `make screenshots` use this one driver:
   on a temporary copy of the notebooks (JupyterLab saves what it opens: the committed notebooks must not change),
   with its own artifacts folder; leaving the `with` block stops the server and its kernels, even after an error.
 - `Lab` is one browser page on it: open a notebook, run all its cells from the Run menu, wait for them, save,
-  run a scratch cell, take a screenshot.
+  run a scratch cell, list the pictures that did not load.
 
 Playwright never downloads a browser here: it is given the Chromium found on the machine (`find_chromium`).
 """
@@ -53,9 +53,10 @@ def find_chromium() -> str | None:
 
 
 def _stop_with_parent() -> None:
-    """In the server's process, before it starts (Linux): SIGTERM when the process that started it dies, so that a
-    test run killed from outside (a CI timeout, Ctrl-C twice) leaves no server behind; the server then stops its
-    kernels itself. Elsewhere, nothing."""
+    """In the server's process, before it starts (Linux): SIGTERM when the thread that started it ends (the tests and
+    `make screenshots` start it from their main thread: when their process dies), so that a run killed from outside
+    (a CI timeout, Ctrl-C twice) leaves no server behind; the server then stops its kernels itself. Elsewhere,
+    nothing."""
     if sys.platform.startswith("linux"):
         import ctypes
 

@@ -2,13 +2,13 @@
 
 One JupyterLab for the module, started as `make lab` starts it, on a temporary copy of the lab. Every notebook is
 opened and must draw every picture (its outputs and the `../images/` figures its text shows) without a JavaScript
-error and without being marked changed. The notebooks with widgets (00 to 02 and 05) are then run with
+error and without being marked changed. Notebook 00 and the notebooks with widgets (01, 02, 05) are then run with
 Run → Run All Cells and saved: the saved file must show every code cell run and no error; and their interactive
 parts are used as a learner uses them: 01's layer explorer, 05's layer picker, 02's progress bar. The notebooks
 run with the regression suite's small parameter sets (tests/regression/params.yaml), injected as papermill does;
 nbval runs them with their defaults.
 
-`make browser` (LAB_BROWSER_RUN_ALL=1) runs every notebook from the Run menu, not only those with widgets: about
+`make browser` (LAB_BROWSER_RUN_ALL=1) runs every notebook from the Run menu, not only those four: about
 6 minutes on 2 cores, which `make test` cannot spend (it runs them all through nbval).
 
 Skipped, with one line saying why and how to get one, where no Chromium is found (tools/lab_browser.py).
@@ -110,8 +110,8 @@ def run_notebook(ui, server, name: str) -> None:
 
 @pytest.mark.parametrize("name", list(PLAN))
 def test_notebook_in_jupyterlab(ui, server, name):
-    """Opened, every picture drawn; run from the Run menu when it has widgets (every one with `make browser`), and
-    its widgets used."""
+    """Opened, every picture drawn; 00 and the notebooks with widgets (every one with `make browser`) run from the
+    Run menu, and their widgets used."""
     ui.open(f"{name}.ipynb")
     assert ui.page.locator(".lm-TabBar-tab.lm-mod-current.jp-mod-dirty").count() == 0, f"opening {name} changed it"
     try:
@@ -189,5 +189,3 @@ def picker_works_and_its_check_can_fail(ui) -> None:
 INTERACTIVE = {"01_define_net": explorer_works, "02_train_mnist": progress_is_a_widget,
                "05_partial_loading": picker_works_and_its_check_can_fail}
 RUN_IN_MAKE_TEST = {"00_welcome", *INTERACTIVE}  # 00 too: the first screen, and a run of 7 s
-
-
