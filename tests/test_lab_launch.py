@@ -22,9 +22,9 @@ from labutils.paths import REPO_ROOT
 
 
 def test_make_lab_runs_tools_lab_py():
-    dry = subprocess.run(["make", "-n", "lab", "LAB_ARGS=--port 8890"], cwd=REPO_ROOT, capture_output=True,
-                         text=True, check=True, timeout=120).stdout
-    assert dry.strip().splitlines()[-1].endswith("python tools/lab.py --port 8890"), dry
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "lab", "LAB_ARGS=--port 8890"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    assert dry.strip().splitlines()[-1].endswith("/bin/python tools/lab.py --port 8890"), dry
 
 
 def test_the_command_serves_the_lab_and_opens_notebook_00():
