@@ -33,7 +33,8 @@ lab: data
 	$(BIN)/python tools/lab.py $(LAB_ARGS)
 
 # The suite on every core (pytest-xdist): a notebook or test file stays on one worker, and files are handed out in
-# the order conftest.py sets (the two papermill chains first). TEST_WORKERS=0 runs it all in one process.
+# the order conftest.py sets (the browser tests and the two papermill chains first). TEST_WORKERS=0 runs it all in one
+# process.
 TEST_WORKERS ?= auto
 test: data
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder

@@ -163,8 +163,8 @@ SLOW_TEST_FILES = {"test_runner.py", "test_resume.py", "test_cache.py", "test_ch
 
 def pytest_collection_modifyitems(session, config, items):
     """pytest-xdist hands out files in collection order, so put first
-    - the browser tests (tests/browser/, when a Chromium is found), the longest file by far, which runs every
-      notebook in JupyterLab: it starts at once and takes one worker while the other worker runs the rest;
+    - the browser tests (tests/browser/, when a Chromium is found), the longest file (2 to 3 minutes), which opens
+      every notebook in JupyterLab and runs four: it starts at once and keeps one worker while the other runs the rest;
     - the two papermill chains, files of half a minute each that start a kernel: each starts at once on its own worker
       instead of one running last and alone;
     - then notebook 02, which trains the default Net and caches it: the notebooks after it find it there instead
