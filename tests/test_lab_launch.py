@@ -92,7 +92,7 @@ def test_the_server_and_its_kernels_stop_even_when_the_test_fails():
         with LabServer(["00_welcome.ipynb"]) as server:
             assert (server.folder / "notebooks" / "00_welcome.ipynb").is_file()
             assert (server.folder / "images").is_dir() and (server.folder / "docs").is_dir()
-            kernel = server._api("kernels", method="POST")
+            kernel = server.api("kernels", method="POST")
             deadline = time.monotonic() + 120
             while not (started := [pid for pid in descendants(server.pid)
                                    if kernel["id"] in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]):
@@ -123,7 +123,7 @@ def test_a_test_run_killed_from_outside_leaves_no_server_or_kernel(tmp_path):
             f"sys.path.insert(0, {str(REPO_ROOT / 'tools')!r})\n"
             "import lab_browser\n"
             "server = lab_browser.LabServer(['00_welcome.ipynb']).__enter__()\n"
-            "kernel = server._api('kernels', method='POST')\n"
+            "kernel = server.api('kernels', method='POST')\n"
             "deadline = time.monotonic() + 120\n"
             "while len(lab_browser.descendants(server.pid)) < 1 and time.monotonic() < deadline:\n"
             "    time.sleep(0.2)\n"

@@ -165,7 +165,7 @@ class LabServer:
             return "(no log)"
         return "\n".join(self.log.read_text("utf-8", "replace").splitlines()[-lines:])
 
-    def _api(self, path: str, method: str = "GET"):
+    def api(self, path: str, method: str = "GET"):
         """Call the server's REST API (for the lab's own housekeeping, not what a test checks)."""
         data = b"{}" if method == "POST" else None
         request = urllib.request.Request(f"{self.url}/api/{path}?token={self.token}", method=method, data=data)
@@ -174,7 +174,7 @@ class LabServer:
         return json.loads(body) if body else None
 
     def kernels(self) -> list[dict]:
-        return self._api("kernels")
+        return self.api("kernels")
 
     def shut_down_kernels(self, wait: bool = True) -> None:
         """Shut down every kernel this server runs, to free their memory and CPU; without `wait`, in the
@@ -182,7 +182,7 @@ class LabServer:
         def shut_down(ids):
             for kernel_id in ids:
                 try:
-                    self._api(f"kernels/{kernel_id}", method="DELETE")
+                    self.api(f"kernels/{kernel_id}", method="DELETE")
                 except OSError:  # gone already, or the server is stopping
                     pass
 
