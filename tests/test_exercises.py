@@ -81,7 +81,8 @@ def test_check_passes_on_the_solution(check, capsys):
 # What a check says to an untouched skeleton: that it returned None, or, where the exercise returns nothing
 # (as torch.save does), what is missing.
 SKELETON_HINT = {"ex03_2": "nothing was written at `path`", "ex09_2": "nothing was written at out_path",
-                 "ex10_2": "nothing was written at `path`", "ex10_5": "export wrote nothing"}
+                 "ex10_2": "nothing was written in `folder`",
+                 "ex11_2": "nothing was written at `path`", "ex11_5": "export wrote nothing"}
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -221,16 +222,22 @@ def _changed(check: str, old: str, new: str) -> str:
     return solution.replace(old, new)
 
 
+WRONG |= {  # notebook 10's exercises: the solutions with one thing done wrong
+    "ex10_1": (_changed("ex10_1", "rank * (rows + columns)", "rows * columns"), "not a full in × out one"),
+    "ex10_2": (_changed("ex10_2", "    tokenizer.save_pretrained(folder)", "    pass"), "save the tokenizer too"),
+    "ex10_3": (_changed("ex10_3", "int(match.group(1))", "match.group(1)"), "sorted the names as text"),
+}
+
 WRONG |= {  # the capstone's steps: its solutions with one thing done wrong
-    "ex10_1": (_changed("ex10_1", "    while run[\"step\"] < until_step:\n        model.train()",
+    "ex11_1": (_changed("ex11_1", "    while run[\"step\"] < until_step:\n        model.train()",
                         "    model.train()\n    while run[\"step\"] < until_step:"),
                "call model.train() at the start of every step"),
-    "ex10_2": (_changed("ex10_2", 'f"{digest}  {path.name}\\n"', 'f"{digest}  {path}\\n"'),
+    "ex11_2": (_changed("ex11_2", 'f"{digest}  {path.name}\\n"', 'f"{digest}  {path}\\n"'),
                "so that `sha256sum -c` works wherever the folder is copied"),
-    "ex10_3": (_changed("ex10_3", "        path.with_name(path.name + \".sha256\").unlink(missing_ok=True)\n", ""),
+    "ex11_3": (_changed("ex11_3", "        path.with_name(path.name + \".sha256\").unlink(missing_ok=True)\n", ""),
                "delete them too"),
-    "ex10_4": (_changed("ex10_4", "    torch.set_rng_state(checkpoint[\"rng\"])", ""), "torch.set_rng_state"),
-    "ex10_5": (_changed("ex10_5", "    model.eval()", ""), "Call model.eval() before exporting"),
+    "ex11_4": (_changed("ex11_4", "    torch.set_rng_state(checkpoint[\"rng\"])", ""), "torch.set_rng_state"),
+    "ex11_5": (_changed("ex11_5", "    model.eval()", ""), "Call model.eval() before exporting"),
 }
 
 
@@ -281,19 +288,31 @@ MORE_WRONG = [
      "load the scheduler's state_dict too"),
     ("ex09_8", "def resume_all(checkpoint, make_model, make_optimizer, make_scheduler):\n    return [make_model()]",
      "return the three objects as a tuple"),
-    ("ex10_1", _changed("ex10_1", "        optimizer.zero_grad()\n", ""),
+    ("ex10_1", _changed("ex10_1", "name.endswith(target)", "name.split('.')[-1] == target and name.startswith("
+                                  "'transformer.h.0.')"),
+     "a name matches every module whose name ends with it"),
+    ("ex10_1", _changed("ex10_1", "rank * (rows + columns)", "rank * columns"), "counts one matrix per layer"),
+    ("ex10_2", _changed("ex10_2", 'folder, max_shard_size="100KB"', "folder"), "the weights are in one file"),
+    ("ex10_2", ("from labutils.share import write_checksums\ndef save_for_sharing(model, tokenizer, folder):\n"
+                "    model.save_pretrained(folder, max_shard_size='100KB')\n    write_checksums(folder)\n"
+                "    tokenizer.save_pretrained(folder)"), "does not list tokenizer"),
+    ("ex10_3", _changed("ex10_3", " and (path / \"trainer_state.json\").is_file()", ""), "its save did not finish"),
+    ("ex10_3", _changed("ex10_3", " and (\n                (path / \"model.safetensors\").is_file() or "
+                                  "(path / \"model.safetensors.index.json\").is_file())", ""),
+     "check the weights are there too"),
+    ("ex11_1", _changed("ex11_1", "        optimizer.zero_grad()\n", ""),
      "weights differ from those of the lab's loop"),
-    ("ex10_1", _changed("ex10_1", "        scheduler.step()", "        if run[\"step\"] % 5 == 0:\n"
+    ("ex11_1", _changed("ex11_1", "        scheduler.step()", "        if run[\"step\"] % 5 == 0:\n"
                                                                "            scheduler.step()"),
      "call scheduler.step() once per step"),
-    ("ex10_2", _changed("ex10_2", "    folder = os.open(", "    return\n    folder = os.open("),
+    ("ex11_2", _changed("ex11_2", "    folder = os.open(", "    return\n    folder = os.open("),
      "fsync the folder too"),
-    ("ex10_2", _changed("ex10_2", "        os.unlink(tmp)\n", ""), "the failed save left"),
-    ("ex10_3", _changed("ex10_3", "found = [(int(m.group(1)), p)", "found = [(p.stat().st_mtime, p)"),
+    ("ex11_2", _changed("ex11_2", "        os.unlink(tmp)\n", ""), "the failed save left"),
+    ("ex11_3", _changed("ex11_3", "found = [(int(m.group(1)), p)", "found = [(p.stat().st_mtime, p)"),
      "by modification time"),
-    ("ex10_3", _changed("ex10_3", "        if is_good(path):", "        if path.stat().st_size:"), "is truncated"),
-    ("ex10_4", _changed("ex10_4", "weights_only=True", "weights_only=False"), "load it with weights_only=True"),
-    ("ex10_4", _changed("ex10_4", "    run[\"optimizer\"].load_state_dict(checkpoint[\"optimizer\"])\n", ""),
+    ("ex11_3", _changed("ex11_3", "        if is_good(path):", "        if path.stat().st_size:"), "is truncated"),
+    ("ex11_4", _changed("ex11_4", "weights_only=True", "weights_only=False"), "load it with weights_only=True"),
+    ("ex11_4", _changed("ex11_4", "    run[\"optimizer\"].load_state_dict(checkpoint[\"optimizer\"])\n", ""),
      "momentum buffers were not restored"),
 ]
 

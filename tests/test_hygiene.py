@@ -61,7 +61,7 @@ class TestStructure:
     def test_ending(self, path):
         headings = [line for c in read(path).cells if c.cell_type == "markdown"
                     for line in c.source.splitlines() if line.startswith("## ")]
-        if path.stem == "10_capstone_project":  # its exercises are its five steps, then it puts them together
+        if path.stem == "11_capstone_project":  # its exercises are its five steps, then it puts them together
             steps = re.findall(r"^## Step \d · .*\((🌟+)\)$", "\n".join(headings), re.M)
             assert headings[-1] == "## Summary" and len(steps) == 5 and steps[0] == "🌟", path.name
             return

@@ -1,5 +1,5 @@
-"""Notebook 06 stopped before its first checkpoint, on an empty cache, and 06 and 08 refusing bad parameters
-(papermill)."""
+"""The chain from 10 down to 06 (papermill): 10 with a shorter training and the Trainer interrupted at another
+checkpoint, 06 stopped before its first checkpoint on an empty cache; and 06, 08 and 10 refusing bad parameters."""
 from __future__ import annotations
 
 import papermill
@@ -8,7 +8,15 @@ import pytest
 from notebook_claims import assert_the_baselines_hold
 from papermill_chains import CHAINS, FAST, chain, run_alone
 
-CHAIN, fast_runs = chain("06")
+CHAIN, fast_runs = chain("10 and 06")
+
+
+def _refuses(notebook: str, message: str, tmp_path, monkeypatch, kernel, **parameters) -> None:
+    """Run `notebook` with bad `parameters` on its own folders: it must stop with an error that says `message`."""
+    monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
+    with pytest.raises(papermill.PapermillExecutionError, match=message):
+        run_alone(notebook, tmp_path, kernel, **parameters)
 
 
 def _metrics(fast_runs, run_id: str) -> dict:
@@ -29,10 +37,7 @@ def test_the_runs_match_their_baselines(fast_runs):
 @pytest.mark.parametrize("parameter, message", [({"DCP_PROCESSES": 0}, "DCP_PROCESSES=0 is not allowed"),
                                                 ({"MAX_SHARD_SIZE": "1GB"}, "MAX_SHARD_SIZE='1GB' is not allowed")])
 def test_08_refuses_a_bad_parameter_by_name(tmp_path, monkeypatch, kernel, parameter, message):
-    monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
-    with pytest.raises(papermill.PapermillExecutionError, match=message):
-        run_alone("08_large_models.ipynb", tmp_path, kernel, **parameter)
+    _refuses("08_large_models.ipynb", message, tmp_path, monkeypatch, kernel, **parameter)
 
 
 @pytest.mark.parametrize("run", [run for run in CHAIN if run.notebook == "06_resume_training"], ids=lambda r: r.id)
@@ -52,14 +57,27 @@ def test_06_resumes_exactly_from_another_interrupt_point(fast_runs, run):
     assert all(v["largest parameter difference"] > 0 for name, v in m["variants"].items() if name != "everything")
 
 
+@pytest.mark.parametrize("run", [run for run in CHAIN if run.notebook == "10_language_model"], ids=lambda r: r.id)
+def test_10_resumes_the_trainer_exactly_from_another_checkpoint(fast_runs, run):
+    m, parameters = _metrics(fast_runs, run.id), run.parameters
+    assert parameters["INTERRUPT_AT"] != 40 and parameters["MAX_SHARD_SIZE"] != "200KB", "not the defaults' path"
+    assert m["trainer_resume_exact"] is True and m["adapter_fresh_process_same"] is True
+    assert m["trainer_variant_differs"] == {"complete": False, "without rng_state.pth": True,
+                                            "without optimizer.pt": True, "ignore_data_skip=True": True}
+    assert m["shards"] >= 4, "100 KB shards of 0.4 MB of weights"
+    assert m["adder_acc"] >= parameters["MIN_ACCURACY"] and m["lora_subtract_acc"] > m["lora_before_acc"]
+
+
+def test_10_refuses_an_interrupt_point_without_a_checkpoint(tmp_path, monkeypatch, kernel):
+    _refuses("10_language_model.ipynb", "INTERRUPT_AT=50 is not allowed: it must be a multiple of SAVE_EVERY=20",
+             tmp_path, monkeypatch, kernel, INTERRUPT_AT=50)
+
+
 def test_the_fast_runs_cover_a_stop_before_the_first_checkpoint():
     runs = [run.parameters for run in CHAIN if run.notebook == "06_resume_training"]
     assert any(p["INTERRUPT_STEP"] < p["CHECKPOINT_EVERY"] for p in runs)
 
 
 def test_06_rejects_an_interrupt_step_outside_the_run(tmp_path, monkeypatch, kernel):
-    monkeypatch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
-    with pytest.raises(papermill.PapermillExecutionError,
-                       match="INTERRUPT_STEP=0 must lie between 1 and the last step, 188"):
-        run_alone("06_resume_training.ipynb", tmp_path, kernel, INTERRUPT_STEP=0)
+    _refuses("06_resume_training.ipynb", "INTERRUPT_STEP=0 must lie between 1 and the last step, 188",
+             tmp_path, monkeypatch, kernel, INTERRUPT_STEP=0)

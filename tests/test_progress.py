@@ -73,18 +73,18 @@ def _row(lines: list[str], name: str) -> str:
 def test_saved_outputs_give_one_row_per_learner_and_a_line_per_problem(room, capsys):
     status, lines, err = _report(capsys, room)
     assert status == 0
-    assert lines[0].split() == ["learner", *[f"{n:02d}" for n in range(11)], "solved"]
+    assert lines[0].split() == ["learner", *[f"{n:02d}" for n in range(12)], "solved"]
     # alice: 01.1 solved, 01.2 shows the ✓ she saved (outputs are trusted), 01.3 changed but never checked
-    assert _row(lines, "alice").split()[2] == "✓✓·" and _row(lines, "alice").endswith("2/38")
+    assert _row(lines, "alice").split()[2] == "✓✓·" and _row(lines, "alice").endswith("2/41")
     assert _row(lines, "bob").split()[1:4] == ["··", "·✗·", "???"]  # 02 is corrupt: not graded, the rest is
     assert "bob/02_train_mnist.ipynb: not a notebook this report can read (JSONDecodeError" in err
     dave = _row(lines, "dave").split()
-    assert dave[5] == "··?" and dave[6] == "??" and dave[-1] == "0/38"
+    assert dave[5] == "··?" and dave[6] == "??" and dave[-1] == "0/41"
     assert ("dave/04_loading.ipynb: exercise 04.3 is checked with `labutils.checks.ex04_3(unsafe_globals);` there "
             "and `labutils.checks.ex04_3(audit);` in this lab: another version of the lab. Not graded.") in err
     assert "dave/05_partial_loading.ipynb: missing. Not graded." in err
     assert _row(lines, "carol").split()[1:-1] == ["??", "???", "???", "???", "???", "??", "???", "??", "???",
-                                                  "?" * 9, "?" * 5]
+                                                  "?" * 9, "???", "?" * 5]
     assert "carol: not a copy of the lab (no numbered notebooks" in err
     assert "Traceback" not in err
     # nothing else is flagged: a copy of this lab, as it ships, is all "not tried"
@@ -103,7 +103,7 @@ def test_a_changed_signature_is_not_graded_as_a_wrong_answer(room, tmp_path, cap
 def test_csv_has_a_column_per_exercise_and_words_not_marks(room, tmp_path, capsys):
     status, lines, _ = _report(capsys, room / "alice", room / "bob", "--csv", tmp_path / "room.csv")
     rows = list(csv.reader((tmp_path / "room.csv").open(encoding="utf-8")))
-    assert rows[0][:4] == ["learner", "00.1", "00.2", "01.1"] and rows[0][-1] == "solved" and len(rows[0]) == 40
+    assert rows[0][:4] == ["learner", "00.1", "00.2", "01.1"] and rows[0][-1] == "solved" and len(rows[0]) == 43
     assert rows[1][:6] == ["alice", "not tried", "not tried", "solved", "solved", "not tried"] and rows[1][-1] == "2"
     assert rows[2][4:9] == ["not passing", "not tried", "not graded", "not graded", "not graded"]
     status, _, err = _report(capsys, room / "alice", "--csv", tmp_path / "no such folder" / "room.csv")
@@ -124,9 +124,9 @@ def test_nothing_to_grade_exits_1_with_a_line_not_a_traceback(tmp_path, monkeypa
 
 def test_an_unknown_notebook_number_is_a_usage_error_that_lists_the_right_ones(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
-        progress.main([str(tmp_path), "--notebooks", "11"])
+        progress.main([str(tmp_path), "--notebooks", "12"])
     assert stopped.value.code == 2
-    assert "--notebooks 11: this lab's notebooks with exercises are 00, 01" in capsys.readouterr().err
+    assert "--notebooks 12: this lab's notebooks with exercises are 00, 01" in capsys.readouterr().err
 
 
 def test_run_grades_afresh_and_does_not_trust_a_saved_tick(room, tmp_path, capsys):

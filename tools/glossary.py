@@ -68,6 +68,13 @@ TERMS: dict[str, str | None] = {
     "Shard(0)": r"`Shard\(0\)`",
     "staging": r"\bstaging\b",
     "FSDP": r"\bFSDP2?\b",
+    "tokenizer": r"\b[Tt]okenizers?\b(?![`.\w])",
+    "causal language model": r"\bcausal language model\b",
+    "exact match": r"\bexact match\b",
+    "tied weights": r"\b(?:tied weights|tied)\b",
+    "LoRA": r"\bLoRA\b",
+    "adapter": r"\b[Aa]dapters?\b",
+    "Trainer": r"`Trainer`",
 }
 
 HEADING = re.compile(r"^### +(.+?) *$", re.M)

@@ -74,7 +74,12 @@ NOTEBOOKS = [
              "buffers, a GPU file on a CPU, a worse model, `module.` prefixes, a new head, a NumPy scalar, a "
              "truncated file, a jumping learning rate, a pickle without its class; ONNX for other frameworks",
              30, "under 30 s"),
-    Notebook("10_capstone_project", "Capstone: your own project",
+    Notebook("10_language_model", "A small language model",
+             "a tiny GPT-2 trained offline to add; `save_pretrained` folders (config, tokenizer, tied weights, "
+             "shards), bfloat16, what breaks without the config or the tokenizer; a LoRA adapter saved, loaded in a "
+             "fresh process and merged; the `Trainer`'s checkpoints, interrupted and resumed bit for bit", 35,
+             "under 2 minutes"),
+    Notebook("11_capstone_project", "Capstone: your own project",
              "on your own, in plain PyTorch: a training loop with a schedule, atomic checkpoints with sha256 "
              "sidecars, keep the last k and the best, a run killed with `SIGKILL` and resumed bit for bit, an ONNX "
              "export and a folder that loads without your code", 60, "under 40 s"),

@@ -14,4 +14,5 @@ from .nb06_resume_training import *  # noqa: F403
 from .nb07_deploy_and_share import *  # noqa: F403
 from .nb08_large_models import *  # noqa: F403
 from .nb09_troubleshooting_clinic import *  # noqa: F403
-from .nb10_capstone_project import *  # noqa: F403
+from .nb10_language_model import *  # noqa: F403
+from .nb11_capstone_project import *  # noqa: F403

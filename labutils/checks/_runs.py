@@ -1,6 +1,6 @@
 """The capstone's contract as the checks use it: small data, and a run made, trained and saved the lab's way.
 
-The checks of notebook 10 test each step on its own: where a step needs another (a resume needs a saved run),
+The checks of notebook 11 test each step on its own: where a step needs another (a resume needs a saved run),
 they use these, so that a mistake in one step does not show up as a failure of another.
 """
 from __future__ import annotations

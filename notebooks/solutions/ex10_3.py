@@ -1,32 +1,13 @@
-import hashlib
 import re
 from pathlib import Path
 
-STEP_FILE = re.compile(r"step-(\d+)\.pt")
 
-
-def step_files(folder: Path) -> list[Path]:
-    """The step-*.pt files in `folder`, oldest step first (by the number in the name, not by the file's time)."""
-    found = [(int(m.group(1)), p) for p in Path(folder).iterdir() if (m := STEP_FILE.fullmatch(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def keep(folder: Path, keep_last: int) -> None:
-    for path in step_files(folder)[:-keep_last]:
-        path.with_name(path.name + ".sha256").unlink(missing_ok=True)
-        path.unlink()
-
-
-def is_good(path: Path) -> bool:
-    sidecar = path.with_name(path.name + ".sha256")
-    if not sidecar.is_file():
-        return False
-    expected = sidecar.read_text().split(" ")[0]
-    return hashlib.sha256(path.read_bytes()).hexdigest() == expected
-
-
-def newest_good(folder: Path) -> Path | None:
-    for path in reversed(step_files(folder)):
-        if is_good(path):
-            return path
-    return None
+def newest_complete_checkpoint(output_dir: Path) -> Path | None:
+    found = []
+    for path in Path(output_dir).iterdir():
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        # trainer_state.json is the Trainer's last file: a folder that has it (and the weights) is a finished save
+        if match and path.is_dir() and (path / "trainer_state.json").is_file() and (
+                (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()):
+            found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None

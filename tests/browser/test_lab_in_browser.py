@@ -38,7 +38,7 @@ PLAN = {"02_train_mnist": "02-small", "00_welcome": "00-seed-1", "01_define_net"
         "03_saving": "03-small", "04_loading": "04-small", "05_partial_loading": "05-small",
         "06_resume_training": "06-stop-before-first-checkpoint", "07_deploy_and_share": "07-small",
         "08_large_models": "08-small-three-processes", "09_troubleshooting_clinic": "09-small",
-        "10_capstone_project": None}
+        "10_language_model": "10-small", "11_capstone_project": None}
 
 
 def with_parameters(name: str, nb):
