@@ -30,6 +30,7 @@ def run_sheet(markdown: str, name: str = "CHEATSHEET.md") -> dict:
 
 def test_every_block_of_the_sheet_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # recorded here, so that the sheet setting it is undone afterwards
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")  # DCP in one process says so
         namespace = run_sheet(SHEET.read_text(encoding="utf-8"))
@@ -37,8 +38,12 @@ def test_every_block_of_the_sheet_runs(tmp_path, monkeypatch):
     assert len(blocks) >= 12, "every API the lab teaches has a sample"
     assert namespace["start_epoch"] == 4 and tuple(namespace["logits"].shape) == (5, 10)
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
-        "checkpoint.pt", "dcp", "net.onnx", "net.pt", "net.pt.sha256", "net.pt2", "net.safetensors", "numpy.pt",
-        "shards"]
+        "checkpoint.pt", "dcp", "lm", "lm-adapter", "net.onnx", "net.pt", "net.pt.sha256", "net.pt2", "net.safetensors",
+        "numpy.pt", "shards", "trainer"]
+    assert (tmp_path / "lm" / "model.safetensors.index.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "trainer").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    assert namespace["half"].dtype == namespace["torch"].bfloat16 and not any(
+        "lora" in k for k in namespace["merged"].state_dict())
 
 
 def test_a_stale_sample_is_named_by_its_line(tmp_path, monkeypatch):
