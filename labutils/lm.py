@@ -5,8 +5,11 @@ seconds to import.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
 import warnings
+from collections.abc import Iterator
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -101,3 +104,31 @@ def exact_match(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, oper
     """Return the share of `pairs` whose answer the model writes exactly right."""
     prompts, expected = problems(operation, pairs)
     return sum(a == e for a, e in zip(answer(model, tokenizer, prompts), expected)) / len(pairs)
+
+
+@contextlib.contextmanager
+def transformers_log(level: int = logging.INFO) -> Iterator[list[tuple[str, str]]]:
+    """Collect what transformers logs at `level` or above, and the Python warnings, while the block runs.
+
+    Yields a list that fills with (level name, message) pairs; nothing is printed, whatever the verbosity.
+    """
+    import transformers
+
+    logger = logging.getLogger("transformers")
+    records: list[tuple[str, str]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append((record.levelname, record.getMessage()))
+
+    handlers, verbosity = logger.handlers[:], transformers.logging.get_verbosity()
+    logger.handlers = [Collect(level)]  # in place of transformers' own handler, which prints to stderr
+    transformers.logging.set_verbosity(level)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield records
+        records.extend(("WARNING", str(w.message)) for w in caught)
+    finally:
+        logger.handlers = handlers
+        transformers.logging.set_verbosity(verbosity)

@@ -68,6 +68,9 @@ def test_a_metric_off_its_baseline_a_missing_one_and_a_new_one_fail():
      "pretrained conv layers help"),
     ("07_deploy_and_share", lambda m: m["predictor_answers"][0].__setitem__(1, 3), "own digit"),
     ("09_troubleshooting_clinic", lambda m: m["errors"].pop("case 4"), "every case of the clinic ran"),
+    ("10_language_model", lambda m: m["trainer_variant_differs"].update({"without optimizer.pt": False}),
+     "every missing piece changes the resume"),
+    ("10_language_model", lambda m: m.update(bf16_largest_relative_change=0.01), "at most 2\\^-8"),
 ])
 def test_each_claim_fails_when_the_run_breaks_it(notebook, change, message):
     metrics = baseline_metrics(notebook)

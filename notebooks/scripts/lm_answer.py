@@ -14,6 +14,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported: it reads the setting once
 
 import torch  # noqa: E402
+import transformers  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter")
     parser.add_argument("prompts", nargs="+")
     args = parser.parse_args(argv)
+    for folder, needs in ((args.model, "config.json"), (args.adapter, "adapter_config.json")):
+        if folder and not os.path.isfile(os.path.join(folder, needs)):
+            parser.error(f"{folder}: no {needs} there; pass a folder written by save_pretrained")
+    transformers.logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model)
     if args.adapter:
