@@ -37,7 +37,7 @@ def ex07_1(export_dynamic: Callable) -> str:
             out = got.module()(requests[:n])
         except Exception as err:
             raise _Wrong(f"a batch of {n} failed ({type(err).__name__}): pass dynamic_shapes={{'x': {{0: "
-                         "torch.export.Dim('batch')}}} so that the batch size is free.") from None
+                         "torch.export.Dim('batch')}} so that the batch size is free.") from None
         with torch.no_grad():
             same = torch.allclose(out, model(requests[:n]), atol=1e-6)
         _expect(same, f"a batch of {n} gave other logits than the model.")
