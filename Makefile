@@ -24,13 +24,15 @@ WHEELHOUSE := wheelhouse
 PIP_FROM := $(if $(OFFLINE),--no-index --find-links $(WHEELHOUSE))
 
 .PHONY: lab test browser setup check-python wheelhouse data notebooks map glossary images screenshots benchmarks stress \
-	regress clean
+	regress translations clean
 
 # JupyterLab on the lab's folder, opened on notebook 00, with the lab's kernel and settings (tools/lab.py says how);
 # where there is no display it opens no browser and prints the URL. More options: make lab LAB_ARGS="--port 8890"
+# The Chinese edition, with JupyterLab's menus in Chinese too: make lab LAB_LANG=zh-CN
 LAB_ARGS ?=
+LAB_LANG ?=
 lab: data
-	$(BIN)/python tools/lab.py $(LAB_ARGS)
+	$(BIN)/python tools/lab.py$(if $(LAB_LANG), --language $(LAB_LANG)) $(LAB_ARGS)
 
 # The suite on every core (pytest-xdist): a notebook or test file stays on one worker, and files are handed out in
 # the order conftest.py sets (the browser tests and the two papermill chains first). TEST_WORKERS=0 runs it all in one
@@ -76,7 +78,13 @@ data: setup
 # Re-execute every notebook top to bottom and keep the outputs (commit them after a change). Each cell has
 # 600 s; a notebook that fails or times out is left as it was (labutils/runner.py).
 notebooks: data
-	$(BIN)/python -m labutils.runner notebooks/[0-9]*.ipynb
+	$(BIN)/python -m labutils.runner $(filter-out %.zh-CN.ipynb,$(wildcard notebooks/[0-9]*.ipynb))
+	$(BIN)/python tools/translations.py
+
+# The Chinese edition: update translations/zh-CN/*.po and labutils/locale/zh-CN.po from the English (changed text
+# becomes fuzzy), write every NN_name.zh-CN.ipynb and *.zh-CN.md from them, and list what needs translating
+translations: setup
+	$(BIN)/python tools/translations.py
 
 # Rewrite README.md's table, 00's map and every notebook's time line and navigation from tools/lab_map.py's list.
 map: setup

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+# nbval runs the English notebooks. The Chinese ones (NN_name.zh-CN.ipynb) hold the same code and outputs, which
+# tests/test_translations.py proves, and two of them run end to end in the papermill chains (edition: zh-CN).
+collect_ignore_glob = ["notebooks/*.zh-CN.ipynb"]
+
 pytest.register_assert_rewrite("notebook_claims")  # its asserts say what they compared, as a test's do
 _KEY = pytest.StashKey[dict]()
 _SESSION = "LAB_TEST_SESSION_ARTIFACTS"  # set by the first process of a session; its worker processes reuse it

@@ -8,6 +8,7 @@ import importlib
 from . import checkpoint, checks
 from .cache import TrainedNet, trained_net
 from .data import MEAN, STD, DataError, mnist, mnist_tensors, verify_mnist
+from .i18n import set_language
 from .models import BatchNormNet, Net, state_dict_table
 from .notebook import environment_report, expect_error, median_seconds, record_metrics
 from .paths import artifacts_dir, display_path
@@ -17,7 +18,7 @@ __all__ = [
     "checkpoint", "checks", "plots",
     "MEAN", "STD", "BatchNormNet", "DataError", "Net", "TrainConfig", "TrainedNet", "artifacts_dir",
     "display_path", "environment_report", "evaluate", "expect_error", "fit", "median_seconds", "mnist", "mnist_tensors",
-    "pick_device", "predict", "record_metrics", "seed_everything", "state_dict_table", "trained_net",
+    "pick_device", "predict", "record_metrics", "seed_everything", "set_language", "state_dict_table", "trained_net",
     "verify_mnist",
 ]
 

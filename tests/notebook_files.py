@@ -8,7 +8,8 @@ import nbformat
 from labutils.paths import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb") if "." not in p.stem)  # the English ones
+ZH_NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.zh-CN.ipynb"))  # the Chinese edition (tools/translations.py)
 
 
 def read(path: Path) -> nbformat.NotebookNode:

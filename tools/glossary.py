@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
               "Give every ### entry a pattern (or None) in TERMS.", file=sys.stderr)
         return 1
     problems = 0
-    for path in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
+    for path in sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb") if "." not in p.stem):  # not *.zh-CN
         nb = nbformat.read(path, as_version=4)
         if args.check:
             for index, start, end, term in missing_links(nb):

@@ -1,6 +1,6 @@
 """Start JupyterLab the lab's way: `make lab` runs this, and the browser tests and `make screenshots` start the same.
 
-    python tools/lab.py [--no-browser] [JUPYTER LAB OPTIONS ...]
+    python tools/lab.py [--no-browser] [--language zh-CN] [JUPYTER LAB OPTIONS ...]
 
 What it adds to a plain `jupyter lab`:
 - it serves the lab's folder, so that the notebooks' pictures (`../images/`) and links (`../docs/`) work, with the
@@ -11,7 +11,10 @@ What it adds to a plain `jupyter lab`:
   ("Save & Load Lab (Python 3)", `install_kernel` below; the notebooks' metadata gives the same name, so that
   opening one does not mark it as changed), and `JUPYTER_PREFER_ENV_PATH` makes it win over a
   "python3" kernelspec the learner may have in their home folder that starts another Python;
-- no browser where there is no display (it prints the URL to open), and `--allow-root` for root.
+- no browser where there is no display (it prints the URL to open), and `--allow-root` for root;
+- `--language zh-CN` (`make lab LAB_LANG=zh-CN`): the Chinese edition, opened on `00_welcome.zh-CN.ipynb`, with
+  JupyterLab's own menus in Chinese (`jupyterlab/zh-CN/overrides.json` sets the locale that the pinned
+  jupyterlab-language-pack-zh-CN provides).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "tools" / "jupyterlab"
 FIRST_NOTEBOOK = "notebooks/00_welcome.ipynb"
+LANGUAGES = {"en": (FIRST_NOTEBOOK, SETTINGS), "zh-CN": ("notebooks/00_welcome.zh-CN.ipynb", SETTINGS / "zh-CN")}
 KERNEL_NAME = "python3"  # the name the notebooks' metadata gives: a learner is never asked to pick a kernel
 KERNEL_DISPLAY_NAME = "Save & Load Lab (Python 3)"  # the notebooks' metadata gives it too (tests/test_lab_launch.py)
 
@@ -41,11 +45,12 @@ def environment(base: dict | None = None) -> dict:
     return env
 
 
-def command(root: Path, *, open_browser: bool, extra: list[str] = ()) -> list[str]:
+def command(root: Path, *, open_browser: bool, extra: list[str] = (), language: str = "en") -> list[str]:
     """The `jupyter lab` command line for the lab in the folder `root`, run by this environment's Python."""
+    first, settings = LANGUAGES[language]
     args = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
-            "--FileContentsManager.preferred_dir=notebooks", f"--LabApp.default_url=/lab/tree/{FIRST_NOTEBOOK}",
-            f"--LabApp.app_settings_dir={SETTINGS}"]
+            "--FileContentsManager.preferred_dir=notebooks", f"--LabApp.default_url=/lab/tree/{first}",
+            f"--LabApp.app_settings_dir={settings}"]
     if not open_browser:
         args.append("--no-browser")
     if hasattr(os, "getuid") and os.getuid() == 0:
@@ -65,11 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
     parser.add_argument("--install-kernel", action="store_true",
                         help="only install the lab's kernelspec into this environment (make does it at set-up)")
+    parser.add_argument("--language", choices=sorted(LANGUAGES), default="en",
+                        help="zh-CN: the Chinese notebooks, and JupyterLab's menus in Chinese")
     args, extra = parser.parse_known_args(argv)
     if args.install_kernel:
         print(f"kernel {KERNEL_NAME!r} ({KERNEL_DISPLAY_NAME}) installed in {install_kernel()}")
         return
-    argv_ = command(ROOT, open_browser=has_display() and not args.no_browser, extra=extra)
+    argv_ = command(ROOT, open_browser=has_display() and not args.no_browser, extra=extra, language=args.language)
     os.execve(sys.executable, argv_, environment())
 
 

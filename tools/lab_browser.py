@@ -14,6 +14,7 @@ Playwright never downloads a browser here: it is given the Chromium found on the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -81,9 +82,10 @@ class LabServer:
     """JupyterLab on a temporary copy of the lab (its notebooks, and the folders they link to or run from) with an
     empty artifacts folder of its own. `prepare(name, nb)`, when given, rewrites each copied notebook first."""
 
-    def __init__(self, notebooks: list[str] | None = None, *, prepare=None):
-        self.names = notebooks or sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    def __init__(self, notebooks: list[str] | None = None, *, prepare=None, language: str = "en"):
+        self.names = notebooks or sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb") if "." not in p.stem)
         self.prepare = prepare
+        self.language = language  # "zh-CN": as `make lab LAB_LANG=zh-CN` starts it
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.folder: Path | None = None
         self.process: subprocess.Popen | None = None
@@ -129,7 +131,7 @@ class LabServer:
         env["JUPYTER_RUNTIME_DIR"] = str(self.folder / "runtime")  # its kernels' connection files: ours alone
         env["JUPYTERLAB_WORKSPACES_DIR"] = str(self.folder / "workspaces")  # no layout from the learner's lab
         env["JUPYTERLAB_SETTINGS_DIR"] = str(self.folder / "user-settings")  # nor their settings
-        args = lab.command(self.folder, open_browser=False,
+        args = lab.command(self.folder, open_browser=False, language=self.language,
                            extra=[f"--port={self.port}", "--port-retries=0", "--ip=127.0.0.1",
                                   f"--IdentityProvider.token={self.token}"])
         self.log = self.folder / "jupyterlab.log"
@@ -408,6 +410,20 @@ def launch(playwright, chromium: str):
     """A headless Chromium from this machine (Playwright downloads none)."""
     return playwright.chromium.launch(executable_path=chromium, headless=True,
                                       args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+
+
+@contextlib.contextmanager
+def watched_page(browser):
+    """A new page, 1400 × 1000, in a context of its own; a JavaScript error in it fails the block."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page
+        assert not errors, f"JavaScript errors in the page: {errors}"
+    finally:
+        context.close()
 
 
 def clip_cells(lab: Lab, first: str, last: str, path: Path) -> None:

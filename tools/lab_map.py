@@ -147,7 +147,7 @@ def written(index: int, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def check_files() -> list[str]:
     """Return what differs from NOTEBOOKS in the folder: a notebook listed and missing, one present and unlisted."""
-    present = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    present = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb") if "." not in p.stem)  # not *.zh-CN
     listed = [nb.name for nb in NOTEBOOKS]
     problems = [f"notebooks/{name}.ipynb is listed in tools/lab_map.py but does not exist"
                 for name in listed if name not in present]

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from ..i18n import translate
+
 
 class _Wrong(Exception):
     """The answer is wrong; the message is the hint shown to the learner."""
@@ -93,22 +95,24 @@ def _check(func: Callable[[object], str]) -> Callable[[object], bool]:
     def _verdict(answer: object) -> bool:
         name = func.__name__
         if answer is None or answer is Ellipsis:
-            print(f"✗ {name}: no answer yet: fill in the exercise cell above, run it, then run this cell again.")
+            print(f"✗ {name}: "
+                  + translate("no answer yet: fill in the exercise cell above, run it, then run this cell again."))
             return False
         with _session_kept():
             try:
                 message = func(answer)
             except _Wrong as wrong:
-                print(f"✗ {name}: {wrong}")
+                print(f"✗ {name}: {translate(str(wrong))}")
                 return False
             except Exception as err:  # never raise: say whose code failed, and how
                 if _raised_in_learners_code(err):
-                    print(f"✗ {name}: your code raised {type(err).__name__}: {err}")
+                    print(f"✗ {name}: " + translate(f"your code raised {type(err).__name__}: {err}"))
                 else:
-                    print(f"⚠ {name}: the check itself failed, which is a fault of the lab, not of your answer. "
-                          "Please report it with this traceback:\n" + "".join(traceback.format_exception(err)))
+                    print(f"⚠ {name}: " + translate("the check itself failed, which is a fault of the lab, not of your "
+                                                    "answer. Please report it with this traceback:")
+                          + "\n" + "".join(traceback.format_exception(err)))
                 return False
-        print(f"✓ {name}: {message}")
+        print(f"✓ {name}: {translate(message)}")
         return True
 
     return check

@@ -39,6 +39,13 @@ class Run:
     notebook: str
     parameters: dict = field(default_factory=dict)
     fast: bool = False
+    edition: str = "en"  # "zh-CN" runs the Chinese notebook (the same code, tools/translations.py)
+
+    @property
+    def path(self) -> Path:
+        """The notebook this run executes: NN_name.ipynb, or its Chinese edition NN_name.zh-CN.ipynb."""
+        suffix = "" if self.edition == "en" else f".{self.edition}"
+        return REPO_ROOT / "notebooks" / f"{self.notebook}{suffix}.ipynb"
 
 
 @dataclass
@@ -63,14 +70,16 @@ def load_plan(path: Path | None = None) -> tuple[list[Run], list[dict]]:
     try:
         runs = [Run(**entry) for entry in plan["runs"]]
     except TypeError as err:
-        raise ValueError(f"{path.name}: each run takes id, notebook, parameters and fast; {err}") from None
+        raise ValueError(f"{path.name}: each run takes id, notebook, parameters, fast and edition; {err}") from None
     ids = [run.id for run in runs]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
         raise ValueError(f"{path.name}: run ids must be unique; repeated: {', '.join(duplicated)}")
     for run in runs:
-        if not (REPO_ROOT / "notebooks" / f"{run.notebook}.ipynb").is_file():
-            raise ValueError(f"{path.name}: run {run.id} names notebooks/{run.notebook}.ipynb, which does not exist")
+        if run.edition not in ("en", "zh-CN"):
+            raise ValueError(f"{path.name}: run {run.id} has edition {run.edition!r}; the lab has en and zh-CN")
+        if not run.path.is_file():
+            raise ValueError(f"{path.name}: run {run.id} names notebooks/{run.path.name}, which does not exist")
     for rule in plan["tolerances"]:
         if not ({"match"} < set(rule) and len(rule) == 2 and (rule.get("kind") in ("exact", "info", "error") or
                                                               set(rule) & {"abs", "rel", "max"})):
@@ -112,8 +121,8 @@ def execute(runs: list[Run], folder: Path, kernel=None) -> dict[str, dict]:
         start = time.perf_counter()
         with _environment(LAB_ARTIFACTS_DIR=str(folder / "artifacts"), LAB_METRICS_DIR=str(metrics_dir)):
             try:
-                run_notebook(REPO_ROOT / "notebooks" / f"{run.notebook}.ipynb",
-                             folder / "notebooks" / f"{run.id}.ipynb", parameters=run.parameters, kernel=kernel)
+                run_notebook(run.path, folder / "notebooks" / f"{run.id}.ipynb", parameters=run.parameters,
+                             kernel=kernel)
             except papermill.PapermillExecutionError as err:  # a cell raised: its error, as the learner sees it
                 results[run.id] = {FAILED: f"{err.ename}: {str(err.evalue).splitlines()[0] if err.evalue else ''}"}
                 continue
