@@ -8,6 +8,10 @@ learner and one column per exercise:
     ·  not tried (the exercise cell is as the lab ships it, or its check never ran)
     ?  not graded: the notebook is missing, unreadable, or from another version of the lab (a line says which)
 
+A learner may work in either edition of a notebook, the English `NN_name.ipynb` or the Chinese
+`NN_name.zh-CN.ipynb` (the same exercise and check cells): both are read, and each exercise shows the furthest
+either got.
+
 By default it reads the outputs the notebooks were saved with: it runs nothing, so it is fast and safe with
 notebooks from anyone, but it trusts what was saved. `--run` grades afresh: for each notebook it runs the lab's
 setup cell, the learner's exercise cells and the lab's checks, in a new kernel of this Python, one notebook at a
@@ -234,6 +238,41 @@ def _run_exercises(path: Path, exercises: list[Exercise], learner_cells: list) -
     return [dict(cell) for cell in ran.cells]
 
 
+def _grade_file(learner: Learner, path: Path, group: list[Exercise], run: bool) -> dict[str, str]:
+    """Grade one notebook file of the learner's (an edition of one of the lab's notebooks); say what went wrong."""
+    where = f"{learner.name}/{path.name}"
+    unknown = {e.id: UNKNOWN for e in group}
+    try:
+        cells = _read_cells(path)
+    except FileNotFoundError:
+        learner.problems.append(f"{where}: missing. Not graded.")
+        return unknown
+    except OSError as err:
+        learner.problems.append(f"{where}: cannot be read ({err.strerror}); give yourself read access to the "
+                                "learners' folders. Not graded.")
+        return unknown
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        learner.problems.append(f"{where}: not a notebook this report can read ({type(err).__name__}: "
+                                f"{str(err)[:80]}); open it in JupyterLab to see if it can be saved again. "
+                                "Not graded.")
+        return unknown
+    if run:
+        try:
+            cells = _run_exercises(path, group, cells)
+        except Exception as err:  # a kernel that died, a timeout: say so and grade the rest
+            learner.problems.append(f"{where}: the fresh run stopped ({type(err).__name__}: "
+                                    f"{str(err).splitlines()[0][:100] if str(err) else ''}). Not graded.")
+            return unknown
+    graded = Learner(learner.name, learner.folder, problems=learner.problems)
+    grade_notebook(cells, group, graded, where)
+    return graded.grades
+
+
+# When a learner has worked in both editions of a notebook (NN_name.ipynb and its Chinese NN_name.zh-CN.ipynb,
+# whose exercise and check cells are the same), each exercise shows the furthest either got.
+FURTHEST = {SOLVED: 3, WRONG: 2, NOT_TRIED: 1, UNKNOWN: 0}
+
+
 def grade(learner: Learner, exercises: list[Exercise], run: bool = False) -> Learner:
     """Fill in the learner's grades from their notebooks' saved outputs, or from a fresh run of their answers."""
     by_notebook: dict[str, list[Exercise]] = {}
@@ -243,34 +282,12 @@ def grade(learner: Learner, exercises: list[Exercise], run: bool = False) -> Lea
         if learner.folder is None:
             learner.grades.update({e.id: UNKNOWN for e in group})
             continue
-        path = learner.folder / name
-        where = f"{learner.name}/{name}"
-        try:
-            cells = _read_cells(path)
-        except FileNotFoundError:
-            learner.problems.append(f"{where}: missing. Not graded.")
-            learner.grades.update({e.id: UNKNOWN for e in group})
-            continue
-        except OSError as err:
-            learner.problems.append(f"{where}: cannot be read ({err.strerror}); give yourself read access to the "
-                                    "learners' folders. Not graded.")
-            learner.grades.update({e.id: UNKNOWN for e in group})
-            continue
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
-            learner.problems.append(f"{where}: not a notebook this report can read ({type(err).__name__}: "
-                                    f"{str(err)[:80]}); open it in JupyterLab to see if it can be saved again. "
-                                    "Not graded.")
-            learner.grades.update({e.id: UNKNOWN for e in group})
-            continue
-        if run:
-            try:
-                cells = _run_exercises(path, group, cells)
-            except Exception as err:  # a kernel that died, a timeout: say so and grade the rest
-                learner.problems.append(f"{where}: the fresh run stopped ({type(err).__name__}: "
-                                        f"{str(err).splitlines()[0][:100] if str(err) else ''}). Not graded.")
-                learner.grades.update({e.id: UNKNOWN for e in group})
-                continue
-        grade_notebook(cells, group, learner, where)
+        english, chinese = learner.folder / name, learner.folder / f"{Path(name).stem}.zh-CN.ipynb"
+        editions = [english] if english.exists() or not chinese.exists() else []
+        editions += [chinese] if chinese.exists() else []
+        results = [_grade_file(learner, path, group, run) for path in editions]
+        for exercise in group:
+            learner.grades[exercise.id] = max((r[exercise.id] for r in results), key=FURTHEST.__getitem__)
     return learner
 
 

@@ -31,7 +31,7 @@ def _answer(nb: dict, exercise: str, code: str, printed: str | None) -> None:
 
 def _copy_of_the_lab(folder, changes: dict[str, list[tuple[str, str, str | None]]] | None = None):
     (folder / "notebooks").mkdir(parents=True)
-    for path in sorted(LAB.glob("[0-9][0-9]_*.ipynb")):
+    for path in sorted(p for p in LAB.glob("[0-9][0-9]_*.ipynb") if "." not in p.stem):
         nb = _notebook(path.name)
         for exercise, code, printed in (changes or {}).get(path.name[:2], []):
             _answer(nb, exercise, code, printed)
@@ -200,3 +200,27 @@ def test_a_notebook_that_cannot_be_read_gives_a_line_and_the_rest_is_graded(room
     status, lines, err = _report(capsys, room / "bob", "--notebooks", "01", "03")
     assert status == 0 and _row(lines, "bob").split()[1:] == ["·✗·", "???", "0/6"]
     assert "bob/03_saving.ipynb: cannot be read (Permission denied); give yourself read access" in err
+
+
+def test_an_exercise_done_in_the_chinese_edition_counts(tmp_path, capsys):
+    """A learner who works in NN_name.zh-CN.ipynb: the English notebook stays as shipped, the Chinese one holds the
+    answers; each exercise shows the furthest either edition got, and a broken Chinese copy is named."""
+    erin = _copy_of_the_lab(tmp_path / "erin")
+    for name, answers in (("01_define_net", [("ex01_1", (SOLUTIONS / "ex01_1.py").read_text(),
+                                               "✓ ex01_1: Net 中有 61,706 个可训练参数"),
+                                              ("ex01_2", "def fc1_inputs(image_size, conv1_padding):\n    return 400",
+                                               "✗ ex01_2: fc1_inputs(28, 0) 得到 400，期望 256。")]),
+                          ("03_saving", [])):
+        nb = _notebook(f"{name}.zh-CN.ipynb")
+        for exercise, code, printed in answers:
+            _answer(nb, exercise, code, printed)
+        (erin / "notebooks" / f"{name}.zh-CN.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    (erin / "notebooks" / "02_train_mnist.zh-CN.ipynb").write_text("{")
+    status, lines, err = _report(capsys, tmp_path)
+    assert status == 0
+    assert _row(lines, "erin").split()[2] == "✓✗·" and _row(lines, "erin").endswith("1/41")
+    assert _row(lines, "erin").split()[3] == "···", "a broken Chinese copy does not hide the English one"
+    assert "erin/02_train_mnist.zh-CN.ipynb: not a notebook this report can read" in err
+    (erin / "notebooks" / "01_define_net.ipynb").unlink()
+    status, lines, err = _report(capsys, tmp_path)
+    assert _row(lines, "erin").split()[2] == "✓✗·" and "01_define_net.ipynb: missing" not in err
