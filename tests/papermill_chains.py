@@ -15,6 +15,7 @@ still fails the suite; `make regress` gives every notebook its own kernel too.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -49,3 +50,17 @@ def chain(name: str):
 def run_alone(name: str, folder: Path, kernel: SharedKernel, **parameters) -> nbformat.NotebookNode:
     """Execute one notebook with papermill into `folder`, in `kernel`; a cell that hangs fails instead of blocking."""
     return run_notebook(NOTEBOOK_DIR / name, folder / name, parameters=parameters, cwd=NOTEBOOK_DIR, kernel=kernel)
+
+
+def assert_ran_in_chinese(runs, folder: Path) -> None:
+    """The chain's Chinese runs (`edition: zh-CN`) executed the Chinese notebook, text and all, and its exercise
+    checks answered in Chinese: the language switch of its setup cell works in a real kernel."""
+    chinese = [run for run in runs if run.edition == "zh-CN"]
+    assert chinese, "params.yaml runs a Chinese notebook in this chain"
+    for run in chinese:
+        nb = nbformat.read(folder / "notebooks" / f"{run.id}.ipynb", as_version=4)
+        assert nb.metadata.get("language") == "zh-CN", f"{run.id} ran {run.path.name}"
+        assert re.search(r"[\u4e00-\u9fff]", nb.cells[0].source), f"{run.id}: its text is Chinese"
+        said = [output.text for cell in nb.cells if cell.cell_type == "code" and "labutils.checks.ex" in cell.source
+                for output in cell.outputs if output.output_type == "stream"]
+        assert said and all(re.match(r"[✓✗] ex\d\d_\d+: .*[\u4e00-\u9fff]", text) for text in said), said

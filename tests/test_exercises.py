@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import labutils.checks
+from labutils import i18n
 from labutils.paths import REPO_ROOT
 from notebook_files import NOTEBOOKS, read, tagged
 
@@ -60,7 +61,30 @@ def _run(check: str, answer_code: str, capsys) -> tuple[bool, str]:
         assert _same_session(_session(), before), f"{check} changed the session's random state or determinism settings"
     finally:
         torch.use_deterministic_algorithms(not flipped)
-    return result, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert not untranslated(out), (f"{check}: labutils/locale/zh-CN.po has no Chinese for {untranslated(out)}: run "
+                                   "`make translations` and translate the new entry")
+    return result, out
+
+
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
+def untranslated(out: str) -> list[str]:
+    """The messages of the checks in `out` that the Chinese edition would print in English: every message the
+    exercise tests see goes through here, so each must have its translation (the checks speak Chinese after
+    labutils.set_language("zh-CN"), which the Chinese notebooks call)."""
+    missing = []
+    for mark, message in re.findall(r"^([✓✗⚠]) ex\d\d_\d+: (.*?)(?=^[✓✗⚠] ex\d\d_\d+: |\Z)", out, re.M | re.S):
+        message = message.splitlines()[0] if mark == "⚠" else message.strip()
+        i18n.set_language("zh-CN")
+        try:
+            chinese = i18n.translate(message)
+        finally:
+            i18n.set_language("en")
+        if chinese == message or not CHINESE.search(chinese):
+            missing.append(message)
+    return missing
 
 
 def test_every_check_has_an_exercise_and_a_solution():
@@ -398,3 +422,34 @@ def test_passed_gives_each_checks_latest_verdict(capsys):
     assert labutils.checks.ex00_1(right) and labutils.checks.passed("ex00_1")
     assert not labutils.checks.passed("ex00_1", "ex99_9"), "a check that never ran has not passed"
     assert not labutils.checks.ex00_1(lambda labels, digit: 0) and not labutils.checks.passed("ex00_1")
+
+
+def test_a_check_answers_in_chinese_after_set_language_and_in_english_again_after(capsys):
+    try:
+        labutils.set_language("zh-CN")
+        assert labutils.checks.ex00_1(None) is False
+        assert labutils.checks.ex02_1(lambda logits, labels: [0.5]) is False
+    finally:
+        labutils.set_language("en")
+    assert labutils.checks.ex00_1(None) is False
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "✗ ex00_1: 还没有答案：先填写上面的练习单元格并运行它，然后再运行这个单元格。"
+    assert lines[1] == "✗ ex02_1: 请返回 Python float（用 .item()），而不是 list。", "a message with a value in it"
+    assert lines[2].startswith("✗ ex00_1: no answer yet: fill in the exercise cell above")
+
+
+def test_a_message_without_a_translation_is_found_and_shown_in_english():
+    out = ("✗ ex03_1: a hint nobody has translated yet.\n✓ ex03_2: temporary in the same folder, fsync, os.replace, "
+           "fsync of the folder; a failed save left the good file byte for byte intact.\n")
+    assert untranslated(out) == ["a hint nobody has translated yet."]
+    try:
+        labutils.set_language("zh-CN")
+        assert i18n.translate("a hint nobody has translated yet.") == "a hint nobody has translated yet."
+    finally:
+        labutils.set_language("en")
+
+
+def test_set_language_refuses_a_language_it_does_not_have():
+    with pytest.raises(ValueError, match=r"set_language\('fr'\): the checks speak 'en' and 'zh-CN'"):
+        labutils.set_language("fr")
+    assert i18n.language() == "en"

@@ -8,7 +8,19 @@ import re
 import pytest
 
 from labutils.paths import REPO_ROOT
-from notebook_files import NOTEBOOKS, read, tagged
+from notebook_files import NOTEBOOKS, ZH_NOTEBOOKS, read, tagged
+
+# The headings every notebook opens and ends with, in each edition (the Chinese ones: tools/translations.py)
+HEADINGS = {"en": {"learn": "What you will learn", "need": "You will need", "minute": "minute", "summary": "Summary",
+                   "exercises": "Exercises", "exercise": "Exercise", "step": r"Step \d · .*\((🌟+)\)"},
+            "zh-CN": {"learn": "你将学到", "need": "你需要", "minute": "分钟", "summary": "小结", "exercises": "练习",
+                      "exercise": "练习", "step": r"第 \d 步 · .*（(🌟+)）"}}
+ALL_NOTEBOOKS = NOTEBOOKS + ZH_NOTEBOOKS
+
+
+def edition(path) -> dict[str, str]:
+    return HEADINGS["zh-CN" if path.name.endswith(".zh-CN.ipynb") else "en"]
+
 
 MACHINE_PATH = re.compile(r"(/root/|/home/|/tmp/|/Users/|/private/var/|[A-Z]:\\\\Users)")
 MAX_OUTPUT_BYTES = 500_000
@@ -19,7 +31,7 @@ def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 3
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
 class TestCommittedOutputs:
     def test_one_top_to_bottom_run(self, path):
         counts = [c.execution_count for c in read(path).cells if c.cell_type == "code" and c.source.strip()]
@@ -36,16 +48,16 @@ class TestCommittedOutputs:
                     assert "Warning" not in output.text, f"{path.name} cell {i}: a warning in the output"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
 class TestStructure:
     def test_opening(self, path):
-        cells = read(path).cells
+        cells, words = read(path).cells, edition(path)
         assert cells[0].cell_type == "markdown" and cells[0].source.startswith(f"# {path.name[:2]} · ")
         text = "\n".join(c.source for c in cells[:4] if c.cell_type == "markdown")
-        learn = re.search(r"## What you will learn\n((?:- .*\n?(?:  .*\n?)*)+)", text)
+        learn = re.search(rf"## {words['learn']}\n((?:- .*\n?(?:  .*\n?)*)+)", text)
         assert learn and 3 <= learn.group(1).count("\n- ") + 1 <= 5, f"{path.name}: 3–5 objectives"
-        need = re.search(r"## You will need\n(.*?)(\n##|\Z)", text, re.S)
-        assert need and "minute" in need.group(1) and "CPU" in need.group(1), f"{path.name}: minutes and CPU"
+        need = re.search(rf"## {words['need']}\n(.*?)(\n##|\Z)", text, re.S)
+        assert need and words["minute"] in need.group(1) and "CPU" in need.group(1), f"{path.name}: minutes and CPU"
 
     def test_setup_then_parameters_of_literals(self, path):
         nb = read(path)
@@ -59,15 +71,17 @@ class TestStructure:
             ast.literal_eval(node.value)
 
     def test_ending(self, path):
+        words = edition(path)
         headings = [line for c in read(path).cells if c.cell_type == "markdown"
                     for line in c.source.splitlines() if line.startswith("## ")]
-        if path.stem == "11_capstone_project":  # its exercises are its five steps, then it puts them together
-            steps = re.findall(r"^## Step \d · .*\((🌟+)\)$", "\n".join(headings), re.M)
-            assert headings[-1] == "## Summary" and len(steps) == 5 and steps[0] == "🌟", path.name
+        if path.name.startswith("11_capstone_project"):  # its exercises are its five steps, then it puts them together
+            steps = re.findall(rf"^## {words['step']}$", "\n".join(headings), re.M)
+            assert headings[-1] == f"## {words['summary']}" and len(steps) == 5 and steps[0] == "🌟", path.name
             return
         # Summary, then Exercises; or, in the clinic (09), whose exercises are its cases, Exercises, then Summary
-        assert sorted(h.split(":")[0] for h in headings[-2:]) == ["## Exercises", "## Summary"], path.name
-        stars = re.findall(r"\*\*(🌟+) Exercise", "\n".join(c.source for c in read(path).cells))
+        assert sorted(re.split("[:：]", h)[0] for h in headings[-2:]) == sorted(
+            [f"## {words['exercises']}", f"## {words['summary']}"]), path.name
+        stars = re.findall(rf"\*\*(🌟+) {words['exercise']}", "\n".join(c.source for c in read(path).cells))
         assert len(stars) >= 2 and stars[0] == "🌟", f"{path.name}: at least two exercises, starting at 🌟"
 
     def test_local_links_and_images_exist(self, path):

@@ -38,9 +38,32 @@ def test_the_command_serves_the_lab_and_opens_notebook_00():
     assert lab.environment({})["JUPYTER_PREFER_ENV_PATH"] == "1"
 
 
-def test_the_settings_override_turns_the_news_prompt_off():
+def test_make_lab_with_lab_lang_opens_the_chinese_edition():
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "lab", "LAB_LANG=zh-CN"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    assert dry.strip().splitlines()[-1].endswith("/bin/python tools/lab.py --language zh-CN"), dry
+    first, settings = lab.LANGUAGES["zh-CN"]
+    args = lab.command(REPO_ROOT, open_browser=False, language="zh-CN")
+    assert (REPO_ROOT / first).is_file() and f"--LabApp.default_url=/lab/tree/{first}" in args
+    assert f"--LabApp.app_settings_dir={settings}" in args and f"--LabApp.app_settings_dir={lab.SETTINGS}" not in args
+    with pytest.raises(SystemExit):
+        lab.main(["--language", "fr", "--no-browser"])
+
+
+def test_the_chinese_settings_are_the_labs_with_the_chinese_locale_that_the_language_pack_provides():
+    english = json.loads((lab.SETTINGS / "overrides.json").read_text())
+    chinese = json.loads((lab.LANGUAGES["zh-CN"][1] / "overrides.json").read_text())
+    assert chinese == {**english, "@jupyterlab/translation-extension:plugin": {"locale": "zh_CN"}}
+    from jupyterlab_server.translation_utils import get_language_packs
+
+    packs, _ = get_language_packs()
+    assert "zh_CN" in packs, f"jupyterlab-language-pack-zh-CN is not installed: run `make setup` ({sorted(packs)})"
+
+
+@pytest.mark.parametrize("overrides", ["overrides.json", "zh-CN/overrides.json"])
+def test_the_settings_override_turns_the_news_prompt_off(overrides):
     """tools/jupyterlab/overrides.json names settings the installed JupyterLab has, with values it accepts."""
-    overrides = json.loads((lab.SETTINGS / "overrides.json").read_text())
+    overrides = json.loads((lab.SETTINGS / overrides).read_text())
     schemas = Path(sys.prefix) / "share" / "jupyter" / "lab" / "schemas"
     for plugin, values in overrides.items():
         package, _, name = plugin.partition(":")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from labutils.paths import REPO_ROOT
-from notebook_files import NOTEBOOKS, read
+from notebook_files import NOTEBOOKS, ZH_NOTEBOOKS, read
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", re.M)
@@ -51,8 +51,8 @@ def broken_links(path: Path) -> list[str]:
     return broken
 
 
-SOURCES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md")),
-           *sorted((REPO_ROOT / "notebooks").glob("**/*.md")), *NOTEBOOKS]
+SOURCES = [REPO_ROOT / "README.md", REPO_ROOT / "README.zh-CN.md", *sorted((REPO_ROOT / "docs").glob("*.md")),
+           *sorted((REPO_ROOT / "notebooks").glob("**/*.md")), *NOTEBOOKS, *ZH_NOTEBOOKS]
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO_ROOT)))

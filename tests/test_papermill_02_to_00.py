@@ -7,7 +7,7 @@ import torch
 
 from labutils import Net, evaluate, mnist_tensors
 from notebook_claims import assert_the_baselines_hold
-from papermill_chains import chain, run_alone
+from papermill_chains import assert_ran_in_chinese, chain, run_alone
 
 CHAIN, fast_runs = chain("02 to 00")
 
@@ -65,3 +65,7 @@ def test_the_accuracy_assert_can_fail(tmp_path, monkeypatch, kernel):
     monkeypatch.setenv("LAB_METRICS_DIR", str(tmp_path / "metrics"))
     with pytest.raises(papermill.PapermillExecutionError, match="is not above 99.00%"):
         run_alone("02_train_mnist.ipynb", tmp_path, kernel, EPOCHS=1, TRAIN_SUBSET=1000, MIN_TEST_ACCURACY=0.99)
+
+
+def test_the_chinese_00_runs_end_to_end_and_its_checks_answer_in_chinese(fast_runs):
+    assert_ran_in_chinese(CHAIN, fast_runs[1])

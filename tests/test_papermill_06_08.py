@@ -6,7 +6,7 @@ import papermill
 import pytest
 
 from notebook_claims import assert_the_baselines_hold
-from papermill_chains import CHAINS, FAST, chain, run_alone
+from papermill_chains import assert_ran_in_chinese, CHAINS, FAST, chain, run_alone
 
 CHAIN, fast_runs = chain("10 and 06")
 
@@ -81,3 +81,7 @@ def test_the_fast_runs_cover_a_stop_before_the_first_checkpoint():
 def test_06_rejects_an_interrupt_step_outside_the_run(tmp_path, monkeypatch, kernel):
     _refuses("06_resume_training.ipynb", "INTERRUPT_STEP=0 must lie between 1 and the last step, 188",
              tmp_path, monkeypatch, kernel, INTERRUPT_STEP=0)
+
+
+def test_the_chinese_06_runs_end_to_end_and_its_checks_answer_in_chinese(fast_runs):
+    assert_ran_in_chinese(CHAIN, fast_runs[1])

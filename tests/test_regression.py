@@ -31,7 +31,10 @@ def test_the_plan_refuses_what_would_run_something_else(tmp_path):
         "repeated: a": "runs:\n  - {id: a, notebook: 00_welcome}\n  - {id: a, notebook: 01_define_net}\n" + rules,
         "notebooks/00_welcom.ipynb, which does not exist": "runs:\n  - {id: a, notebook: 00_welcom}\n" + rules,
         "a tolerance needs match plus one of": "runs: []\ntolerances:\n  - {match: '*', kind: close}\n",
-        "each run takes id, notebook, parameters and fast": "runs:\n  - {id: a, notebok: 00_welcome}\n" + rules,
+        "each run takes id, notebook, parameters, fast and edition": "runs:\n  - {id: a, notebok: 00_welcome}\n"
+                                                                     + rules,
+        "run a has edition 'fr'; the lab has en and zh-CN": "runs:\n  - {id: a, notebook: 00_welcome, edition: fr}\n"
+                                                             + rules,
     }
     for message, text in cases.items():
         path = tmp_path / "params.yaml"

@@ -76,15 +76,10 @@ def browser():
 @pytest.fixture
 def ui(browser, server):
     """A fresh page on the lab; JavaScript errors in it fail the test. Its kernels are shut down afterwards."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
     try:
-        yield lab_browser.Lab(server, page)
-        assert not errors, f"JavaScript errors in the page: {errors}"
+        with lab_browser.watched_page(browser) as page:
+            yield lab_browser.Lab(server, page)
     finally:
-        context.close()
         server.shut_down_kernels(wait=False)
 
 

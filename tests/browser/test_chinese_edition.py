@@ -1,0 +1,51 @@
+"""The Chinese edition as learners meet it: `make lab LAB_LANG=zh-CN` in a real Chromium (tools/lab_browser.py).
+
+JupyterLab opens on 00_welcome.zh-CN.ipynb with its own menus in Chinese (the pinned
+jupyterlab-language-pack-zh-CN, set by tools/jupyterlab/zh-CN/overrides.json), and the Chinese notebooks draw
+every picture. (Two Chinese notebooks run end to end, their checks answering in Chinese, in the papermill chains.)
+Skipped, with one line saying why, where no Chromium is found.
+"""
+from __future__ import annotations
+
+import lab  # tools/ is on the tests' path (pyproject.toml)
+import lab_browser
+import pytest
+
+CHROMIUM = lab_browser.find_chromium()
+if CHROMIUM is None:
+    pytest.skip(f"browser tests: {lab_browser.why_no_chromium()}", allow_module_level=True)
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+NOTEBOOKS = ["00_welcome.zh-CN.ipynb", "06_resume_training.zh-CN.ipynb"]
+
+
+@pytest.fixture(scope="module")
+def ui():
+    with lab_browser.LabServer(NOTEBOOKS, language="zh-CN") as server, sync_playwright() as playwright:
+        chromium = lab_browser.launch(playwright, CHROMIUM)
+        try:
+            with lab_browser.watched_page(chromium) as page:
+                yield lab_browser.Lab(server, page)
+        finally:
+            server.shut_down_kernels(wait=False)
+            chromium.close()
+        started = [server.pid, *lab_browser.descendants(server.pid)]
+    assert lab_browser.alive(started) == [], "the server or a kernel outlived the module"
+
+
+def test_make_lab_in_chinese_opens_the_chinese_00_with_chinese_menus(ui):
+    ui.page.goto(ui.server.printed_url())
+    ui.wait_for_notebook("00_welcome.zh-CN.ipynb")
+    assert ui.current_tab() == "00_welcome.zh-CN.ipynb" and ui.kernel_name() == lab.KERNEL_DISPLAY_NAME
+    menus = ui.page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+    assert menus[:5] == ["文件", "编辑", "查看", "运行", "内核"], f"JupyterLab's menus are not in Chinese: {menus}"
+    assert "你将学到" in ui.notebook.locator(".jp-MarkdownOutput h2").first.inner_text()
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_a_chinese_notebook_draws_every_picture_unchanged(ui, name):
+    ui.open(name)
+    assert ui.page.locator(".lm-TabBar-tab.lm-mod-current.jp-mod-dirty").count() == 0, f"opening {name} changed it"
+    ui.wait_until(lambda: not ui.broken_pictures(), "every picture drawn")
+
