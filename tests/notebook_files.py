@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lab  # tools/lab.py (tools/ is on the tests' path)
 import nbformat
 
 from labutils.paths import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb") if "." not in p.stem)  # the English ones
+NOTEBOOKS = lab.notebooks(NOTEBOOK_DIR)  # the English ones
 ZH_NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.zh-CN.ipynb"))  # the Chinese edition (tools/translations.py)
 
 

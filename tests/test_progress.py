@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from labutils import progress
+from notebook_files import NOTEBOOKS
 from labutils.paths import REPO_ROOT
 
 LAB = REPO_ROOT / "notebooks"
@@ -31,7 +32,7 @@ def _answer(nb: dict, exercise: str, code: str, printed: str | None) -> None:
 
 def _copy_of_the_lab(folder, changes: dict[str, list[tuple[str, str, str | None]]] | None = None):
     (folder / "notebooks").mkdir(parents=True)
-    for path in sorted(p for p in LAB.glob("[0-9][0-9]_*.ipynb") if "." not in p.stem):
+    for path in NOTEBOOKS:
         nb = _notebook(path.name)
         for exercise, code, printed in (changes or {}).get(path.name[:2], []):
             _answer(nb, exercise, code, printed)

@@ -11,6 +11,7 @@ import pytest
 from matplotlib.image import imread
 
 from labutils.paths import REPO_ROOT
+from notebook_files import NOTEBOOKS
 
 README = (REPO_ROOT / "README.md").read_text()
 
@@ -165,7 +166,7 @@ def test_offline_without_a_wheelhouse_stops_before_installing(tmp_path):
 def test_the_instructor_guide_times_every_notebook():
     guide = (REPO_ROOT / "docs" / "INSTRUCTOR.md").read_text()
     timed = re.findall(r"^\| (\d\d) [^|]+ \| \d+ s", guide, re.M)
-    notebooks = sorted(p.name[:2] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb") if "." not in p.stem)
+    notebooks = [p.name[:2] for p in NOTEBOOKS]
     assert timed == notebooks, "docs/INSTRUCTOR.md: one measured row per notebook, in order"
 
 

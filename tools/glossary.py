@@ -17,6 +17,8 @@ from pathlib import Path
 
 import nbformat
 
+import lab  # tools/lab.py, beside this file
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GLOSSARY = REPO_ROOT / "docs" / "GLOSSARY.md"
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
               "Give every ### entry a pattern (or None) in TERMS.", file=sys.stderr)
         return 1
     problems = 0
-    for path in sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb") if "." not in p.stem):  # not *.zh-CN
+    for path in lab.notebooks(NOTEBOOK_DIR):
         nb = nbformat.read(path, as_version=4)
         if args.check:
             for index, start, end, term in missing_links(nb):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -27,8 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "tools" / "jupyterlab"
 FIRST_NOTEBOOK = "notebooks/00_welcome.ipynb"
 LANGUAGES = {"en": (FIRST_NOTEBOOK, SETTINGS), "zh-CN": ("notebooks/00_welcome.zh-CN.ipynb", SETTINGS / "zh-CN")}
+NOTEBOOK_NAME = re.compile(r"\d\d_\w+\.ipynb")  # 03_saving.ipynb; not its Chinese edition, 03_saving.zh-CN.ipynb
 KERNEL_NAME = "python3"  # the name the notebooks' metadata gives: a learner is never asked to pick a kernel
 KERNEL_DISPLAY_NAME = "Save & Load Lab (Python 3)"  # the notebooks' metadata gives it too (tests/test_lab_launch.py)
+
+
+def notebooks(folder: Path = ROOT / "notebooks") -> list[Path]:
+    """The lab's numbered notebooks in `folder`, in teaching order: NN_name.ipynb, not their Chinese editions."""
+    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb") if NOTEBOOK_NAME.fullmatch(p.name))
 
 
 def install_kernel(prefix: str = sys.prefix) -> Path:

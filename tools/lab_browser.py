@@ -83,7 +83,7 @@ class LabServer:
     empty artifacts folder of its own. `prepare(name, nb)`, when given, rewrites each copied notebook first."""
 
     def __init__(self, notebooks: list[str] | None = None, *, prepare=None, language: str = "en"):
-        self.names = notebooks or sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb") if "." not in p.stem)
+        self.names = notebooks or [p.name for p in lab.notebooks(NOTEBOOKS)]
         self.prepare = prepare
         self.language = language  # "zh-CN": as `make lab LAB_LANG=zh-CN` starts it
         self.port, self.token = free_port(), secrets.token_hex(16)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import nbformat
 
+import lab  # tools/lab.py, beside this file
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 README = REPO_ROOT / "README.md"
@@ -147,7 +149,7 @@ def written(index: int, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def check_files() -> list[str]:
     """Return what differs from NOTEBOOKS in the folder: a notebook listed and missing, one present and unlisted."""
-    present = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb") if "." not in p.stem)  # not *.zh-CN
+    present = [p.stem for p in lab.notebooks(NOTEBOOK_DIR)]
     listed = [nb.name for nb in NOTEBOOKS]
     problems = [f"notebooks/{name}.ipynb is listed in tools/lab_map.py but does not exist"
                 for name in listed if name not in present]

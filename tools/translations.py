@@ -34,7 +34,9 @@ import polib
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import lab  # noqa: E402  (tools/lab.py, beside this file)
 from labutils import i18n  # noqa: E402
+from labutils._io import atomic_write_bytes  # noqa: E402
 from labutils.i18n import Segment  # noqa: E402
 
 LANGUAGE = "zh-CN"
@@ -44,11 +46,6 @@ DOCUMENTS = ["README.md", "docs/CHEATSHEET.md", "docs/GLOSSARY.md", "docs/INSTRU
 SWITCH = f'labutils.set_language("{LANGUAGE}")  # 练习的检查结果用中文显示；改成 "en" 则用英文'
 HEADER = {"Project-Id-Version": "Save & Load Lab", "Language": "zh_CN", "MIME-Version": "1.0",
           "Content-Type": "text/plain; charset=UTF-8", "Content-Transfer-Encoding": "8bit"}
-
-
-def english_notebooks() -> list[Path]:
-    """The lab's English notebooks, in order (NN_name.ipynb; not the generated NN_name.zh-CN.ipynb)."""
-    return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb") if re.fullmatch(r"\d\d_\w+\.ipynb", p.name))
 
 
 def translated_name(path: Path) -> Path:
@@ -216,7 +213,7 @@ def translate(path: Path, po: polib.POFile) -> str:
 
 def sources() -> list[Path]:
     """Every English file with a Chinese edition."""
-    return english_notebooks() + [ROOT / name for name in DOCUMENTS]
+    return lab.notebooks(NOTEBOOKS) + [ROOT / name for name in DOCUMENTS]
 
 
 # --- what is missing or stale -------------------------------------------------------------------------------------
@@ -291,9 +288,7 @@ def update(write: bool = True) -> dict:
             counts.setdefault("stale", []).append(_shown(target))
             if write:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.tmp")
-                tmp.write_text(text, encoding="utf-8")
-                tmp.replace(target)
+                atomic_write_bytes(text.encode("utf-8"), target)
     return counts
 
 
