@@ -16,6 +16,7 @@ _language = "en"
 # `return "success message"`, and the hint `fix` of _weights_only_round_trip(obj, fix).
 _HINT_ARGUMENT = {"_expect": 1, "_Wrong": 0, "_weights_only_round_trip": 1, "translate": 0}
 _PLACEHOLDER = re.compile(r"\{(\d+)\}")
+CHINESE = re.compile(r"[\u4e00-\u9fff]")  # a CJK ideograph: what tells a Chinese text from an English one
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,20 @@ def extract(folder: Path = CHECKS) -> list[Segment]:
 
 @functools.cache
 def _catalogue() -> tuple[dict[str, str], list[tuple[re.Pattern, list[int], str]]]:
-    """The usable translations: messages without values by their text, templates as patterns (longest first)."""
+    """The usable translations: messages without values by their text, templates as patterns (longest first).
+    A catalogue that cannot be read gives none, said once: the checks then answer in English, and never raise."""
     import polib
 
     exact, patterns = {}, []
-    for entry in polib.pofile(str(CATALOGUE)):
+    try:
+        if not CATALOGUE.is_file():  # polib would read the path itself as the catalogue's text
+            raise FileNotFoundError("no such file")
+        entries = polib.pofile(str(CATALOGUE))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        print(f"The checks answer in English: their Chinese messages, {CATALOGUE}, cannot be read ({err}). "
+              "Restore the file with `git checkout labutils/locale/zh-CN.po`, or reinstall the lab with `make setup`.")
+        entries = []
+    for entry in entries:
         if not entry.msgstr or "fuzzy" in entry.flags or entry.obsolete:
             continue
         parts = _PLACEHOLDER.split(entry.msgid)
@@ -132,5 +142,8 @@ def translate(message: str) -> str:
         match = regex.fullmatch(message)
         if match:
             values = {number: translate(match.group(i + 1)) for i, number in enumerate(order)}
-            return msgstr.format(*[values[i] for i in range(len(values))])
+            try:
+                return msgstr.format(*[values[i] for i in range(len(values))])
+            except (IndexError, KeyError, ValueError):  # a translation whose braces were edited wrong
+                return message
     return message

@@ -67,9 +67,6 @@ def _run(check: str, answer_code: str, capsys) -> tuple[bool, str]:
     return result, out
 
 
-CHINESE = re.compile(r"[\u4e00-\u9fff]")
-
-
 def untranslated(out: str) -> list[str]:
     """The messages of the checks in `out` that the Chinese edition would print in English: every message the
     exercise tests see goes through here, so each must have its translation (the checks speak Chinese after
@@ -82,7 +79,7 @@ def untranslated(out: str) -> list[str]:
             chinese = i18n.translate(message)
         finally:
             i18n.set_language("en")
-        if chinese == message or not CHINESE.search(chinese):
+        if chinese == message or not i18n.CHINESE.search(chinese):
             missing.append(message)
     return missing
 
@@ -453,3 +450,41 @@ def test_set_language_refuses_a_language_it_does_not_have():
     with pytest.raises(ValueError, match=r"set_language\('fr'\): the checks speak 'en' and 'zh-CN'"):
         labutils.set_language("fr")
     assert i18n.language() == "en"
+
+
+@pytest.mark.parametrize("content", [None, b"<<<<<<< HEAD\nmsgid \"x\"\n", b"\xff\xfe not utf-8"],
+                         ids=["missing", "a merge conflict", "not utf-8"])
+def test_a_catalogue_that_cannot_be_read_leaves_the_checks_in_english_and_says_how_to_restore_it(
+        content, tmp_path, monkeypatch, capsys):
+    catalogue = tmp_path / "zh-CN.po"
+    if content is not None:
+        catalogue.write_bytes(content)
+    monkeypatch.setattr(i18n, "CATALOGUE", catalogue)
+    i18n._catalogue.cache_clear()
+    try:
+        labutils.set_language("zh-CN")
+        assert labutils.checks.ex00_1(None) is False and labutils.checks.ex00_1(None) is False
+    finally:
+        labutils.set_language("en")
+        i18n._catalogue.cache_clear()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"The checks answer in English: their Chinese messages, {catalogue}, cannot be read")
+    assert lines[0].endswith("Restore the file with `git checkout labutils/locale/zh-CN.po`, or reinstall the lab "
+                             "with `make setup`.")
+    assert lines[1:] == [("✗ ex00_1: no answer yet: fill in the exercise cell above, run it, then run this cell "
+                         "again.")] * 2, "said once, then English"
+
+
+def test_a_translation_with_wrong_braces_prints_the_english_message(tmp_path, monkeypatch):
+    catalogue = tmp_path / "zh-CN.po"
+    catalogue.write_text('msgid "return a dict, not {0}."\nmsgstr "请返回一个字典，而不是 {1}。"\n\n'
+                         'msgid "the checkpoint lacks {0}."\nmsgstr "检查点缺少 {0}。"\n', encoding="utf-8")
+    monkeypatch.setattr(i18n, "CATALOGUE", catalogue)
+    i18n._catalogue.cache_clear()
+    try:
+        labutils.set_language("zh-CN")
+        assert i18n.translate("return a dict, not list.") == "return a dict, not list."
+        assert i18n.translate("the checkpoint lacks epoch.") == "检查点缺少 epoch。"
+    finally:
+        labutils.set_language("en")
+        i18n._catalogue.cache_clear()

@@ -19,7 +19,6 @@ from labutils import i18n
 from labutils.paths import REPO_ROOT
 from notebook_files import NOTEBOOKS, ZH_NOTEBOOKS
 
-CHINESE = re.compile(r"[\u4e00-\u9fff]")
 LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
 
 
@@ -45,9 +44,22 @@ def test_the_chinese_files_are_exactly_what_make_translations_writes():
     assert counts["fuzzy"] == counts["untranslated"] == 0 and counts["usable"] == counts["entries"] > 700
 
 
+def test_a_hand_edited_chinese_file_is_found_and_named(tmp_path, monkeypatch):
+    english = REPO_ROOT / "notebooks" / "03_saving.ipynb"
+    copy = tmp_path / "03_saving.zh-CN.ipynb"
+    shutil.copy(tr.translated_name(english), copy)
+    monkeypatch.setattr(tr, "sources", lambda: [english])
+    monkeypatch.setattr(tr, "translated_name", lambda path: copy)
+    assert tr.update(write=False)["written"] == 0, "the copy is what make translations writes"
+    text = copy.read_text(encoding="utf-8")
+    copy.write_text(text.replace("一个文件里放多个模型", "一个文件里放几个模型"), encoding="utf-8")
+    counts = tr.update(write=False)
+    assert counts["written"] == 1 and counts["stale"] == ["03_saving.zh-CN.ipynb"]
+
+
 def test_every_english_notebook_has_its_chinese_edition_and_no_other():
     assert [tr.translated_name(p) for p in NOTEBOOKS] == ZH_NOTEBOOKS
-    assert tr.english_notebooks() == NOTEBOOKS
+    assert tr.sources()[:len(NOTEBOOKS)] == NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -68,7 +80,7 @@ def test_a_chinese_notebook_has_the_english_code_and_outputs(path):
             assert (zh["outputs"], zh["execution_count"]) == (en["outputs"], en["execution_count"]), \
                 f"{path.name} cell {en['id']}: the outputs differ"
         else:
-            assert CHINESE.search("".join(zh["source"])), f"{path.name} cell {en['id']}: not in Chinese"
+            assert i18n.CHINESE.search("".join(zh["source"])), f"{path.name} cell {en['id']}: not in Chinese"
     assert switched == 1, f"{path.name}: one setup cell, which switches the checks to Chinese"
 
 
@@ -100,7 +112,7 @@ def test_changing_one_english_sentence_fails_naming_the_notebook_and_the_cell_un
     written = json.loads(tr.translate_notebook(copy, merged))
     text = {c["id"]: "".join(c["source"]) for c in written["cells"]}
     assert text["c21"] == new, "a fuzzy translation is not used: the English stands in"
-    assert CHINESE.search(text["c19"]), "the other cells stay translated"
+    assert i18n.CHINESE.search(text["c19"]), "the other cells stay translated"
 
     entry.msgstr, entry.flags = entry.msgstr.replace("同样的做法", "同样的做法。"), []
     assert tr.problems(copy, merged, catalogue) == []
