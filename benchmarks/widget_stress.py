@@ -15,10 +15,11 @@ competes with the load all the same. The executed notebook of every run that is 
 Exit status 1 unless every run is ok. The parameters are the small regression sets (NN-small) of
 tests/regression/params.yaml (1 epoch on 10,000 images), except that 05 draws one few-shot sample per size
 instead of two (its widgets stay as they are; its transfer experiment takes half the time); --defaults runs
-each notebook as committed.
+each notebook as committed. --edition zh-CN runs their Chinese editions (NN_name.zh-CN.ipynb: the same code, the
+text and the checks' messages in Chinese).
 Usage:
     python benchmarks/widget_stress.py [--runs 20] [--notebooks 01 02 05] [--timeout 600] [--no-load] [--defaults]
-                                       [--kernel-threads 1] [--keep reports/stress]
+                                       [--kernel-threads 1] [--keep reports/stress] [--edition zh-CN]
 """
 from __future__ import annotations
 
@@ -58,16 +59,18 @@ def start_load(seconds: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", BURNER, str(seconds)]) for _ in range(os.cpu_count() or 1)]
 
 
-def run_once(notebook: str, parameters: dict, timeout: float, keep: Path) -> tuple[str, str, float]:
-    """Run one notebook on an empty artifacts folder; return (outcome, detail, seconds)."""
+def run_once(notebook: str, parameters: dict, timeout: float, keep: Path, edition: str = "en"
+             ) -> tuple[str, str, float]:
+    """Run one notebook (`edition` "zh-CN": its Chinese edition) on an empty artifacts folder; return (outcome,
+    detail, seconds)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lab-stress-") as work:
         os.environ["LAB_ARTIFACTS_DIR"] = str(Path(work) / "artifacts")
         os.environ["LAB_METRICS_DIR"] = str(Path(work) / "metrics")
         executed = Path(work) / f"{notebook}.ipynb"
         try:
-            run_notebook(REPO_ROOT / "notebooks" / f"{notebook}.ipynb", executed, parameters=parameters,
-                         timeout=timeout)
+            name = notebook if edition == "en" else f"{notebook}.{edition}"
+            run_notebook(REPO_ROOT / "notebooks" / f"{name}.ipynb", executed, parameters=parameters, timeout=timeout)
             outcome, detail = "ok", ""
         except MissedReply as err:
             outcome, detail = "hang", str(err)
@@ -96,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads in each kernel (OMP_NUM_THREADS); 0 leaves torch's default (default 1)")
     parser.add_argument("--keep", type=Path, default=REPO_ROOT / "reports" / "stress",
                         help="where the executed notebooks of runs that were not ok go (default reports/stress)")
+    parser.add_argument("--edition", choices=["en", "zh-CN"], default="en",
+                        help="zh-CN runs the Chinese notebooks (default %(default)s)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error(f"--runs {args.runs} is not allowed: use 1 or more")
@@ -105,13 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     plan = {key: {} if args.defaults else fast_parameters(NOTEBOOKS[key]) for key in args.notebooks}
     outcomes: dict[str, list[tuple[str, str, float]]] = {key: [] for key in args.notebooks}
     load = [] if args.no_load else start_load(int(args.runs * len(plan) * (args.timeout + 300)))
-    print(f"{args.runs} runs each of {', '.join(NOTEBOOKS[k] for k in plan)}; cell timeout {args.timeout:g} s; "
+    print(f"{args.runs} runs each of {', '.join(NOTEBOOKS[k] for k in plan)} ({args.edition}); "
+          f"cell timeout {args.timeout:g} s; "
           f"CPU {'idle' if args.no_load else f'kept busy by {len(load)} processes'}; "
           f"torch threads per kernel: {os.environ.get('OMP_NUM_THREADS', 'default')}", flush=True)
     try:
         for i in range(args.runs):  # interleaved, as a suite runs one notebook after another in one process
             for key, parameters in plan.items():
-                outcome, detail, seconds = run_once(NOTEBOOKS[key], parameters, args.timeout, args.keep)
+                outcome, detail, seconds = run_once(NOTEBOOKS[key], parameters, args.timeout, args.keep, args.edition)
                 outcomes[key].append((outcome, detail, seconds))
                 print(f"run {i + 1:>3} {NOTEBOOKS[key]:<20} {outcome:<8} {seconds:6.1f} s {detail}", flush=True)
     finally:
