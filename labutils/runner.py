@@ -219,8 +219,10 @@ def _running_cell(nb: nbformat.NotebookNode) -> int | None:
 
 
 def strip_run_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Remove what papermill adds (timings, empty tag lists) so that a committed notebook stays as it was."""
+    """Remove what papermill adds (timings, empty tag lists) and the kernel's Python version, so that a committed
+    notebook stays as it was whichever machine ran it (tools/lab_server.py: JupyterLab saves it so too)."""
     nb.metadata.pop("papermill", None)
+    nb.metadata.get("language_info", {}).pop("version", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         if cell.metadata.get("tags") == []:

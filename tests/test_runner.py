@@ -100,6 +100,8 @@ def test_rerun_in_place_keeps_outputs_and_no_run_metadata(tmp_path):
     nb = nbformat.read(path, as_version=4)
     assert nb.cells[0].outputs[0].text == "42\n" and nb.cells[0].execution_count == 1
     assert "papermill" not in nb.metadata and set(nb.cells[0].metadata) <= {"execution"}
+    # the kernel wrote its language_info; the run keeps it without the Python's version, as JupyterLab saves it
+    assert nb.metadata.language_info.name == "python" and "version" not in nb.metadata.language_info
     assert [p.name for p in tmp_path.iterdir()] == ["ok.ipynb"], "no temporary left beside it"
 
 

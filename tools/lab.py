@@ -11,6 +11,9 @@ What it adds to a plain `jupyter lab`:
   ("Save & Load Lab (Python 3)", `install_kernel` below; the notebooks' metadata gives the same name, so that
   opening one does not mark it as changed), and `JUPYTER_PREFER_ENV_PATH` makes it win over a
   "python3" kernelspec the learner may have in their home folder that starts another Python;
+- opening a notebook changes nothing, on any Python the lab supports: JupyterLab runs in `tools/lab_server.py`,
+  whose contents manager shows each notebook with the running kernel's `language_info` and saves it without the
+  Python version (that module says why);
 - no browser where there is no display (it prints the URL to open), and `--allow-root` for root;
 - `--language zh-CN` (`make lab LAB_LANG=zh-CN`): the Chinese edition, opened on `00_welcome.zh-CN.ipynb`, with
   JupyterLab's own menus in Chinese (`jupyterlab/zh-CN/overrides.json` sets the locale that the pinned
@@ -26,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "tools" / "jupyterlab"
+SERVER = ROOT / "tools" / "lab_server.py"  # JupyterLab with the lab's contents manager
 FIRST_NOTEBOOK = "notebooks/00_welcome.ipynb"
 LANGUAGES = {"en": (FIRST_NOTEBOOK, SETTINGS), "zh-CN": ("notebooks/00_welcome.zh-CN.ipynb", SETTINGS / "zh-CN")}
 NOTEBOOK_NAME = re.compile(r"\d\d_\w+\.ipynb")  # 03_saving.ipynb; not its Chinese edition, 03_saving.zh-CN.ipynb
@@ -55,7 +59,8 @@ def environment(base: dict | None = None) -> dict:
 def command(root: Path, *, open_browser: bool, extra: list[str] = (), language: str = "en") -> list[str]:
     """The `jupyter lab` command line for the lab in the folder `root`, run by this environment's Python."""
     first, settings = LANGUAGES[language]
-    args = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
+    args = [sys.executable, str(SERVER), "--ServerApp.contents_manager_class=lab_server.LabContentsManager",
+            f"--ServerApp.root_dir={root}",
             "--FileContentsManager.preferred_dir=notebooks", f"--LabApp.default_url=/lab/tree/{first}",
             f"--LabApp.app_settings_dir={settings}"]
     if not open_browser:

@@ -314,6 +314,17 @@ class Lab:
         tab.wait_for(state="detached", timeout=30_000)
         time.sleep(0.3)
 
+    def press_save(self, name: str) -> bytes:
+        """Ctrl+S, as a learner saves out of habit, on the open notebook `name`; wait until the server has written
+        the file (even when nothing changed), and return its bytes."""
+        path = self.server.folder / "notebooks" / name
+        written = path.stat().st_mtime_ns
+        self.notebook.locator(".jp-Cell").first.locator(".jp-InputPrompt, .jp-InputArea-prompt").first.click()
+        self.page.keyboard.press("Control+s")
+        self.wait_until(lambda: path.stat().st_mtime_ns != written, f"{name} written by Ctrl+S")
+        time.sleep(0.3)
+        return path.read_bytes()
+
     def cell(self, index: int):
         return self.notebook.locator(".jp-Cell").nth(index)
 
@@ -424,6 +435,25 @@ def watched_page(browser):
         assert not errors, f"JavaScript errors in the page: {errors}"
     finally:
         context.close()
+
+
+@contextlib.contextmanager
+def lab_session(chromium: str, notebooks: list[str] | None = None, **server_options):
+    """A LabServer on `notebooks` (with `server_options`) and a watched page on it in a headless Chromium: a `Lab`.
+    On leaving, the kernels, the browser and the server stop, and AssertionError if a process they started is
+    still running."""
+    from playwright.sync_api import sync_playwright
+
+    with LabServer(notebooks, **server_options) as server, sync_playwright() as playwright:
+        browser = launch(playwright, chromium)
+        try:
+            with watched_page(browser) as page:
+                yield Lab(server, page)
+        finally:
+            server.shut_down_kernels(wait=False)
+            browser.close()
+        started = [server.pid, *descendants(server.pid)]
+    assert alive(started) == [], "the server or a kernel outlived the session"
 
 
 def clip_cells(lab: Lab, first: str, last: str, path: Path) -> None:

@@ -15,23 +15,13 @@ CHROMIUM = lab_browser.find_chromium()
 if CHROMIUM is None:
     pytest.skip(f"browser tests: {lab_browser.why_no_chromium()}", allow_module_level=True)
 
-from playwright.sync_api import sync_playwright  # noqa: E402
-
 NOTEBOOKS = ["00_welcome.zh-CN.ipynb", "06_resume_training.zh-CN.ipynb"]
 
 
 @pytest.fixture(scope="module")
 def ui():
-    with lab_browser.LabServer(NOTEBOOKS, language="zh-CN") as server, sync_playwright() as playwright:
-        chromium = lab_browser.launch(playwright, CHROMIUM)
-        try:
-            with lab_browser.watched_page(chromium) as page:
-                yield lab_browser.Lab(server, page)
-        finally:
-            server.shut_down_kernels(wait=False)
-            chromium.close()
-        started = [server.pid, *lab_browser.descendants(server.pid)]
-    assert lab_browser.alive(started) == [], "the server or a kernel outlived the module"
+    with lab_browser.lab_session(CHROMIUM, NOTEBOOKS, language="zh-CN") as lab:
+        yield lab
 
 
 def test_make_lab_in_chinese_opens_the_chinese_00_with_chinese_menus(ui):
@@ -45,7 +35,9 @@ def test_make_lab_in_chinese_opens_the_chinese_00_with_chinese_menus(ui):
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_a_chinese_notebook_draws_every_picture_unchanged(ui, name):
+    served = (ui.server.folder / "notebooks" / name).read_bytes()
     ui.open(name)
     assert ui.page.locator(".lm-TabBar-tab.lm-mod-current.jp-mod-dirty").count() == 0, f"opening {name} changed it"
     ui.wait_until(lambda: not ui.broken_pictures(), "every picture drawn")
+    assert ui.press_save(name) == served, f"{name}, only opened, then saved with Ctrl+S, changed"
 

@@ -84,13 +84,17 @@ def ui(browser, server):
 
 
 def test_first_screen(ui, server):
-    """The URL `make lab` prints opens notebook 00 with the lab's kernel, and no prompt about Jupyter news."""
+    """The URL `make lab` prints opens notebook 00 with the lab's kernel, and no prompt about Jupyter news. 00 is not
+    marked changed, and saved with Ctrl+S (a learner's habit) its file keeps every byte: `git status` shows nothing
+    and the next `git pull` cannot conflict (tools/lab_server.py; on every Python, tests/test_lab_server.py)."""
+    served = (server.folder / "notebooks" / "00_welcome.ipynb").read_bytes()
     ui.page.goto(server.printed_url())
     ui.wait_for_notebook("00_welcome.ipynb")
     assert ui.current_tab() == "00_welcome.ipynb"
     assert ui.kernel_name() == lab.KERNEL_DISPLAY_NAME
     assert ui.page.locator(".lm-TabBar-tab.lm-mod-current.jp-mod-dirty").count() == 0, "opening 00 changed it"
-    ui.page.wait_for_timeout(1500)  # the news question, when it is asked, comes a moment after the page
+    assert ui.press_save("00_welcome.ipynb") == served, "00, only opened, then saved with Ctrl+S, changed"
+    ui.page.wait_for_timeout(1000)  # the news question, when it is asked, comes a moment after the page
     toasts = " ".join(ui.page.locator(".Toastify__toast, .jp-Notification-Toast").all_inner_texts())
     assert "news" not in toasts.lower(), f"JupyterLab asks about news: {toasts}"
 
