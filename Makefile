@@ -23,7 +23,7 @@ OFFLINE ?=
 WHEELHOUSE := wheelhouse
 PIP_FROM := $(if $(OFFLINE),--no-index --find-links $(WHEELHOUSE))
 
-.PHONY: lab test browser setup check-python wheelhouse data notebooks map glossary images screenshots benchmarks stress \
+.PHONY: lab test browser setup check-python second-python wheelhouse data notebooks map glossary images screenshots benchmarks stress \
 	regress translations clean
 
 # JupyterLab on the lab's folder, opened on notebook 00, with the lab's kernel and settings (tools/lab.py says how);
@@ -38,13 +38,42 @@ lab: data
 # the order conftest.py sets (the browser tests and the two papermill chains first). TEST_WORKERS=0 runs it all in one
 # process.
 TEST_WORKERS ?= auto
-test: data
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+test: data $(if $(SECOND_PYTHON),second-python)
+	$(SECOND_ENV)$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Every notebook run from JupyterLab's Run menu in a headless Chromium, not only those with widgets as in `make test`
 # (tests/browser/; about 6 minutes on 2 cores; CHROMIUM=/path/to/chromium names the browser)
-browser: data
-	LAB_BROWSER_RUN_ALL=1 $(BIN)/python -m pytest tests/browser
+browser: data $(if $(SECOND_PYTHON),second-python)
+	$(SECOND_ENV)LAB_BROWSER_RUN_ALL=1 $(BIN)/python -m pytest tests/browser
+
+# The lab runs on Python 3.11, 3.12 and 3.13, the suite on one of them. With a second one named, `make test
+# SECOND_PYTHON=/path/to/python3.13` also opens notebooks in JupyterLab with the server and its kernel on it
+# (tests/browser/test_second_python.py), from $(SECOND_VENV): the lab's JupyterLab pins only, no torch (13 s to
+# make, 243 MB). Made again when the pins change or another Python is named. SECOND_PYTHON=auto (.ci/run) takes
+# the newest one found.
+SECOND_PYTHON ?=
+ifeq ($(SECOND_PYTHON),auto)  # the newest supported Python here that is not $(PYTHON)'s version, or none
+override SECOND_PYTHON := $(shell $(PYTHON) tools/check_python.py --another)
+endif
+SECOND_VENV := .venv-second
+SECOND_PINS := $(shell sed -n -E 's/^(jupyterlab|jupyterlab-language-pack-zh-CN|ipykernel|ipywidgets)==([^ #]+).*/\1==\2/p' \
+	requirements.txt)
+SECOND_ENV := $(if $(SECOND_PYTHON),LAB_SECOND_PYTHON=$(CURDIR)/$(SECOND_VENV)/bin/python )
+
+second-python: setup
+	@test -n "$(SECOND_PYTHON)" || { echo "Name the second Python: make second-python SECOND_PYTHON=/path/to/python3.13"; \
+		exit 1; }
+	@$(SECOND_PYTHON) -V >/dev/null || { echo "SECOND_PYTHON=$(SECOND_PYTHON) does not run. Name the interpreter itself,"\
+		"for example /usr/bin/python3.13 (or, with pyenv: $$(pyenv root)/versions/3.13.0/bin/python3.13)"; exit 1; }
+	@[ "$$($(SECOND_PYTHON) -V 2>&1)" = "$$($(SECOND_VENV)/bin/python -V 2>&1)" ] || rm -rf $(SECOND_VENV)
+	@$(MAKE) --no-print-directory $(SECOND_VENV)/.lab-installed
+
+$(SECOND_VENV)/.lab-installed: requirements.txt tools/lab.py
+	$(SECOND_PYTHON) tools/check_python.py $(SECOND_VENV)
+	test -x $(SECOND_VENV)/bin/python || $(SECOND_PYTHON) -m venv $(SECOND_VENV)
+	$(SECOND_VENV)/bin/python -m pip install $(PIP_FROM) $(SECOND_PINS)
+	$(SECOND_VENV)/bin/python tools/lab.py --install-kernel
+	touch $@
 
 # The environment's Python is checked on every run (tools/check_python.py), even when nothing is to install.
 setup: check-python $(STAMP)

@@ -107,15 +107,16 @@ def test_readme_starts_with_the_two_commands():
 
 
 def test_ci_installs_chromium_when_missing_then_runs_make_test():
-    """CI runs what a newcomer runs, `make test`, last; before it only Debian's chromium, when none is found, so that
-    the browser tests run in CI (tools/lab_browser.py looks for the same names)."""
+    """CI runs what a newcomer runs, `make test`, last, with a second Python for the browser tests that open notebooks
+    (SECOND_PYTHON=auto); before it only Debian's chromium, when none is found, so that the browser tests run in CI
+    (tools/lab_browser.py looks for the same names)."""
     import lab_browser
 
     text = (REPO_ROOT / ".ci" / "run").read_text()
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    assert lines[-1] == "make test", lines
+    assert lines[-1] == "make test SECOND_PYTHON=auto", lines
     skipped = ("set ", "cd ", "if ", "&&")
-    commands = [line for line in lines if line not in ("fi", "make test") and not line.startswith(skipped)]
+    commands = [line for line in lines[:-1] if line != "fi" and not line.startswith(skipped)]
     install = "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium"
     assert commands == ["apt-get update -qq", install], commands
     for name in (*lab_browser.BROWSERS, "CHROMIUM"):
@@ -222,6 +223,41 @@ def _fake_environment(folder, version: str, pip: bool = True):
     python.write_text(f"#!/bin/sh\necho {version.replace('.', ' ')} {pip}\n")
     python.chmod(0o755)
     return folder
+
+
+def _fake_python(path, version: str, runs: bool = True):
+    """An executable at `path` that answers the version probe as Python `version`, or fails as a pyenv shim of a
+    version pyenv has not selected does."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho {version}\n" if runs else "#!/bin/sh\necho 'pyenv: not selected' >&2\nexit 127\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_another_python_is_the_newest_supported_one_that_runs_and_is_not_this_one(tmp_path):
+    """`make test SECOND_PYTHON=auto` (.ci/run): python3.X on the PATH, then pyenv's versions, whose shims fail."""
+    ours = sys.version_info[:2]
+    others = sorted((v for v in [(3, 11), (3, 12), (3, 13)] if v != ours), reverse=True)
+    newest, older = (f"{major}.{minor}" for major, minor in others)
+    path, pyenv = tmp_path / "bin", tmp_path / "pyenv"
+    _fake_python(path / f"python{newest}", newest, runs=False)  # a shim
+    _fake_python(path / f"python{older}", older)
+    _fake_python(path / f"python{ours[0]}.{ours[1]}", f"{ours[0]}.{ours[1]}")
+    real = _fake_python(pyenv / "versions" / f"{newest}.0" / "bin" / f"python{newest}", newest)
+    _fake_python(pyenv / "versions" / "3.10.13" / "bin" / "python3.10", "3.10")
+    done = _check_python("--another", PATH=str(path), PYENV_ROOT=str(pyenv))
+    assert done.returncode == 0 and done.stdout.strip() == str(real), done.stdout + done.stderr
+    real.unlink()
+    done = _check_python("--another", PATH=str(path), PYENV_ROOT=str(pyenv))
+    assert done.stdout.strip() == str(path / f"python{older}"), "the older one, when the newest does not run"
+
+
+def test_another_python_is_none_where_there_is_only_this_one(tmp_path):
+    _fake_python(tmp_path / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}",
+                 f"{sys.version_info[0]}.{sys.version_info[1]}")
+    done = _check_python("--another", PATH=str(tmp_path / "bin"), PYENV_ROOT=str(tmp_path / "none"))
+    assert done.returncode == 0 and done.stdout.strip() == "", done.stdout
+    assert "No second Python" in done.stderr
 
 
 def test_the_python_check_accepts_this_python_and_a_good_environment(tmp_path):

@@ -1,17 +1,24 @@
 """Check the Python that `make` will set the lab up with; print what to do and exit 1 when it cannot work.
 
     python tools/check_python.py ENV_FOLDER     # the Makefile runs this before every `make lab` / `make test`
+    python tools/check_python.py --another      # `make test SECOND_PYTHON=auto`: print a second Python's path
 
 ENV_FOLDER is the environment the lab runs in (`.venv`, or the active conda environment). When it already holds
 a Python, that Python is checked: it must run and be 3.11, 3.12 or 3.13. Otherwise the Python running this script,
 which will create `.venv`, is checked: its version, and the `venv` module with `ensurepip` (Debian and Ubuntu
 ship those in a separate package).
 
+`--another` prints the newest supported Python on this machine whose version differs from the one running the
+script, for the browser tests that open notebooks on a second Python (tests/browser/test_second_python.py), or
+nothing, with a line on stderr, when there is none.
+
 Written for any Python 3, so that an old interpreter gets this message instead of a syntax error.
 """
 from __future__ import print_function
 
+import glob
 import os
+import shutil
 import subprocess
 import sys
 
@@ -75,7 +82,42 @@ def check_environment(folder):
     return None
 
 
+def version_of(python):
+    """(major, minor) of the Python `python`, or None when it does not run (a pyenv shim of a version pyenv has not
+    selected, say)."""
+    try:
+        done = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        major, minor = done.stdout.decode().strip().split(".")
+        return (int(major), int(minor)) if done.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def another_python():
+    """The newest supported Python here whose version is not this one's, or None. Looked for as python3.X on the
+    PATH, then among pyenv's versions ($PYENV_ROOT, else ~/.pyenv): its shims run only the versions it selected."""
+    pyenv = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    found = []
+    for major, minor in sorted(SUPPORTED, reverse=True):
+        name = "python{0}.{1}".format(major, minor)
+        candidates = [shutil.which(name)] + sorted(glob.glob(os.path.join(pyenv, "versions", "{0}.{1}.*".format(
+            major, minor), "bin", name)), reverse=True)
+        found += [(major, minor, path) for path in candidates if path]
+    for major, minor, path in found:
+        if (major, minor) != tuple(sys.version_info[:2]) and version_of(path) == (major, minor):
+            return path
+    return None
+
+
 def main(argv):
+    if argv[1:] == ["--another"]:
+        python = another_python()
+        if python is None:
+            print("No second Python: none of {0} here but {1}.{2} (the browser tests open the notebooks on that "
+                  "one only)".format(RANGE, *sys.version_info[:2]), file=sys.stderr)
+        print(python or "")
+        return 0
     if len(argv) != 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2

@@ -56,10 +56,11 @@ def environment(base: dict | None = None) -> dict:
     return env
 
 
-def command(root: Path, *, open_browser: bool, extra: list[str] = (), language: str = "en") -> list[str]:
-    """The `jupyter lab` command line for the lab in the folder `root`, run by this environment's Python."""
+def command(root: Path, *, open_browser: bool, extra: list[str] = (), language: str = "en",
+            python: str = sys.executable) -> list[str]:
+    """The `jupyter lab` command line for the lab in the folder `root`, run by `python` (this environment's)."""
     first, settings = LANGUAGES[language]
-    args = [sys.executable, str(SERVER), "--ServerApp.contents_manager_class=lab_server.LabContentsManager",
+    args = [python, str(SERVER), "--ServerApp.contents_manager_class=lab_server.LabContentsManager",
             f"--ServerApp.root_dir={root}",
             "--FileContentsManager.preferred_dir=notebooks", f"--LabApp.default_url=/lab/tree/{first}",
             f"--LabApp.app_settings_dir={settings}"]

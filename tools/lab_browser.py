@@ -80,12 +80,16 @@ def free_port() -> int:
 
 class LabServer:
     """JupyterLab on a temporary copy of the lab (its notebooks, and the folders they link to or run from) with an
-    empty artifacts folder of its own. `prepare(name, nb)`, when given, rewrites each copied notebook first."""
+    empty artifacts folder of its own. `prepare(name, nb)`, when given, rewrites each copied notebook first.
+    `python`, when given, is the Python of another environment that runs the server and, through that
+    environment's kernelspec, its kernels (tests/browser/test_second_python.py)."""
 
-    def __init__(self, notebooks: list[str] | None = None, *, prepare=None, language: str = "en"):
+    def __init__(self, notebooks: list[str] | None = None, *, prepare=None, language: str = "en",
+                 python: str | None = None):
         self.names = notebooks or [p.name for p in lab.notebooks(NOTEBOOKS)]
         self.prepare = prepare
         self.language = language  # "zh-CN": as `make lab LAB_LANG=zh-CN` starts it
+        self.python = python or sys.executable
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.folder: Path | None = None
         self.process: subprocess.Popen | None = None
@@ -131,7 +135,7 @@ class LabServer:
         env["JUPYTER_RUNTIME_DIR"] = str(self.folder / "runtime")  # its kernels' connection files: ours alone
         env["JUPYTERLAB_WORKSPACES_DIR"] = str(self.folder / "workspaces")  # no layout from the learner's lab
         env["JUPYTERLAB_SETTINGS_DIR"] = str(self.folder / "user-settings")  # nor their settings
-        args = lab.command(self.folder, open_browser=False, language=self.language,
+        args = lab.command(self.folder, open_browser=False, language=self.language, python=self.python,
                            extra=[f"--port={self.port}", "--port-retries=0", "--ip=127.0.0.1",
                                   f"--IdentityProvider.token={self.token}"])
         self.log = self.folder / "jupyterlab.log"
