@@ -154,9 +154,11 @@ def test_a_test_run_killed_from_outside_leaves_no_server_or_kernel(tmp_path):
             "os._exit(1)\n")
     folder, *started = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                                  timeout=180).stdout.strip().splitlines()[-1])
-    shutil.rmtree(folder)  # the copy the dead process could not remove
-    assert len(started) >= 2, f"the server started no kernel: {started}"
-    deadline = time.monotonic() + 60
-    while alive(started):
-        assert time.monotonic() < deadline, f"still running 60 s after their parent died: {alive(started)}"
-        time.sleep(0.5)
+    try:
+        assert len(started) >= 2, f"the server started no kernel: {started}"
+        deadline = time.monotonic() + 60
+        while alive(started):
+            assert time.monotonic() < deadline, f"still running 60 s after their parent died: {alive(started)}"
+            time.sleep(0.5)
+    finally:  # the copy the dead process could not remove, once the server has stopped removing its own files in it
+        shutil.rmtree(folder, ignore_errors=True)
