@@ -74,6 +74,17 @@ def share_the_cores() -> None:
 share_the_cores()  # now, before tests/conftest.py imports torch, which reads OMP_NUM_THREADS once
 
 
+def forget_the_calling_make() -> None:
+    """The tests that run `make` (dry runs of `make lab`, `make test`, `make setup`) must see it as a newcomer's shell
+    does. When `make test SECOND_PYTHON=auto` started this session, make passes its command-line variables to every
+    make below it through MAKEFLAGS, and theirs would hold SECOND_PYTHON too."""
+    for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+        os.environ.pop(name, None)
+
+
+forget_the_calling_make()
+
+
 def pytest_configure(config):
     # checked outputs print paths into the temporary folder: tests/nbval_sanitize.cfg maps them back
     if getattr(config.option, "nbval_sanitize_with", "") is None:
