@@ -25,7 +25,7 @@ if CHROMIUM is None:
     pytest.skip(f"browser tests: {lab_browser.why_no_chromium()}", allow_module_level=True)
 SECOND = os.environ.get("LAB_SECOND_PYTHON")
 if not SECOND:
-    pytest.skip("no second Python: `make test SECOND_PYTHON=python3.13` opens the notebooks on one too",
+    pytest.skip("no second Python named: `make test SECOND_PYTHON=auto` (or a path) opens the notebooks on one too",
                 allow_module_level=True)
 
 NOTEBOOKS = ["00_welcome.ipynb", "01_define_net.ipynb", "00_welcome.zh-CN.ipynb"]  # 01 holds widgets' state
