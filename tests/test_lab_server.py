@@ -24,6 +24,13 @@ from labutils.runner import strip_run_metadata
 OPTION = "--ServerApp.contents_manager_class="
 
 
+@pytest.fixture(autouse=True)
+def own_data_dir(tmp_path, monkeypatch):
+    """Saving signs the notebook into the signatures' database of the Jupyter data folder: a temporary one here,
+    never the machine's (~/.local/share/jupyter)."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
+
+
 @pytest.fixture(scope="module")
 def kernel_language_info() -> dict:
     """What a kernel started as JupyterLab starts the notebooks' kernel ("python3", this environment's first)
@@ -132,3 +139,39 @@ def test_a_notebook_of_another_kernel_is_served_and_saved_as_it_is(tmp_path):
 
     asyncio.run(go())
     assert read(tmp_path / "r.ipynb").metadata.language_info == nb.metadata.language_info
+
+
+@pytest.mark.parametrize("metadata", [{"kernelspec": "python3", "language_info": {"name": "python"}},
+                                      {"kernelspec": {"name": "python3"}, "language_info": "python"},
+                                      {"kernelspec": None}], ids=["kernelspec-text", "language-text", "none"])
+def test_a_notebook_with_unusual_metadata_opens_and_saves_as_it_is(tmp_path, metadata):
+    """Metadata that is not as nbformat describes it: not a lab notebook, so served and saved untouched, as
+    jupyter_server's own manager does (a learner's edits in it can be saved)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
+    nb.metadata.update(metadata)
+    (tmp_path / "odd.ipynb").write_text(nbformat.writes(nb, version=4))
+    manager = lab_server.LabContentsManager(root_dir=str(tmp_path))
+
+    async def go():
+        model = await manager.get("odd.ipynb")
+        assert {key: model["content"]["metadata"].get(key) for key in metadata} == metadata
+        model["content"]["cells"][0]["source"] = "print(2)"
+        await manager.save({"type": "notebook", "format": "json", "content": model["content"]}, "odd.ipynb")
+
+    asyncio.run(go())
+    saved = read(tmp_path / "odd.ipynb")
+    assert saved.cells[0].source == "print(2)" and {key: saved.metadata.get(key) for key in metadata} == metadata
+
+
+def test_trusting_a_notebook_signs_its_file(tmp_path):
+    """The trust endpoint signs what the file holds; jupyter_server's own path, which signs what `get` serves,
+    would leave the file untrusted."""
+    from jupyter_server.services.contents.manager import AsyncContentsManager
+
+    shutil.copy(NOTEBOOKS[0], tmp_path / "a.ipynb")
+    shutil.copy(NOTEBOOKS[1], tmp_path / "b.ipynb")  # another notebook: a signature is of the content
+    manager = lab_server.LabContentsManager(root_dir=str(tmp_path))
+    asyncio.run(manager.trust_notebook("a.ipynb"))
+    asyncio.run(AsyncContentsManager.trust_notebook(manager, "b.ipynb"))
+    assert manager.notary.check_signature(read(tmp_path / "a.ipynb"))
+    assert not manager.notary.check_signature(read(tmp_path / "b.ipynb"))

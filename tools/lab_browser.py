@@ -135,6 +135,7 @@ class LabServer:
         env["JUPYTER_RUNTIME_DIR"] = str(self.folder / "runtime")  # its kernels' connection files: ours alone
         env["JUPYTERLAB_WORKSPACES_DIR"] = str(self.folder / "workspaces")  # no layout from the learner's lab
         env["JUPYTERLAB_SETTINGS_DIR"] = str(self.folder / "user-settings")  # nor their settings
+        env["JUPYTER_DATA_DIR"] = str(self.folder / "data")  # saves sign notebooks into its database, not theirs
         args = lab.command(self.folder, open_browser=False, language=self.language, python=self.python,
                            extra=[f"--port={self.port}", "--port-retries=0", "--ip=127.0.0.1",
                                   f"--IdentityProvider.token={self.token}"])
@@ -325,7 +326,7 @@ class Lab:
         written = path.stat().st_mtime_ns
         self.notebook.locator(".jp-Cell").first.locator(".jp-InputPrompt, .jp-InputArea-prompt").first.click()
         self.page.keyboard.press("Control+s")
-        self.wait_until(lambda: path.stat().st_mtime_ns != written, f"{name} written by Ctrl+S")
+        self.wait_until(lambda: path.stat().st_mtime_ns != written, f"{name} written by Ctrl+S", timeout=30)
         time.sleep(0.3)
         return path.read_bytes()
 
