@@ -34,6 +34,24 @@ LAB_LANG ?=
 lab: data
 	$(BIN)/python tools/lab.py$(if $(LAB_LANG), --language $(LAB_LANG)) $(LAB_ARGS)
 
+# The lab runs on Python 3.11, 3.12 and 3.13, the suite on one of them. With a second one named, `make test
+# SECOND_PYTHON=/path/to/python3.13` also opens notebooks in JupyterLab with the server and its kernel on it
+# (tests/browser/test_second_python.py), from $(SECOND_VENV): the lab's JupyterLab pins only, no torch (13 s to
+# make, 243 MB). Made again when the pins change or another Python is named. SECOND_PYTHON=auto (.ci/run) takes
+# the newest supported Python found that is not the suite's; when there is none, the test says so as it skips.
+# (Set before the rules below: make reads a rule's prerequisites as it reads the rule.)
+SECOND_PYTHON ?=
+ifeq ($(SECOND_PYTHON),auto)
+override SECOND_PYTHON := $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) tools/check_python.py --another)
+SECOND_NONE := none
+endif
+SECOND_VENV := .venv-second
+SECOND_PINS := $(shell sed -n -E 's/^(jupyterlab|jupyterlab-language-pack-zh-CN|ipykernel|ipywidgets)==([^ #]+).*/\1==\2/p' \
+	requirements.txt)
+SECOND_ENV := $(if $(SECOND_PYTHON),LAB_SECOND_PYTHON="$(CURDIR)/$(SECOND_VENV)/bin/python" ,$(if \
+	$(SECOND_NONE),LAB_SECOND_PYTHON=none ))
+MINOR := import sys; print("%d.%d" % sys.version_info[:2])
+
 # The suite on every core (pytest-xdist): a notebook or test file stays on one worker, and files are handed out in
 # the order conftest.py sets (the browser tests and the two papermill chains first). TEST_WORKERS=0 runs it all in one
 # process.
@@ -46,32 +64,22 @@ test: data $(if $(SECOND_PYTHON),second-python)
 browser: data $(if $(SECOND_PYTHON),second-python)
 	$(SECOND_ENV)LAB_BROWSER_RUN_ALL=1 $(BIN)/python -m pytest tests/browser
 
-# The lab runs on Python 3.11, 3.12 and 3.13, the suite on one of them. With a second one named, `make test
-# SECOND_PYTHON=/path/to/python3.13` also opens notebooks in JupyterLab with the server and its kernel on it
-# (tests/browser/test_second_python.py), from $(SECOND_VENV): the lab's JupyterLab pins only, no torch (13 s to
-# make, 243 MB). Made again when the pins change or another Python is named. SECOND_PYTHON=auto (.ci/run) takes
-# the newest one found.
-SECOND_PYTHON ?=
-ifeq ($(SECOND_PYTHON),auto)  # the newest supported Python here that is not $(PYTHON)'s version, or none
-override SECOND_PYTHON := $(shell $(PYTHON) tools/check_python.py --another)
-endif
-SECOND_VENV := .venv-second
-SECOND_PINS := $(shell sed -n -E 's/^(jupyterlab|jupyterlab-language-pack-zh-CN|ipykernel|ipywidgets)==([^ #]+).*/\1==\2/p' \
-	requirements.txt)
-SECOND_ENV := $(if $(SECOND_PYTHON),LAB_SECOND_PYTHON=$(CURDIR)/$(SECOND_VENV)/bin/python )
-
 second-python: setup
 	@test -n "$(SECOND_PYTHON)" || { echo "Name the second Python: make second-python SECOND_PYTHON=/path/to/python3.13"; \
 		exit 1; }
-	@$(SECOND_PYTHON) -V >/dev/null || { echo "SECOND_PYTHON=$(SECOND_PYTHON) does not run. Name the interpreter itself,"\
-		"for example /usr/bin/python3.13 (or, with pyenv: $$(pyenv root)/versions/3.13.0/bin/python3.13)"; exit 1; }
-	@[ "$$($(SECOND_PYTHON) -V 2>&1)" = "$$($(SECOND_VENV)/bin/python -V 2>&1)" ] || rm -rf $(SECOND_VENV)
+	@"$(SECOND_PYTHON)" -V >/dev/null || { echo "SECOND_PYTHON=$(SECOND_PYTHON) does not run. Name the interpreter"\
+		"itself, for example /usr/bin/python3.13 or, with pyenv, ~/.pyenv/versions/3.13.0/bin/python3.13"; exit 1; }
+	@[ "$$("$(SECOND_PYTHON)" -c '$(MINOR)')" != "$$($(BIN)/python -c '$(MINOR)')" ] || { \
+		echo "SECOND_PYTHON=$(SECOND_PYTHON) is Python $$($(BIN)/python -c '$(MINOR)'), as $(VENV) is: name another version"; \
+		exit 1; }
+	@[ "$$("$(SECOND_PYTHON)" -V 2>&1)" = "$$($(SECOND_VENV)/bin/python -V 2>&1)" ] || rm -rf $(SECOND_VENV)
 	@$(MAKE) --no-print-directory $(SECOND_VENV)/.lab-installed
 
 $(SECOND_VENV)/.lab-installed: requirements.txt tools/lab.py
-	$(SECOND_PYTHON) tools/check_python.py $(SECOND_VENV)
-	test -x $(SECOND_VENV)/bin/python || $(SECOND_PYTHON) -m venv $(SECOND_VENV)
-	$(SECOND_VENV)/bin/python -m pip install $(PIP_FROM) $(SECOND_PINS)
+	"$(SECOND_PYTHON)" tools/check_python.py $(SECOND_VENV)
+	test -x $(SECOND_VENV)/bin/python || "$(SECOND_PYTHON)" -m venv $(SECOND_VENV)
+	$(SECOND_VENV)/bin/python -m pip install $(PIP_FROM) $(SECOND_PINS)$(if $(OFFLINE), || { echo "$(WHEELHOUSE)/ lacks"\
+		"wheels for $(SECOND_PYTHON): run make wheelhouse SECOND_PYTHON=$(SECOND_PYTHON) where there is network"; exit 1; })
 	$(SECOND_VENV)/bin/python tools/lab.py --install-kernel
 	touch $@
 
@@ -95,10 +103,12 @@ $(STAMP): requirements.txt pyproject.toml tools/lab.py
 	$(BIN)/python tools/lab.py --install-kernel
 	touch $(STAMP)
 
-# Download every wheel the lab installs (for this machine's OS, CPU and Python) into wheelhouse/.
+# Download every wheel the lab installs (for this machine's OS, CPU and Python) into wheelhouse/; with
+# SECOND_PYTHON=..., the second Python's too.
 wheelhouse: requirements.txt
 	$(if $(TORCH_INDEX),$(PYTHON) -m pip download --dest $(WHEELHOUSE) --index-url $(TORCH_INDEX) $(TORCH_PINS))
 	$(PYTHON) -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) -r requirements.txt
+	$(if $(SECOND_PYTHON),"$(SECOND_PYTHON)" -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) $(SECOND_PINS))
 
 # Decompress the bundled MNIST once and check every file's sha256.
 data: setup

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -250,6 +252,44 @@ def test_another_python_is_the_newest_supported_one_that_runs_and_is_not_this_on
     real.unlink()
     done = _check_python("--another", PATH=str(path), PYENV_ROOT=str(pyenv))
     assert done.stdout.strip() == str(path / f"python{older}"), "the older one, when the newest does not run"
+
+
+def _only(tmp_path, *commands: str) -> str:
+    """A PATH that holds only `commands` (links to this machine's), for make's recipes and $(shell ...)."""
+    folder = tmp_path / "path"
+    folder.mkdir(exist_ok=True)
+    for command in commands:
+        (folder / command).symlink_to(shutil.which(command))
+    return str(folder)
+
+
+def test_make_test_with_second_python_auto_names_the_newest_other_python_or_none(tmp_path):
+    """`make test SECOND_PYTHON=auto` (.ci/run) hands the second environment's Python to the suite, quoted (a
+    folder with a space works), or `none` when there is no other Python, which the test says as it skips."""
+    ours = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    other = max(v for v in ("3.11", "3.12", "3.13") if v != ours)
+    path, make = _only(tmp_path, "sed"), shutil.which("make")
+
+    def dry_run() -> str:
+        return subprocess.run([make, "-n", "test", "SECOND_PYTHON=auto", f"PYTHON={sys.executable}"], cwd=REPO_ROOT,
+                              capture_output=True,
+                              text=True, check=True, timeout=120,
+                              env={**os.environ, "PATH": path, "PYENV_ROOT": str(tmp_path / "no-pyenv")}).stdout
+
+    _fake_python(Path(path) / f"python{other}", other)
+    assert f'LAB_SECOND_PYTHON="{REPO_ROOT}/.venv-second/bin/python" ' in dry_run()
+    (Path(path) / f"python{other}").unlink()
+    _fake_python(Path(path) / f"python{ours}", ours)
+    dry = dry_run()
+    assert "LAB_SECOND_PYTHON=none " in dry and ".venv-second" not in dry, dry
+    assert "LAB_SECOND_PYTHON" not in _make_dry_run("test"), "without SECOND_PYTHON, nothing of it"
+
+
+def test_make_refuses_a_second_python_of_the_suites_version(tmp_path):
+    done = subprocess.run(["make", "second-python", f"SECOND_PYTHON={sys.executable}", f"SECOND_VENV={tmp_path}/v"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "as .venv is: name another version" in done.stdout, done.stdout + done.stderr
+    assert not (tmp_path / "v").exists()
 
 
 def test_another_python_is_none_where_there_is_only_this_one(tmp_path):

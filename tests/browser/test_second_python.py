@@ -7,8 +7,8 @@ JupyterLab and its kernel run on a second Python, from an environment that holds
 (no torch: nothing is run), which `make second-python SECOND_PYTHON=...` makes. The browser and these tests run in
 the suite's own environment.
 
-Runs when LAB_SECOND_PYTHON names that environment's Python: `make test SECOND_PYTHON=python3.13` sets it, and
-.ci/run names one. Skipped otherwise, with the line saying so.
+Runs when LAB_SECOND_PYTHON names that environment's Python: `make test SECOND_PYTHON=/path/to/python3.13` sets it,
+and so does `SECOND_PYTHON=auto` (.ci/run) when it finds one. Skipped otherwise, with a line that says which.
 """
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ if CHROMIUM is None:
 SECOND = os.environ.get("LAB_SECOND_PYTHON")
 if not SECOND:
     pytest.skip("no second Python named: `make test SECOND_PYTHON=auto` (or a path) opens the notebooks on one too",
+                allow_module_level=True)
+if SECOND == "none":  # SECOND_PYTHON=auto found none
+    pytest.skip("SECOND_PYTHON=auto found no supported Python here other than the suite's, on the PATH or among "
+                "pyenv's versions: install one (pyenv install 3.13, say) to open the notebooks on a second Python",
                 allow_module_level=True)
 
 NOTEBOOKS = ["00_welcome.ipynb", "01_define_net.ipynb", "00_welcome.zh-CN.ipynb"]  # 01 holds widgets' state
