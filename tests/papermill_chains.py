@@ -16,6 +16,7 @@ still fails the suite; `make regress` gives every notebook its own kernel too.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -23,6 +24,7 @@ import pytest
 
 from labutils.i18n import CHINESE
 from labutils.runner import SharedKernel, run_notebook
+from notebook_claims import assert_the_baselines_hold
 from notebook_files import NOTEBOOK_DIR
 from regression.regress import FAILED, execute, load_plan
 
@@ -32,18 +34,27 @@ CHAINS = {"10 and 06": [run for run in FAST if run.notebook >= "06"],
           "02 to 00": [run for run in FAST if run.notebook < "06"]}
 
 
+@dataclass
+class Made:
+    """What a chain's runs made, wherever they ran: {run id: metrics}, the artifacts folder they shared, and
+    {run id: the notebook as executed, outputs and all}."""
+    results: dict[str, dict]
+    artifacts: Path
+    executed: dict[str, Path]
+
+
 def chain(name: str):
     """The runs of chain `name` and a module fixture that runs them, in order, on one empty artifacts folder and
-    gives ({run id: metrics}, the folder); a run that fails fails every test that uses it."""
+    gives what they made (`Made`); a run that fails fails every test that uses it."""
     runs = CHAINS[name]
 
     @pytest.fixture(scope="module")
-    def fast_runs(tmp_path_factory, kernel) -> tuple[dict[str, dict], Path]:
+    def fast_runs(tmp_path_factory, kernel) -> Made:
         folder = tmp_path_factory.mktemp("papermill")
         results = execute(runs, folder, kernel=kernel)
         failed = {run_id: m[FAILED] for run_id, m in results.items() if FAILED in m}
         assert not failed, f"notebooks failed: {failed}"
-        return results, folder
+        return Made(results, folder / "artifacts", {run.id: folder / "notebooks" / f"{run.id}.ipynb" for run in runs})
 
     return runs, fast_runs
 
@@ -53,15 +64,87 @@ def run_alone(name: str, folder: Path, kernel: SharedKernel, **parameters) -> nb
     return run_notebook(NOTEBOOK_DIR / name, folder / name, parameters=parameters, cwd=NOTEBOOK_DIR, kernel=kernel)
 
 
-def assert_ran_in_chinese(runs, folder: Path) -> None:
+def assert_ran_in_chinese(runs, made: Made) -> None:
     """The chain's Chinese runs (`edition: zh-CN`) executed the Chinese notebook, text and all, and its exercise
     checks answered in Chinese: the language switch of its setup cell works in a real kernel."""
     chinese = [run for run in runs if run.edition == "zh-CN"]
     assert chinese, "params.yaml runs a Chinese notebook in this chain"
     for run in chinese:
-        nb = nbformat.read(folder / "notebooks" / f"{run.id}.ipynb", as_version=4)
+        nb = nbformat.read(made.executed[run.id], as_version=4)
         assert nb.metadata.get("language") == "zh-CN", f"{run.id} ran {run.path.name}"
         assert CHINESE.search(nb.cells[0].source), f"{run.id}: its text is Chinese"
         said = [output.text for cell in nb.cells if cell.cell_type == "code" and "labutils.checks.ex" in cell.source
                 for output in cell.outputs if output.output_type == "stream"]
         assert said and all(re.match(r"[✓✗] ex\d\d_\d+: ", text) and CHINESE.search(text) for text in said), said
+
+
+# --- The chain "02 to 00", wherever it ran --------------------------------------------------------------------------
+# Where a Chromium is found, the browser tests run these very sets from JupyterLab's Run menu, on their server's empty
+# artifacts folder, in this order (tests/browser/test_lab_in_browser.py), and check what they made with the checks
+# below; tests/test_papermill_02_to_00.py runs them with papermill only where there is none. Either way each of
+# these notebooks is executed once per `make test` with these parameters.
+
+def browser_runs_the_chain() -> bool:
+    """Whether tests/browser/ runs the chain "02 to 00" in this session (it needs a Chromium)."""
+    import lab_browser  # tools/, on the tests' path
+
+    return lab_browser.find_chromium() is not None
+
+
+def the_runs_match_their_baselines(made: Made) -> None:
+    timed = frozenset({"run_seconds"})  # papermill's runs add it, the browser's do not; never compared anyway
+    results = {run_id: {k: v for k, v in metrics.items() if k not in timed} for run_id, metrics in made.results.items()}
+    assert_the_baselines_hold(CHAINS["02 to 00"], results, skip=timed)
+
+
+def _02(made: Made) -> dict:
+    return made.results["02-small"]
+
+
+def _01(made: Made) -> dict:
+    return made.results["01-small"]
+
+
+def the_02_records_the_run_it_was_asked_for(made: Made) -> None:
+    m = _02(made)
+    assert m["config"] == {"seed": 1, "epochs": 1, "batch_size": 256, "lr": 0.01, "train_subset": 10_000}
+    assert m["train_images"] == 10_000 and [h["epoch"] for h in m["history"]] == [1]
+    assert 0.9 < m["test_acc"] < 0.99, "one epoch on 10,000 images: well above chance, below the full run"
+    assert m["mistakes"] == round((1 - m["test_acc"]) * 10_000)
+    assert m["reload_identical"] is True
+    assert 246_824 < m["saved_bytes"] < 260_000  # the weights plus a few KB of structure
+
+
+def the_02_saved_the_weights_it_measured(made: Made) -> None:
+    import torch
+
+    from labutils import Net, evaluate, mnist_tensors
+
+    model = Net()
+    model.load_state_dict(torch.load(made.artifacts / "net_mnist.pt", weights_only=True))
+    accuracy = evaluate(model, *mnist_tensors(train=False))["accuracy"]
+    assert abs(accuracy - _02(made)["test_acc"]) <= 1e-4
+
+
+def the_01_reuses_the_net_02_trained(made: Made) -> None:
+    m01, m02 = _01(made), _02(made)
+    assert m01["trained_from_cache"] is True, "02 cached its Net; 01, run after it, must not train again"
+    assert m01["trained_config"] == m02["config"]
+    assert abs(m01["trained_test_acc"] - m02["test_acc"]) <= 1e-3
+    assert m01["parameters"] == 61_706
+    cached = list((made.artifacts / "cache").glob("net-*.pt"))
+    assert len(cached) == 1, "01 found the Net 02 trained: one cache entry for these parameters"
+
+
+def the_00_runs_with_other_parameters(made: Made) -> None:
+    m = made.results["00-seed-1"]
+    assert m["seed"] == 1 and m["data_verified"] is True and sum(m["digit_counts"]) == 60_000
+
+
+def the_chinese_00_runs_end_to_end_and_its_checks_answer_in_chinese(made: Made) -> None:
+    assert_ran_in_chinese(CHAINS["02 to 00"], made)
+
+
+CHECKS_02_TO_00 = [the_runs_match_their_baselines, the_02_records_the_run_it_was_asked_for,
+                   the_02_saved_the_weights_it_measured, the_01_reuses_the_net_02_trained,
+                   the_00_runs_with_other_parameters, the_chinese_00_runs_end_to_end_and_its_checks_answer_in_chinese]

@@ -20,7 +20,7 @@ def _refuses(notebook: str, message: str, tmp_path, monkeypatch, kernel, **param
 
 
 def _metrics(fast_runs, run_id: str) -> dict:
-    return fast_runs[0][run_id]
+    return fast_runs.results[run_id]
 
 
 def test_the_two_chains_run_every_fast_set_once_in_the_order_of_params_yaml():
@@ -31,7 +31,7 @@ def test_the_two_chains_run_every_fast_set_once_in_the_order_of_params_yaml():
 
 @pytest.mark.timeout(1800)  # its setup runs the chain's notebooks (each cell bounded by labutils.runner)
 def test_the_runs_match_their_baselines(fast_runs):
-    assert_the_baselines_hold(CHAIN, fast_runs[0])
+    assert_the_baselines_hold(CHAIN, fast_runs.results)
 
 
 @pytest.mark.parametrize("parameter, message", [({"DCP_PROCESSES": 0}, "DCP_PROCESSES=0 is not allowed"),
@@ -84,4 +84,4 @@ def test_06_rejects_an_interrupt_step_outside_the_run(tmp_path, monkeypatch, ker
 
 
 def test_the_chinese_06_runs_end_to_end_and_its_checks_answer_in_chinese(fast_runs):
-    assert_ran_in_chinese(CHAIN, fast_runs[1])
+    assert_ran_in_chinese(CHAIN, fast_runs)

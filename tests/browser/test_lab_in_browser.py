@@ -2,11 +2,15 @@
 
 One JupyterLab for the module, started as `make lab` starts it, on a temporary copy of the lab. Every notebook is
 opened and must draw every picture (its outputs and the `../images/` figures its text shows) without a JavaScript
-error and without being marked changed. Notebook 00 and the notebooks with widgets (01, 02, 05) are then run with
+error and without being marked changed. The notebooks with widgets (01, 02, 05) and the Chinese 00 are then run with
 Run → Run All Cells and saved: the saved file must show every code cell run and no error; and their interactive
 parts are used as a learner uses them: 01's layer explorer, 05's layer picker, 02's progress bar. The notebooks
 run with the regression suite's small parameter sets (tests/regression/params.yaml), injected as papermill does;
 nbval runs them with their defaults.
+
+02, 01 and the Chinese 00 run with the sets of the fast chain "02 to 00", in its order, on the server's empty
+artifacts folder: these runs are that chain's execution in `make test` (tests/papermill_chains.py), and the chain's
+checks are made here on what they recorded (without a Chromium, tests/test_papermill_02_to_00.py runs it instead).
 
 `make browser` (LAB_BROWSER_RUN_ALL=1) runs every notebook from the Run menu, not only those four: about
 6 minutes on 2 cores, which `make test` cannot spend (it runs them all through nbval).
@@ -15,9 +19,9 @@ Skipped, with one line saying why and how to get one, where no Chromium is found
 """
 from __future__ import annotations
 
+import json
 import os
 import re
-from pathlib import Path
 
 import lab  # tools/ is on the tests' path (pyproject.toml)
 import lab_browser
@@ -29,23 +33,26 @@ if CHROMIUM is None:
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from papermill_chains import CHAINS, CHECKS_02_TO_00, Made  # noqa: E402
 from regression.regress import load_plan  # noqa: E402
 
 RUN_ALL = os.environ.get("LAB_BROWSER_RUN_ALL") == "1"
 # Each notebook with the parameter set it runs with here; 02 first, so that the others find its small Net in the
 # server's cache, as in a classroom. 10 runs as shipped (its steps wait for the learner's code).
 PLAN = {"02_train_mnist": "02-small", "00_welcome": "00-seed-1", "01_define_net": "01-small",
-        "03_saving": "03-small", "04_loading": "04-small", "05_partial_loading": "05-small",
-        "06_resume_training": "06-stop-before-first-checkpoint", "07_deploy_and_share": "07-small",
-        "08_large_models": "08-small-three-processes", "09_troubleshooting_clinic": "09-small",
-        "10_language_model": "10-small", "11_capstone_project": None}
+        "00_welcome.zh-CN": "00-seed-1", "03_saving": "03-small", "04_loading": "04-small",
+        "05_partial_loading": "05-small", "06_resume_training": "06-stop-before-first-checkpoint",
+        "07_deploy_and_share": "07-small", "08_large_models": "08-small-three-processes",
+        "09_troubleshooting_clinic": "09-small", "10_language_model": "10-small", "11_capstone_project": None}
+CHAIN = {run.path.stem: run for run in CHAINS["02 to 00"]}  # the chain's runs, by the notebook each runs
+MADE: dict[str, dict] = {}  # {run id: metrics} of the chain's runs made here
 
 
 def with_parameters(name: str, nb):
     """Inject the notebook's small parameter set after its `parameters` cell, as papermill does."""
     from papermill.parameterize import parameterize_notebook
 
-    run_id = PLAN[Path(name).stem]
+    run_id = PLAN[name.removesuffix(".ipynb")]
     if run_id is None:
         return nb
     parameters = {run.id: run.parameters for run in load_plan()[0]}[run_id]
@@ -105,6 +112,9 @@ def run_notebook(ui, server, name: str) -> None:
     ui.save()
     problems = lab_browser.executed_problems(server.notebook(name))
     assert not problems, f"{name} in JupyterLab:\n  " + "\n  ".join(problems)
+    run = CHAIN.get(name.removesuffix(".ipynb"))
+    if run is not None:  # what it recorded, for the chain's checks below
+        MADE[run.id] = json.loads((server.folder / "artifacts" / "metrics" / f"{run.notebook}.json").read_text())
 
 
 @pytest.mark.parametrize("name", list(PLAN))
@@ -187,4 +197,14 @@ def picker_works_and_its_check_can_fail(ui) -> None:
 
 INTERACTIVE = {"01_define_net": explorer_works, "02_train_mnist": progress_is_a_widget,
                "05_partial_loading": picker_works_and_its_check_can_fail}
-RUN_IN_MAKE_TEST = {"00_welcome", *INTERACTIVE}  # 00 too: the first screen, and a run of 7 s
+RUN_IN_MAKE_TEST = {*INTERACTIVE, *CHAIN}  # with the chain: 02, 01 and the Chinese 00 (a run of 7 s)
+
+
+@pytest.mark.parametrize("check", CHECKS_02_TO_00, ids=lambda check: check.__name__.removeprefix("the_"))
+def test_the_chain_02_to_00_run_here(check, server):
+    """The chain's checks (tests/papermill_chains.py) on what its three runs above recorded and saved."""
+    missing = [run.id for run in CHAIN.values() if run.id not in MADE]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} did not run above in this session (deselected, or failed: reported there)")
+    check(Made(dict(MADE), server.folder / "artifacts",
+               {run.id: server.folder / "notebooks" / run.path.name for run in CHAIN.values()}))
