@@ -136,9 +136,11 @@ class LabServer:
         env["JUPYTERLAB_WORKSPACES_DIR"] = str(self.folder / "workspaces")  # no layout from the learner's lab
         env["JUPYTERLAB_SETTINGS_DIR"] = str(self.folder / "user-settings")  # nor their settings
         env["JUPYTER_DATA_DIR"] = str(self.folder / "data")  # saves sign notebooks into its database, not theirs
+        # expose_app_in_browser: the page may open notebooks in the loaded app (Lab.open), as JupyterLab's own UI
+        # tests do (Galata); `make lab` does not set it
         args = lab.command(self.folder, open_browser=False, language=self.language, python=self.python,
                            extra=[f"--port={self.port}", "--port-retries=0", "--ip=127.0.0.1",
-                                  f"--IdentityProvider.token={self.token}"])
+                                  f"--IdentityProvider.token={self.token}", "--LabApp.expose_app_in_browser=True"])
         self.log = self.folder / "jupyterlab.log"
         with open(self.log, "wb") as log:
             # a session of its own, so that close() can stop the server and every kernel it started together
@@ -233,9 +235,30 @@ class Lab:
         self.server, self.page = server, page
 
     def open(self, name: str) -> None:
-        """Open a notebook (alone: `reset` drops the tabs a previous page left open) and wait for an idle kernel."""
-        self.page.goto(f"{self.server.url}/lab/tree/notebooks/{name}?reset&token={self.server.token}")
+        """Open a notebook alone and wait for an idle kernel: in the JupyterLab already loaded in the page, after
+        closing what is open there (as the file browser opens one: 1.4 s of the browser's CPU, where loading the app
+        again takes 4), or by loading JupyterLab on it (`reset` drops the tabs a previous page left open)."""
+        if self.app_loaded():
+            self.close_all()
+            self.page.evaluate("async path => { await window.jupyterapp.commands.execute('docmanager:open', {path}); }",
+                               f"notebooks/{name}")
+        else:
+            self.page.goto(f"{self.server.url}/lab/tree/notebooks/{name}?reset&token={self.server.token}")
         self.wait_for_notebook(name)
+
+    def app_loaded(self) -> bool:
+        """Whether the page shows this server's JupyterLab, loaded."""
+        return self.page.url.startswith(self.server.url) and self.page.evaluate(
+            "() => Boolean(window.jupyterapp && window.jupyterapp.shell)")
+
+    def close_all(self) -> None:
+        """Close every open document without saving it (the served folder is a throwaway copy) and without a dialog;
+        their kernels keep running (LabServer.shut_down_kernels stops them)."""
+        self.page.evaluate("""async () => { const app = window.jupyterapp;
+            for (const widget of Array.from(app.shell.widgets('main'))) {
+                if (widget.context && widget.context.model) { widget.context.model.dirty = false; } }
+            await app.commands.execute('application:close-all'); }""")
+        self.wait_until(lambda: self.page.locator(".jp-NotebookPanel").count() == 0, "every notebook closed")
 
     def current_tab(self) -> str:
         return self.page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel"
@@ -430,14 +453,15 @@ def launch(playwright, chromium: str):
 
 @contextlib.contextmanager
 def watched_page(browser):
-    """A new page, 1400 × 1000, in a context of its own; a JavaScript error in it fails the block."""
+    """A new page, 1400 × 1000, in a context of its own; a JavaScript error in it fails the block. The errors so far
+    are `page.js_errors`, for a test that shares the page to check its own."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.js_errors = []
+    page.on("pageerror", lambda error: page.js_errors.append(str(error)))
     try:
         yield page
-        assert not errors, f"JavaScript errors in the page: {errors}"
+        assert not page.js_errors, f"JavaScript errors in the page: {page.js_errors}"
     finally:
         context.close()
 
@@ -500,6 +524,7 @@ def screenshots(out: Path, chromium: str) -> list[Path]:
             lab.open("09_troubleshooting_clinic.ipynb")
             lab.hide_file_browser()
             clip_cells(lab, "c10", "c14", shot["clinic_case.png"])
+            lab.close_all()
             server.shut_down_kernels()
 
             lab.open("05_partial_loading.ipynb")

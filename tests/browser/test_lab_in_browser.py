@@ -80,13 +80,26 @@ def browser():
             chromium.close()
 
 
+@pytest.fixture(scope="module")
+def page(browser):
+    """One page for the module: JupyterLab is loaded once, and each test opens its notebooks in it (Lab.open)."""
+    with lab_browser.watched_page(browser) as page:
+        yield page
+
+
 @pytest.fixture
-def ui(browser, server):
-    """A fresh page on the lab; JavaScript errors in it fail the test. Its kernels are shut down afterwards."""
+def ui(page, server):
+    """The lab in the module's page; a JavaScript error during the test fails it. Afterwards the notebooks it opened
+    are closed and their kernels shut down."""
+    seen = len(page.js_errors)
+    lab_ui = lab_browser.Lab(server, page)
     try:
-        with lab_browser.watched_page(browser) as page:
-            yield lab_browser.Lab(server, page)
+        yield lab_ui
+        assert not page.js_errors[seen:], f"JavaScript errors in the page: {page.js_errors[seen:]}"
     finally:
+        del page.js_errors[seen:]  # reported once, by this test
+        if lab_ui.app_loaded():
+            lab_ui.close_all()
         server.shut_down_kernels(wait=False)
 
 
@@ -107,7 +120,8 @@ def test_first_screen(ui, server):
 
 
 def run_notebook(ui, server, name: str) -> None:
-    ui.open(name)
+    if ui.current_tab() != name:
+        ui.open(name)
     ui.run_all()
     ui.save()
     problems = lab_browser.executed_problems(server.notebook(name))
