@@ -86,6 +86,8 @@ forget_the_calling_make()
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "executes: runs a notebook, trains or drives a browser (make check leaves "
+                                       "these out; conftest.py marks them)")
     # checked outputs print paths into the temporary folder: tests/nbval_sanitize.cfg maps them back
     if getattr(config.option, "nbval_sanitize_with", "") is None:
         config.option.nbval_sanitize_with = str(Path(__file__).resolve().parent / "tests" / "nbval_sanitize.cfg")
@@ -171,6 +173,21 @@ def add_the_metrics_checks(items) -> None:
         items.insert(items.index(cells[-1]) + 1, check)
 
 
+# What `make check` leaves out (pytest -m "not executes"), for a loop of about a minute while editing: the notebooks'
+# executions (nbval and their metrics items), the browser tests, the test files that train or run notebooks, and the
+# tests that run a pytest session of notebooks. `make test` runs everything.
+EXECUTES = {"test_runner.py", "test_capstone.py", "test_resume.py", "test_cache.py", "test_isolation.py",
+            "test_papermill_06_08.py", "test_papermill_02_to_00.py"}
+EXECUTING_FIXTURES = {"checked_session"}  # tests/test_notebook_claims.py: a session that runs a notebook
+
+
+def mark_what_executes(items) -> None:
+    for item in items:
+        if (item.path.suffix == ".ipynb" or item.path.parent.name == "browser" or item.path.name in EXECUTES
+                or EXECUTING_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(pytest.mark.executes)
+
+
 # Test files of half a minute or more (pytest --durations=0), handed out before the notebooks: see below.
 SLOW_TEST_FILES = {"test_runner.py", "test_resume.py", "test_cache.py", "test_checkpoint_faults.py",
                    "test_capstone.py"}
@@ -198,4 +215,5 @@ def pytest_collection_modifyitems(session, config, items):
         return 2 if name in SLOW_TEST_FILES else 3 if item.path.suffix == ".ipynb" else 4
 
     add_the_metrics_checks(items)
+    mark_what_executes(items)
     items.sort(key=rank)  # stable: within a rank, and within a file, the order stays

@@ -375,3 +375,28 @@ def test_make_uses_the_labs_conda_environment_instead_of_a_venv(tmp_path):
     assert ".venv/bin/python -m pytest" in other and "envs/ml" not in other, other
     named = _make_dry_run("test", f"VENV={prefix}")
     assert f"{prefix}/bin/python -m pytest" in named
+
+
+def test_make_check_leaves_out_what_runs_a_notebook_trains_or_drives_a_browser(pytestconfig):
+    """`make check` is pytest -m "not executes"; conftest.py marks the notebooks' items, the browser tests, the files
+    that train or run notebooks and the tests that run a session of notebooks, and nothing else."""
+    from types import SimpleNamespace
+
+    conftest = next(plugin for plugin in pytestconfig.pluginmanager.get_plugins()
+                    if getattr(plugin, "__file__", None) == str(REPO_ROOT / "conftest.py"))
+
+    def item(path: str, fixtures=()):
+        marks = []
+        return SimpleNamespace(path=REPO_ROOT / path, fixturenames=list(fixtures), add_marker=marks.append,
+                               marks=marks)
+
+    executes = [item("notebooks/02_train_mnist.ipynb"), item("tests/browser/test_lab_in_browser.py"),
+                item("tests/test_capstone.py"), item("tests/test_papermill_06_08.py"),
+                item("tests/test_notebook_claims.py", ["checked_session"])]
+    quick = [item("tests/test_checkpoint.py"), item("tests/test_hygiene.py"), item("tests/test_notebook_claims.py"),
+             item("tests/test_translations.py", ["tmp_path"])]
+    conftest.mark_what_executes(executes + quick)
+    assert all(i.marks and i.marks[0].name == "executes" for i in executes)
+    assert not any(i.marks for i in quick)
+    dry = _make_dry_run("check")
+    assert '-m "not executes"' in dry.strip().splitlines()[-1], dry
