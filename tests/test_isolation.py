@@ -111,6 +111,9 @@ def test_the_chains_go_first_then_02_the_slow_files_the_notebooks_and_the_short_
         def __init__(self, path):
             self.path = Path(path)
 
+        def add_marker(self, mark):  # conftest.py marks what make check leaves out
+            pass
+
     names = ["tests/test_data.py", "tests/test_cache.py", "tests/test_papermill_06_08.py",
              "notebooks/01_define_net.ipynb", "notebooks/02_train_mnist.ipynb", "notebooks/02_train_mnist.ipynb",
              "tests/test_papermill_02_to_00.py"]
