@@ -174,17 +174,16 @@ def add_the_metrics_checks(items) -> None:
 
 
 # What `make check` leaves out (pytest -m "not executes"), for a loop of about a minute while editing: the notebooks'
-# executions (nbval and their metrics items), the browser tests, the test files that train or run notebooks, and the
-# tests that run a pytest session of notebooks. `make test` runs everything.
-EXECUTES = {"test_runner.py", "test_capstone.py", "test_resume.py", "test_cache.py", "test_isolation.py",
-            "test_papermill_06_08.py", "test_papermill_02_to_00.py"}
-EXECUTING_FIXTURES = {"checked_session"}  # tests/test_notebook_claims.py: a session that runs a notebook
+# executions (nbval and their metrics items), the browser tests and the test files that train or run notebooks
+# throughout, marked here; a heavy test in an otherwise quick file carries @pytest.mark.executes itself (a pytest
+# session of notebooks in tests/test_isolation.py and tests/test_notebook_claims.py). `make test` runs everything.
+EXECUTES = {"test_runner.py", "test_capstone.py", "test_resume.py", "test_cache.py", "test_papermill_06_08.py",
+            "test_papermill_02_to_00.py"}
 
 
 def mark_what_executes(items) -> None:
     for item in items:
-        if (item.path.suffix == ".ipynb" or item.path.parent.name == "browser" or item.path.name in EXECUTES
-                or EXECUTING_FIXTURES & set(getattr(item, "fixturenames", ()))):
+        if item.path.suffix == ".ipynb" or item.path.parent.name == "browser" or item.path.name in EXECUTES:
             item.add_marker(pytest.mark.executes)
 
 

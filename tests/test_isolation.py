@@ -46,6 +46,7 @@ def _session(tmp_path, learner, test_source: str, *extra: str) -> subprocess.Com
                           env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.executes  # a pytest session that runs a notebook: not in make check
 def test_tests_and_notebooks_save_to_the_temporary_folder_and_leave_the_learners_files_alone(tmp_path):
     learner = _learner_folder(tmp_path)
     before = _digest(learner)
@@ -63,6 +64,7 @@ def test_tests_and_notebooks_save_to_the_temporary_folder_and_leave_the_learners
     assert _digest(learner) == before, "the learner's files are the same, byte for byte, and nothing was added"
 
 
+@pytest.mark.executes  # a pytest session that runs a notebook: not in make check
 def test_a_test_that_writes_to_the_learners_folder_fails_the_session_naming_each_file(tmp_path):
     learner = _learner_folder(tmp_path)
     done = _session(tmp_path, learner, (

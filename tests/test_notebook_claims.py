@@ -109,6 +109,7 @@ def checked_session(tmp_path_factory) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=environment)
 
 
+@pytest.mark.executes  # a pytest session that runs a notebook: not in make check
 def test_the_metrics_item_fails_a_run_off_its_baseline_and_skips_a_notebook_that_did_not_run(checked_session):
     out = checked_session.stdout
     assert checked_session.returncode == 1, out[-3000:]
@@ -118,6 +119,7 @@ def test_the_metrics_item_fails_a_run_off_its_baseline_and_skips_a_notebook_that
     assert re.search(r"\b2 failed, \d+ passed, 1 skipped\b", out), out[-500:]
 
 
+@pytest.mark.executes  # a pytest session that runs a notebook: not in make check
 def test_nbval_compares_the_checked_outputs(checked_session):
     """A committed output that the code no longer produces fails the suite (nbval --nbval-lax says no)."""
     out = checked_session.stdout
