@@ -4,9 +4,10 @@ tests/regression/params.yaml marks as fast the sets that take a notebook down an
 which nbval runs (and tests/notebook_claims.py checks): 10 with a shorter training and its Trainer interrupted at
 another checkpoint, 06 stopped before its first checkpoint with its DataLoader in the main process, and 02 to 00
 with another seed and a one-epoch Net. The tests run them as two chains, 10 and 06 (tests/test_papermill_06_08.py)
-and 02 to 00 (tests/test_papermill_02_to_00.py), each in that order
-on its own empty artifacts folder: 02 trains the one-epoch Net and 01 finds it in the cache, as in a classroom
-that jumps around. `regress.py --fast` runs them as one chain.
+and 02 to 00, each in that order on its own empty artifacts folder: 02 trains the one-epoch Net and 01 finds it in
+the cache, as in a classroom that jumps around. The chain 02 to 00 runs once: in JupyterLab, from the Run menu, where
+the browser tests run (tests/browser/test_lab_in_browser.py), else with papermill (tests/test_papermill_02_to_00.py);
+its checks, below, hold on what either made. `regress.py --fast` runs them all as one chain.
 
 A chain's notebooks, and its module's bad-parameter runs, share one kernel (tests/conftest.py's `kernel`): each
 starts on an empty namespace, and the kernel start and the imports are paid once per module instead of once per
@@ -84,11 +85,16 @@ def assert_ran_in_chinese(runs, made: Made) -> None:
 # below; tests/test_papermill_02_to_00.py runs them with papermill only where there is none. Either way each of
 # these notebooks is executed once per `make test` with these parameters.
 
-def browser_runs_the_chain() -> bool:
-    """Whether tests/browser/ runs the chain "02 to 00" in this session (it needs a Chromium)."""
-    import lab_browser  # tools/, on the tests' path
+BROWSER_MODULE = "tests/browser/test_lab_in_browser.py"  # skipped as a whole, with no items, without a Chromium
 
-    return lab_browser.find_chromium() is not None
+
+def browser_runs_the_chain(items) -> bool:
+    """Whether this session's tests (`items`: request.session.items) run the chain "02 to 00" in JupyterLab: each of
+    its runs and its checks in tests/browser/test_lab_in_browser.py. Where they are not all there (no Chromium, or a
+    selection with -k, --lf or a list of files), tests/test_papermill_02_to_00.py runs the chain instead."""
+    ids = {item.nodeid for item in items}
+    runs = {f"{BROWSER_MODULE}::test_notebook_in_jupyterlab[{run.path.stem}]" for run in CHAINS["02 to 00"]}
+    return runs <= ids and any(i.startswith(f"{BROWSER_MODULE}::test_the_chain_02_to_00_run_here[") for i in ids)
 
 
 def the_runs_match_their_baselines(made: Made) -> None:

@@ -17,7 +17,7 @@ CHAIN, fast_runs = chain("02 to 00")
 @pytest.mark.timeout(1800)  # its setup runs the chain's notebooks (each cell bounded by labutils.runner)
 @pytest.mark.parametrize("check", CHECKS_02_TO_00, ids=lambda check: check.__name__.removeprefix("the_"))
 def test_the_chain(check, request):
-    if browser_runs_the_chain():
+    if browser_runs_the_chain(request.session.items):
         pytest.skip("run in JupyterLab and checked there: tests/browser/test_lab_in_browser.py")
     check(request.getfixturevalue("fast_runs"))
 

@@ -2,7 +2,8 @@
 
 JupyterLab opens on 00_welcome.zh-CN.ipynb with its own menus in Chinese (the pinned
 jupyterlab-language-pack-zh-CN, set by tools/jupyterlab/zh-CN/overrides.json), and the Chinese notebooks draw
-every picture. (Two Chinese notebooks run end to end, their checks answering in Chinese, in the papermill chains.)
+every picture. (Two Chinese notebooks run end to end, their checks answering in Chinese: 00 from JupyterLab's Run
+menu in tests/browser/test_lab_in_browser.py, 06 in a papermill chain.)
 Skipped, with one line saying why, where no Chromium is found.
 """
 from __future__ import annotations
