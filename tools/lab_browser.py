@@ -185,6 +185,15 @@ class LabServer:
     def kernels(self) -> list[dict]:
         return self.api("kernels")
 
+    def end_sessions(self, path: str) -> None:
+        """End the server's sessions of the notebook at `path` (relative to the served folder), with their kernels."""
+        for session in self.api("sessions"):
+            if session.get("path") == path:
+                try:
+                    self.api(f"sessions/{session['id']}", method="DELETE")
+                except OSError:  # ended meanwhile
+                    pass
+
     def shut_down_kernels(self, wait: bool = True) -> None:
         """Shut down every kernel this server runs, to free their memory and CPU; without `wait`, in the
         background (a kernel takes a second or two to go)."""
@@ -240,6 +249,7 @@ class Lab:
         again takes 4), or by loading JupyterLab on it (`reset` drops the tabs a previous page left open)."""
         if self.app_loaded():
             self.close_all()
+            self.server.end_sessions(f"notebooks/{name}")  # a kernel left from an earlier opening may be stopping
             self.page.evaluate("async path => { await window.jupyterapp.commands.execute('docmanager:open', {path}); }",
                                f"notebooks/{name}")
         else:
@@ -394,8 +404,9 @@ class Lab:
             "imgs => imgs.filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src.slice(0, 120))")
 
     def hide_file_browser(self) -> None:
-        """View → File Browser off, for a wider notebook."""
-        self.menu("View", "File Browser")
+        """View → File Browser off, for a wider notebook (the item toggles it: nothing to do when it is hidden)."""
+        if self.page.locator(".jp-FileBrowser").is_visible():
+            self.menu("View", "File Browser")
         self.wait_until(lambda: not self.page.locator(".jp-FileBrowser").is_visible(), "the file browser hidden")
 
 
