@@ -121,9 +121,10 @@ data: setup
 	$(BIN)/python -m labutils
 
 # Re-execute every notebook top to bottom and keep the outputs (commit them after a change). Each cell has
-# 600 s; a notebook that fails or times out is left as it was (labutils/runner.py).
+# 600 s; a notebook that fails or times out is left as it was (labutils/runner.py). The English notebooks come from
+# the lab's one list (labutils/paths.py, printed by tools/lab.py); the Chinese edition is then written from them.
 notebooks: data
-	$(BIN)/python -m labutils.runner $(filter-out %.zh-CN.ipynb,$(wildcard notebooks/[0-9]*.ipynb))
+	$(BIN)/python -m labutils.runner $(shell $(BIN)/python tools/lab.py --list-notebooks)
 	$(BIN)/python tools/translations.py
 
 # The Chinese edition: update translations/zh-CN/*.po and labutils/locale/zh-CN.po from the English (changed text

@@ -1,10 +1,21 @@
-"""Where the lab keeps its data, artifacts and recorded metrics."""
+"""Where the lab keeps its notebooks, data, artifacts and recorded metrics.
+
+Standard library only: tools/lab.py loads this file on its own, without the package (whose __init__ imports torch),
+so that starting JupyterLab stays quick and works in an environment without torch (make second-python).
+"""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_NAME = re.compile(r"\d\d_\w+\.ipynb")  # 03_saving.ipynb; not its Chinese edition, 03_saving.zh-CN.ipynb
+
+
+def notebooks(folder: os.PathLike | str = REPO_ROOT / "notebooks") -> list[Path]:
+    """Return the lab's numbered notebooks in `folder`, in teaching order: NN_name.ipynb, not their Chinese editions."""
+    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb") if NOTEBOOK_NAME.fullmatch(p.name))
 
 
 def data_dir() -> Path:

@@ -28,11 +28,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .paths import REPO_ROOT, display_path
+from .paths import REPO_ROOT, display_path, notebooks as lab_notebooks
 
 SOLVED, WRONG, NOT_TRIED, UNKNOWN = "✓", "✗", "·", "?"
 WORDS = {SOLVED: "solved", WRONG: "not passing", NOT_TRIED: "not tried", UNKNOWN: "not graded"}
-NOTEBOOK = re.compile(r"\d\d_\w+\.ipynb")
 RUN_TIMEOUT = 300  # seconds per cell with --run; the slowest check takes a few seconds
 
 
@@ -87,7 +86,7 @@ def _as_shipped(path: Path) -> str:
 def lab_exercises(notebooks: Path = REPO_ROOT / "notebooks") -> list[Exercise]:
     """Every exercise of the lab in `notebooks`, in order, with its skeleton and its check cell, as shipped."""
     found = []
-    for path in sorted(p for p in notebooks.glob("*.ipynb") if NOTEBOOK.fullmatch(p.name)):
+    for path in lab_notebooks(notebooks):
         cells = json.loads(_as_shipped(path))["cells"]
         for index, cell in enumerate(cells):
             ids = [t for t in _tags(cell) if re.fullmatch(r"ex\d\d_\d+", t)]
@@ -173,7 +172,7 @@ def _notebooks_folder(folder: Path, deeper: bool = True) -> Path | None:
     """The folder that holds a learner's notebooks: the folder itself, its notebooks/, or (`deeper`) a notebooks/
     one level further down, as in a JupyterHub home folder that holds a clone of the lab."""
     for candidate in (folder, folder / "notebooks", *(sorted(folder.glob("*/notebooks")) if deeper else [])):
-        if candidate.is_dir() and any(NOTEBOOK.fullmatch(p.name) for p in candidate.glob("*.ipynb")):
+        if candidate.is_dir() and lab_notebooks(candidate):
             return candidate
     return None
 

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lab  # tools/lab.py (tools/ is on the tests' path)
 import nbformat
 
-from labutils.paths import REPO_ROOT
+from labutils.paths import REPO_ROOT, notebooks
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = lab.notebooks(NOTEBOOK_DIR)  # the English ones
+NOTEBOOKS = notebooks(NOTEBOOK_DIR)  # the English ones
 ZH_NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.zh-CN.ipynb"))  # the Chinese edition (tools/translations.py)
 
 

@@ -18,7 +18,28 @@ import lab
 import pytest
 from lab_browser import LabServer, alive, descendants
 
+from labutils import paths
 from labutils.paths import REPO_ROOT
+
+
+def test_the_one_list_of_notebooks_is_the_numbered_english_ones_in_order(tmp_path):
+    for name in ("01_b.ipynb", "00_a.ipynb", "00_a.zh-CN.ipynb", "notes.ipynb", "1_short.ipynb", "02_c.ipynb.bak"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in paths.notebooks(tmp_path)] == ["00_a.ipynb", "01_b.ipynb"]
+    assert lab.notebooks(tmp_path) == paths.notebooks(tmp_path)
+    assert lab.notebooks() == paths.notebooks() and len(paths.notebooks()) >= 3
+
+
+def test_tools_lab_lists_the_notebooks_without_importing_labutils_or_torch():
+    """make lab, make notebooks and the second Python's JupyterLab (no torch there) load tools/lab.py."""
+    probe = ("import sys; sys.path.insert(0, 'tools'); import lab; "
+             "print(len(lab.notebooks()), sorted(m for m in ('labutils', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(maxsplit=1) == [str(len(paths.notebooks())), "[]\n"], done.stdout
+    listed = subprocess.run([sys.executable, "tools/lab.py", "--list-notebooks"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, check=True, timeout=120).stdout.split()
+    assert listed == [p.relative_to(REPO_ROOT).as_posix() for p in paths.notebooks()]
 
 
 def test_make_lab_runs_tools_lab_py():

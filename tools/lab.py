@@ -1,6 +1,7 @@
 """Start JupyterLab the lab's way: `make lab` runs this, and the browser tests and `make screenshots` start the same.
 
     python tools/lab.py [--no-browser] [--language zh-CN] [JUPYTER LAB OPTIONS ...]
+    python tools/lab.py --list-notebooks     # the lab's notebooks, in teaching order (`make notebooks` runs them)
 
 What it adds to a plain `jupyter lab`:
 - it serves the lab's folder, so that the notebooks' pictures (`../images/`) and links (`../docs/`) work, with the
@@ -22,24 +23,30 @@ What it adds to a plain `jupyter lab`:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _lab_paths():
+    """labutils/paths.py, loaded as a file of its own: `import labutils.paths` would run labutils/__init__, which
+    imports torch (seconds before JupyterLab starts), and the second Python's environment has no labutils or torch."""
+    spec = importlib.util.spec_from_file_location("_lab_paths", ROOT / "labutils" / "paths.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+notebooks = _lab_paths().notebooks  # the lab's English notebooks in teaching order: the one list, in labutils/paths.py
 SETTINGS = ROOT / "tools" / "jupyterlab"
 SERVER = ROOT / "tools" / "lab_server.py"  # JupyterLab with the lab's contents manager
 FIRST_NOTEBOOK = "notebooks/00_welcome.ipynb"
 LANGUAGES = {"en": (FIRST_NOTEBOOK, SETTINGS), "zh-CN": ("notebooks/00_welcome.zh-CN.ipynb", SETTINGS / "zh-CN")}
-NOTEBOOK_NAME = re.compile(r"\d\d_\w+\.ipynb")  # 03_saving.ipynb; not its Chinese edition, 03_saving.zh-CN.ipynb
 KERNEL_NAME = "python3"  # the name the notebooks' metadata gives: a learner is never asked to pick a kernel
 KERNEL_DISPLAY_NAME = "Save & Load Lab (Python 3)"  # the notebooks' metadata gives it too (tests/test_lab_launch.py)
-
-
-def notebooks(folder: Path = ROOT / "notebooks") -> list[Path]:
-    """The lab's numbered notebooks in `folder`, in teaching order: NN_name.ipynb, not their Chinese editions."""
-    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb") if NOTEBOOK_NAME.fullmatch(p.name))
 
 
 def install_kernel(prefix: str = sys.prefix) -> Path:
@@ -85,7 +92,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="only install the lab's kernelspec into this environment (make does it at set-up)")
     parser.add_argument("--language", choices=sorted(LANGUAGES), default="en",
                         help="zh-CN: the Chinese notebooks, and JupyterLab's menus in Chinese")
+    parser.add_argument("--list-notebooks", action="store_true",
+                        help="only print the lab's notebooks, one a line, in teaching order (make notebooks runs them)")
     args, extra = parser.parse_known_args(argv)
+    if args.list_notebooks:
+        print("\n".join(path.relative_to(ROOT).as_posix() for path in notebooks()))
+        return
     if args.install_kernel:
         print(f"kernel {KERNEL_NAME!r} ({KERNEL_DISPLAY_NAME}) installed in {install_kernel()}")
         return
