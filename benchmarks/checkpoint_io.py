@@ -226,7 +226,7 @@ _PEAK_CHILD = """
 import json, os, sys, tempfile, torch
 from pathlib import Path
 from labutils.checkpoint import load_checkpoint, save_checkpoint
-from labutils.large import WideMLP, _memory, _reset_peak, touch, weight_bytes, wide_mlp
+from labutils.large import WideMLP, measure_rss, reset_peak, touch, weight_bytes, wide_mlp
 what, path, megabytes, width = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 with tempfile.TemporaryDirectory() as tiny:  # a first save and load, unmeasured: imports and allocator arenas
     save_checkpoint(wide_mlp(0.1, width=64).state_dict(), Path(tiny) / "tiny.pt")
@@ -234,19 +234,19 @@ with tempfile.TemporaryDirectory() as tiny:  # a first save and load, unmeasured
 if what == "save":
     state = wide_mlp(megabytes, width=width).state_dict()
     size = weight_bytes(state)
-    _reset_peak()
-    before = _memory()
+    reset_peak()
+    before = measure_rss()
     save_checkpoint(state, path)
 else:
     with torch.device("meta"):
         model = WideMLP(width, wide_mlp(megabytes, width=width, device="meta").depth)
-    _reset_peak()
-    before = _memory()
+    reset_peak()
+    before = measure_rss()
     state = load_checkpoint(path, mmap=True)
     state.pop("metadata")  # what save_checkpoint adds: the format, the torch version, the time
     model.load_state_dict(state, assign=True)
     size = touch(model.state_dict().values())
-after = _memory()
+after = measure_rss()
 print(json.dumps({"weights": size, "before": before["now"], "peak": after["peak"]}))
 """
 

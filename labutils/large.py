@@ -125,7 +125,7 @@ def touch(tensors) -> int:
 
 # --- peak memory, measured in a fresh process --------------------------------------------------------------
 
-def _memory() -> dict[str, int]:
+def measure_rss() -> dict[str, int | None]:
     """Return this process's resident memory in bytes: now, peak, and (on Linux) anonymous and file-backed."""
     status = Path("/proc/self/status")
     if status.exists():
@@ -137,7 +137,7 @@ def _memory() -> dict[str, int]:
     return {"now": peak, "peak": peak, "anon": None, "file": None}
 
 
-def _reset_peak() -> bool:
+def reset_peak() -> bool:
     """Reset the peak-memory counter (Linux); return False where the system has none to reset."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
@@ -163,8 +163,8 @@ def _child(strategy: str, path: str, width: int, depth: int) -> None:
         else:
             LOADERS[strategy](Path(folder) / "tiny.pt", 8, 1)
     gc.collect()
-    reset = _reset_peak()
-    before = _memory()
+    reset = reset_peak()
+    before = measure_rss()
     start = time.perf_counter()
     if strategy == ONE_TENSOR:
         tensors = [read_one_tensor(Path(path), "layers.0.weight")]
@@ -174,7 +174,7 @@ def _child(strategy: str, path: str, width: int, depth: int) -> None:
         tensors = list(model.state_dict().values())
     touched = touch(tensors)
     seconds = time.perf_counter() - start
-    after = _memory()
+    after = measure_rss()
     print(json.dumps({"strategy": strategy, "before": before, "after": after, "touched": touched,
                       "seconds": seconds, "peak_reset": reset, "pid": os.getpid()}))
 

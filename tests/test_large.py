@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from labutils.large import (LOADERS, MB, WideMLP, backing_file, free_memory_bytes, human, peak_memory, read_one_tensor,
-                            touch, weight_bytes, wide_mlp, wide_shape)
+from labutils.large import (LOADERS, MB, WideMLP, backing_file, free_memory_bytes, human, measure_rss, peak_memory,
+                            read_one_tensor, reset_peak, touch, weight_bytes, wide_mlp, wide_shape)
 from labutils.paths import REPO_ROOT
 
 
@@ -98,6 +98,21 @@ def test_peak_memory_measures_each_load_in_a_process_of_its_own(tmp_path):
     # once: the weights, plus the library code a first large load faults in (file-backed pages: about 4 MiB on
     # Python 3.11 and 12 MiB on 3.13, whatever the model's size); twice would be 2 x 32 MiB
     assert measured["meta + mmap + assign"]["peak_extra"] < weights + max(0.3 * weights, 16 * MB)
+
+
+def test_measure_rss_sees_memory_in_use_and_reset_peak_forgets_a_peak_that_is_gone():
+    """The pair the peak-memory harness and benchmarks/checkpoint_io.py measure with."""
+    before = measure_rss()
+    block = b"x" * (64 * MB)  # written, so resident
+    during = measure_rss()
+    assert during["now"] - before["now"] > 48 * MB and during["peak"] >= during["now"], (before, during)
+    del block
+    after = measure_rss()
+    assert after["now"] < during["now"] - 48 * MB, "freed: no longer resident"
+    assert after["peak"] > after["now"] + 48 * MB, "the peak remembers the block"
+    if not reset_peak():
+        pytest.skip("this system keeps no peak that can be reset (Linux only)")
+    assert measure_rss()["peak"] < after["now"] + 16 * MB, "reset: the block's peak is forgotten"
 
 
 def test_human_units():
