@@ -345,7 +345,11 @@ def resume(path: str | Path, images: torch.Tensor, labels: torch.Tensor, *, num_
 # --- the checkpoint manager ---------------------------------------------------------------------------------
 
 class CheckpointManager:
-    """Save a run every N steps and at each epoch end; keep the last k and the best; find the newest good one."""
+    """Save a run every N steps and at each epoch end; keep the last k and the best; find the newest good one.
+
+    "The last k" are the checkpoint just saved and the k - 1 highest steps among the others: a save never deletes
+    the file it has just written, even when the folder holds higher steps (ones latest() skipped as damaged).
+    """
 
     NAME = re.compile(r"step-(\d{8})\.pt")
 
@@ -359,6 +363,7 @@ class CheckpointManager:
         self.best_metric = best_metric
         self.higher_is_better = higher_is_better
         self.skipped: list[str] = []
+        self._best: tuple[Any, tuple] | None = None  # best.pt's metric, and the file's stamp when it was known
 
     def due(self, run: ResumableRun) -> bool:
         """True after every `every` steps and at the end of each epoch."""
@@ -376,31 +381,51 @@ class CheckpointManager:
         meta = {"step": run.step, "epoch": run.epoch, "batch": run.batch, "metrics": metrics}
         path = save_checkpoint(state, self.path(run.step), metadata=meta)
         if run.batch == 0 and self._improves(metrics):
-            save_checkpoint(state, self.folder / "best.pt", metadata=meta)
-        self._rotate()
+            best = save_checkpoint(state, self.folder / "best.pt", metadata=meta)
+            self._best = metrics[self.best_metric], _stamp(best)
+        self._rotate(path)
         return path
 
     def _improves(self, metrics: dict) -> bool:
         if self.best_metric is None or metrics.get(self.best_metric) is None:
             return False
-        best = self.folder / "best.pt"
-        try:
-            previous = load_checkpoint(best)["metadata"]["metrics"].get(self.best_metric)
-        except CheckpointError:
-            return True
+        previous = self._best_so_far()
         if previous is None:
             return True
         new = metrics[self.best_metric]
         return new > previous if self.higher_is_better else new < previous
+
+    def _best_so_far(self) -> Any:
+        """Return the metric best.pt holds: None when it is missing, damaged or has no such metric.
+
+        It is remembered from the last save or read, as long as best.pt and its sidecar are the files they were
+        then (same inode, size and modification time). Otherwise best.pt is read again, once: its sha256 is
+        checked and its metadata read, with the tensors left on the "meta" device (no data read into memory).
+        """
+        best = self.folder / "best.pt"
+        stamp = _stamp(best)
+        if self._best is not None and self._best[1] == stamp:
+            return self._best[0]
+        try:
+            value = load_checkpoint(best, map_location="meta")["metadata"]["metrics"].get(self.best_metric)
+        except CheckpointError:
+            return None
+        self._best = value, stamp
+        return value
 
     def checkpoints(self) -> list[Path]:
         """Return the step checkpoints in the folder, oldest first."""
         found = [p for p in self.folder.glob("step-*.pt") if self.NAME.fullmatch(p.name)]
         return sorted(found, key=lambda p: int(self.NAME.fullmatch(p.name).group(1)))
 
-    def _rotate(self) -> None:
-        """Delete all but the newest `keep_last` step checkpoints (the one just saved is always among them)."""
-        for old in self.checkpoints()[:-self.keep_last]:
+    def _rotate(self, saved: Path) -> None:
+        """Keep `keep_last` step checkpoints: the one just saved, and the newest of the others; delete the rest.
+
+        The one just saved is kept even when newer steps are in the folder: a run that resumed from step 200,
+        because latest() skipped a damaged step 300, must not lose its own step 250 to the damaged file.
+        """
+        others = [p for p in self.checkpoints() if p != saved]
+        for old in others[:max(0, len(others) - (self.keep_last - 1))]:
             old.unlink(missing_ok=True)
             sidecar_path(old).unlink(missing_ok=True)
 
@@ -417,3 +442,16 @@ class CheckpointManager:
                 warnings.warn(f"Skipping {display_path(path)}: {err.problem}. Falling back to an older checkpoint.",
                               stacklevel=2)
         return None
+
+
+def _stamp(path: Path) -> tuple:
+    """Return what tells a file and its sidecar apart from a rewritten or replaced copy: inode, size, mtime."""
+    stamp = []
+    for p in (path, sidecar_path(path)):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            stamp.append(None)
+        else:
+            stamp.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(stamp)

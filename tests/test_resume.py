@@ -143,6 +143,87 @@ def test_latest_falls_back_over_damaged_checkpoints_with_a_warning(data, referen
         assert manager.latest() == manager.path(6)
 
 
+class _Positions:
+    """As much of a ResumableRun as CheckpointManager reads, moved by hand: its step, its history, a small state."""
+
+    def __init__(self) -> None:
+        self.step = self.epoch = self.batch = 0
+        self.history: dict[str, list] = {"loss": [], "test_acc": []}
+
+    def at(self, step: int, *, test_acc: float | None = None) -> _Positions:
+        """Move to `step`; with a test accuracy the step ends an epoch (batch 0), as CheckpointManager.save sees it."""
+        self.step, self.batch = step, 0 if test_acc is not None else 1
+        self.history["loss"].append(1.0 / step)
+        if test_acc is not None:
+            self.epoch += 1
+            self.history["test_acc"].append(test_acc)
+        return self
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "weights": torch.full((4,), float(self.step))}
+
+
+def _steps(manager: CheckpointManager) -> list[int]:
+    return [int(p.stem.split("-")[1]) for p in manager.checkpoints()]
+
+
+def test_rotation_never_deletes_the_checkpoint_just_saved(tmp_path):
+    """latest() skipped a damaged step 300 and the run went on from 200: its next save must survive the rotation."""
+    run, manager = _Positions(), CheckpointManager(tmp_path, every=50, keep_last=3)
+    for step in (100, 200, 300):
+        manager.save(run.at(step))
+    damaged = manager.path(300)
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="step-00000300.pt"):
+        assert manager.latest() == manager.path(200)
+    resumed = _Positions().at(250)
+    kept = CheckpointManager(tmp_path, every=50, keep_last=1).save(resumed)
+    assert kept == manager.path(250) and kept.is_file() and sidecar_path(kept).is_file()
+    assert _steps(manager) == [250], "the just-saved 250 kept; the damaged 300 and the older 200 deleted"
+    CheckpointManager(tmp_path, every=50, keep_last=2).save(resumed.at(260))
+    assert _steps(manager) == [250, 260]
+    manager.save(_Positions().at(240))  # keep_last=3: the one just saved, then the newest others
+    assert _steps(manager) == [240, 250, 260]
+
+
+def test_the_best_metric_is_read_once_and_without_the_tensors(tmp_path, monkeypatch):
+    import labutils.resume
+
+    reads = []
+    real_load = labutils.resume.load_checkpoint
+
+    def counted_load(path, **kwargs):
+        reads.append((path.name, kwargs.get("map_location", "cpu")))
+        return real_load(path, **kwargs)
+
+    monkeypatch.setattr(labutils.resume, "load_checkpoint", counted_load)
+    run, manager = _Positions(), CheckpointManager(tmp_path, every=100)
+    for step, accuracy in [(10, 0.5), (20, 0.7), (30, 0.6), (40, 0.8), (50, 0.75)]:
+        manager.save(run.at(step, test_acc=accuracy))
+    assert reads == [("best.pt", "meta")], "read once (it did not exist yet); then remembered from each save"
+    assert real_load(tmp_path / "best.pt")["metadata"]["step"] == 40
+    reads.clear()
+    again = CheckpointManager(tmp_path, every=100)  # a resumed run: it reads best.pt once, tensors left on "meta"
+    for step, accuracy in [(60, 0.79), (70, 0.78)]:
+        again.save(run.at(step, test_acc=accuracy))
+    assert reads == [("best.pt", "meta")]
+    assert real_load(tmp_path / "best.pt")["metadata"]["step"] == 40, "0.79 and 0.78 are not better than 0.8"
+
+
+def test_a_damaged_or_replaced_best_checkpoint_is_read_again(tmp_path):
+    run, manager = _Positions(), CheckpointManager(tmp_path, every=100)
+    manager.save(run.at(10, test_acc=0.9))
+    best = tmp_path / "best.pt"
+    best.write_bytes(best.read_bytes()[:200])  # damaged: it no longer proves anything, so any metric improves on it
+    manager.save(run.at(20, test_acc=0.1))
+    assert load_checkpoint(best)["metadata"]["step"] == 20
+    save_checkpoint({}, best, metadata={"step": 0, "metrics": {"test_acc": 0.95}})  # replaced by another writer
+    manager.save(run.at(30, test_acc=0.9))
+    assert load_checkpoint(best)["metadata"]["step"] == 0, "0.9 is not better than the 0.95 best.pt now holds"
+    manager.save(run.at(40, test_acc=0.99))
+    assert load_checkpoint(best)["metadata"]["step"] == 40
+
+
 _KILLED_IN_SAVE = textwrap.dedent("""
     import os, signal, sys
     import labutils.checkpoint as ck
