@@ -45,7 +45,8 @@ def write_checksums(folder: os.PathLike | str) -> Path:
 def verify_checksums(folder: os.PathLike | str, required: tuple[str, ...] = LOADED) -> list[str]:
     """Check every file SHA256SUMS lists, and that it lists the `required` ones; return the names checked.
 
-    Raises naming the first file that is missing, changed, or left out of the listing. This checks the folder as
+    Raises naming the first file that is missing, changed, or left out of the listing; a listing that names a path
+    (`../x`, `/x`, `sub/x`, `..`) is refused before any file is read. This checks the folder as
     it is now: HubNet.from_pretrained opens the files again afterwards, which matters only if someone can write
     to the folder in between (tools/predict.py, which loads folders made elsewhere, loads the very bytes it checked).
     """
@@ -58,6 +59,12 @@ def verify_checksums(folder: os.PathLike | str, required: tuple[str, ...] = LOAD
     except (sha256sums.FormatError, UnicodeDecodeError) as err:
         raise ChecksumMismatchError(sums, f"it is not a sha256sum listing ({err})",
                                     "copy the folder again, or rewrite it with write_checksums(folder)") from err
+    if outside := [name for _digest, name in entries if not _in_folder(name)]:
+        raise ChecksumMismatchError(sums, f"it names {outside[0]!r}, which is not a file in this folder: a model "
+                                    "folder's listing holds bare file names, and a path could make the check read "
+                                    "(and report on) a file outside it",
+                                    "rewrite it with write_checksums(folder) where the folder was made, or copy the "
+                                    "folder again from its source")
     listed = {name for _digest, name in entries}
     if left_out := [name for name in required if name not in listed]:
         raise ChecksumMismatchError(sums, f"it does not list {', '.join(left_out)}, which loading the model reads, "
@@ -75,6 +82,12 @@ def verify_checksums(folder: os.PathLike | str, required: tuple[str, ...] = LOAD
                                         "the file changed after the folder was made: copy it again")
         names.append(name)
     return names
+
+
+def _in_folder(name: str) -> bool:
+    """True for a bare file name: no path separator, not absolute, not "." or ".."."""
+    separators = {os.sep, os.altsep, "/"} - {None}
+    return name not in (".", "..") and not any(sep in name for sep in separators)
 
 
 def _subset(config: dict) -> str:

@@ -118,3 +118,24 @@ def test_a_sidecar_in_binary_mode_verifies(tmp_path):
     sidecar = sidecar_path(path)
     sidecar.write_text(sidecar.read_text().replace("  ", " *", 1))
     assert load_checkpoint(path)["epoch"] == 1
+
+
+@pytest.mark.parametrize("name", ["../secret.bin", "/etc/hostname", "sub/a.bin", "..", ".", "./a.bin"])
+def test_a_listing_that_names_a_file_outside_its_folder_is_refused_before_any_hashing(tmp_path, monkeypatch, name):
+    import labutils.share
+
+    (tmp_path / "secret.bin").write_bytes(b"not part of the model")
+    folder = tmp_path / "m"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.bin").write_bytes(b"1")
+    (folder / "sub" / "a.bin").write_bytes(b"1")
+    write_checksums(folder)
+    assert verify_checksums(folder, required=()) == ["a.bin"], "a normal listing passes"
+    listing = (folder / "SHA256SUMS").read_text()
+    (folder / "SHA256SUMS").write_text(listing + "0" * 64 + f"  {name}\n")
+    hashed, digest = [], labutils.share.sha256sums.file_digest
+    monkeypatch.setattr(labutils.share.sha256sums, "file_digest", lambda f: hashed.append(f.name) or digest(f))
+    with pytest.raises(ChecksumMismatchError, match=r"SHA256SUMS: it names .*, which is not a file in this folder.*"
+                                                    r"Fix: .*write_checksums\(folder\)") as caught:
+        verify_checksums(folder, required=())
+    assert repr(name) in str(caught.value) and hashed == [], "refused before a single file was hashed"
