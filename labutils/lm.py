@@ -21,7 +21,9 @@ PROMPT_LENGTH = 6  # "27+58=": two digits, the operation, two digits, "="
 ANSWER_LENGTH = 3  # "085": the result on three digits, zero-padded
 OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b}
 
-# peft 0.21.2's get_peft_model asks transformers 5.24 for a name it has deprecated: advice for peft, not for learners
+# peft 0.21.2's get_peft_model asks transformers 5.24 for a name it has deprecated: advice for peft, not for learners.
+# Set on import, for the whole kernel, not around one call: notebook 10 calls get_peft_model in its own cells and
+# exercises, after its setup cell has imported this module; only notebook 10 and its checks import it.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 

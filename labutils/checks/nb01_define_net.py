@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..models import BatchNormNet, Net
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
 __all__ = ["ex01_1", "ex01_2", "ex01_3"]
@@ -13,8 +14,6 @@ __all__ = ["ex01_1", "ex01_2", "ex01_3"]
 @_check
 def ex01_1(count_parameters: Callable) -> str:
     """count_parameters(model) -> the number of trainable parameters (buffers and frozen ones excluded)."""
-    from ..models import BatchNormNet, Net
-
     got = count_parameters(Net())
     _expect(got is not None, "count_parameters returned None: return the total as an int.")
     _expect(int(got) == 61_706, f"Net() gave {got}, expected 61,706: add up p.numel() for every parameter.")
@@ -46,8 +45,6 @@ def ex01_2(fc1_inputs: Callable) -> str:
 @_check
 def ex01_3(snapshot: Callable) -> str:
     """snapshot(model) -> a CPU copy of the state_dict, whatever the model's device, that training leaves alone."""
-    from ..models import BatchNormNet
-
     model = BatchNormNet()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     snap = snapshot(model)

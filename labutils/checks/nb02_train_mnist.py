@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..models import BatchNormNet
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
 __all__ = ["ex02_1", "ex02_2", "ex02_3"]
@@ -43,8 +44,6 @@ def ex02_2(per_class_accuracy: Callable) -> str:
 @_check
 def ex02_3(evaluate_properly: Callable) -> str:
     """evaluate_properly(model, images, labels) -> accuracy in eval mode, leaving the model's mode as it was."""
-    from ..models import BatchNormNet
-
     generator = torch.Generator().manual_seed(0)
     model = BatchNormNet()
     images = torch.randn(2500, 1, 28, 28, generator=generator)

@@ -10,6 +10,7 @@ from unittest import mock
 
 import torch
 
+from ..models import Net
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
 __all__ = ["ex03_1", "ex03_2", "ex03_3"]
@@ -19,8 +20,6 @@ __all__ = ["ex03_1", "ex03_2", "ex03_3"]
 def ex03_1(make_checkpoint: Callable) -> str:
     """make_checkpoint(model, optimizer, epoch, loss) -> a dict that resumes training and loads weights-only."""
     import torch.nn.functional as F
-
-    from ..models import Net
 
     torch.manual_seed(0)
     model = Net()

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..models import Net
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
 __all__ = ["ex04_1", "ex04_2", "ex04_3"]
@@ -13,8 +14,6 @@ __all__ = ["ex04_1", "ex04_2", "ex04_3"]
 @_check
 def ex04_1(strip_prefix: Callable) -> str:
     """strip_prefix(state_dict, prefix) -> a new dict whose keys lose `prefix` where they start with it."""
-    from ..models import Net
-
     tensors = [torch.zeros(1) + i for i in range(4)]
     original = {"module.conv1.weight": tensors[0], "module.fc1.bias": tensors[1], "head.module.scale": tensors[2],
                 "step": tensors[3]}
@@ -41,7 +40,6 @@ def ex04_2(load_for_inference: Callable) -> str:
     import tempfile
     from pathlib import Path
 
-    from ..models import Net
     from ..notebook import save_as_from_gpu
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,8 +70,6 @@ def ex04_3(audit: Callable) -> str:
     from pathlib import Path
 
     import numpy as np
-
-    from ..models import Net
 
     class _Exploit:
         def __init__(self, canary: Path):

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..models import Net
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
 __all__ = ["ex05_1", "ex05_2"]
@@ -18,8 +19,6 @@ def _fc1_and_fc10() -> torch.nn.Module:
 @_check
 def ex05_1(freeze_layers: Callable) -> str:
     """freeze_layers(model, layers) -> the number of parameters still trainable after freezing those layers."""
-    from ..models import Net
-
     model = Net()
     got = freeze_layers(model, ["conv1", "conv2"])
     _expect(got is not None, "freeze_layers returned None: return the number of parameters still trainable.")
@@ -39,8 +38,6 @@ def ex05_1(freeze_layers: Callable) -> str:
 @_check
 def ex05_2(load_only: Callable) -> str:
     """load_only(model, state_dict, layers) -> the keys loaded; only those layers change; unknown layers raise."""
-    from ..models import Net
-
     torch.manual_seed(0)
     source = Net().state_dict()
     source_keys = list(source)

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..models import Net
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
 __all__ = ["ex07_1", "ex07_2"]
@@ -15,8 +16,6 @@ def ex07_1(export_dynamic: Callable) -> str:
     """export_dynamic(model, image) -> an ExportedProgram, built from one image, that takes any batch size."""
     import os
     import tempfile
-
-    from ..models import Net
 
     torch.manual_seed(0)
     model = Net().eval()

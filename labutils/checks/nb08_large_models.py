@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..models import Net
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
 __all__ = ["ex08_1", "ex08_2", "ex08_3"]
@@ -23,8 +24,6 @@ def _adam_bytes(model: torch.nn.Module) -> int:
 @_check
 def ex08_1(adam_checkpoint_bytes: Callable) -> str:
     """adam_checkpoint_bytes(n_params, dtype) -> bytes of the weights plus Adam's two moments."""
-    from ..models import Net
-
     for model, dtype in ((Net(), torch.float32), (Net().to(torch.bfloat16), torch.bfloat16),
                          (torch.nn.Linear(300, 7).double(), torch.float64)):
         n = sum(p.numel() for p in model.parameters())

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..models import BatchNormNet, Net
 from ._core import _check, _equal_states, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
 __all__ = ["ex09_1", "ex09_2", "ex09_3", "ex09_4", "ex09_5", "ex09_6", "ex09_7", "ex09_8", "ex09_9", "TinyNet",
@@ -16,8 +17,6 @@ def ex09_1(save_everything: Callable) -> str:
     """save_everything(model, path) -> writes what the model needs to be rebuilt: parameters and buffers."""
     import tempfile
     from pathlib import Path
-
-    from ..models import BatchNormNet
 
     torch.manual_seed(0)
     model = BatchNormNet()
@@ -48,7 +47,6 @@ def ex09_2(make_portable: Callable) -> str:
     import tempfile
     from pathlib import Path
 
-    from ..models import Net
     from ..notebook import save_as_from_gpu
 
     torch.manual_seed(0)
@@ -85,7 +83,6 @@ def ex09_2(make_portable: Callable) -> str:
 def ex09_3(predict: Callable) -> str:
     """predict(model, raw_images, metadata) -> classes, as at training time: eval mode, the stored normalisation."""
     from ..data import MEAN, STD, mnist_tensors
-    from ..models import BatchNormNet
 
     images, _ = mnist_tensors(train=False, subset=400)
     raw = ((images * STD + MEAN) * 255).round().to(torch.uint8)
@@ -131,8 +128,6 @@ def ex09_3(predict: Callable) -> str:
 @_check
 def ex09_4(load_any_prefix: Callable) -> str:
     """load_any_prefix(model, state_dict) -> the model given, loaded, whichever of the two is wrapped, and how."""
-    from ..models import Net
-
     def inner(model: torch.nn.Module) -> torch.nn.Module:
         while isinstance(model, torch.nn.DataParallel) or hasattr(model, "_orig_mod"):
             model = model.module if isinstance(model, torch.nn.DataParallel) else model._orig_mod
@@ -163,8 +158,6 @@ def ex09_4(load_any_prefix: Callable) -> str:
 @_check
 def ex09_5(load_backbone: Callable) -> str:
     """load_backbone(model, state_dict) -> the keys skipped because their shapes differ (the new head)."""
-    from ..models import Net
-
     torch.manual_seed(0)
     state = Net().state_dict()
     model = Net(num_classes=5)
@@ -199,8 +192,6 @@ def ex09_6(load_with_numpy: Callable) -> str:
 
     import numpy as np
 
-    from ..models import Net
-
     with tempfile.TemporaryDirectory() as tmp:
         good, evil = Path(tmp) / "numpy.pt", Path(tmp) / "evil.pt"
         torch.save({"model": Net().state_dict(), "best_acc": np.float64(0.9911), "epoch": np.int64(3)}, good)
@@ -232,8 +223,6 @@ def ex09_7(file_problem: Callable) -> str:
     import io
     import tempfile
     from pathlib import Path
-
-    from ..models import Net
 
     buffer = io.BytesIO()
     torch.save(Net().state_dict(), buffer)

@@ -29,8 +29,6 @@ CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "step", "best_acc", "rng"}
 RUN_KEYS = {"model", "optimizer", "scheduler", "step", "best_acc"}
 
 
-
-
 def _is_run(run: object, what: str) -> dict:
     _expect(isinstance(run, dict), f"{what} returned {type(run).__name__}: return the run, a dict.")
     missing = RUN_KEYS - run.keys()
@@ -130,7 +128,7 @@ def ex11_2(save: Callable[[dict, Path], None]) -> str:
         _expect_atomic(events, path)
         try:
             saved = torch.load(path, weights_only=True)
-        except Exception as err:  # noqa: BLE001 (whatever it is, the learner sees it)
+        except Exception as err:  # whatever it is, the learner sees it
             raise _Wrong(f"torch.load(path, weights_only=True) fails: {type(err).__name__}: {err}") from None
         _expect(isinstance(saved, dict) and CHECKPOINT_KEYS <= saved.keys(),
                 f"the checkpoint holds {sorted(saved) if isinstance(saved, dict) else type(saved).__name__}; it "
@@ -341,7 +339,7 @@ def ex11_5(export: Callable[[torch.nn.Module, Path, float], None]) -> str:
         try:
             one = session.run(None, {"images": images[:1].numpy()})[0]
             five = session.run(None, {"images": images.numpy()})[0]
-        except Exception as err:  # noqa: BLE001 (onnxruntime raises its own types)
+        except Exception as err:  # onnxruntime raises its own types
             raise _Wrong(f"model.onnx refuses a batch of another size ({str(err)[:120]}): export with "
                          "dynamic_shapes={'x': {0: torch.export.Dim('batch')}}.") from None
         difference = max((torch.from_numpy(five) - expected).abs().max().item(),
@@ -360,7 +358,7 @@ def ex11_5(export: Callable[[torch.nn.Module, Path, float], None]) -> str:
         with mock.patch.dict(sys.modules, {"labutils": None}):  # as on a machine without the lab
             try:
                 spec.loader.exec_module(code)
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 raise _Wrong(f"model.py does not run on its own: {type(err).__name__}: {err}") from None
         _expect(hasattr(code, "BatchNormNet"), "model.py defines no BatchNormNet: copy the file that defines it "
                                                "(labutils.models.__file__).")
