@@ -13,6 +13,7 @@ only the thread lock remains, and a temporary counts as stale after an hour.)
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import tempfile
@@ -118,7 +119,7 @@ def folder_locked(folder: os.PathLike | str, *, blocking: bool = True) -> Iterat
 def _temporaries(folder: Path, name: str | None) -> dict[str, list[Path]]:
     """Return the lab's temporaries in `folder` (of `name` only, if given), grouped by the file they were to become."""
     found: dict[str, list[Path]] = {}
-    pattern = f".{glob_escape(name)}{TMP_MARK}*" if name else f".*{TMP_MARK}*"
+    pattern = f".{glob.escape(name)}{TMP_MARK}*" if name else f".*{TMP_MARK}*"
     for tmp in folder.glob(pattern):
         match = re.fullmatch(rf"\.(.+?){re.escape(TMP_MARK)}[A-Za-z0-9_-]+", tmp.name)
         if match and (name is None or match.group(1) == name):
@@ -156,11 +157,6 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return 0.0
-
-
-def glob_escape(name: str) -> str:
-    """Escape the characters glob treats specially."""
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 # --- atomic writes ----------------------------------------------------------------------------------------------

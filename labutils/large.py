@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import glob
 import json
 import math
 import os
@@ -306,7 +307,8 @@ def drop_cache(path: Path) -> bool:
     """
     if not hasattr(os, "posix_fadvise"):
         return False
-    for file in sorted(path.parent.glob(path.name + "*")) + (sorted(path.rglob("*")) if path.is_dir() else []):
+    beside = sorted(path.parent.glob(glob.escape(path.name) + "*"))  # the file, and its sidecar
+    for file in beside + (sorted(path.rglob("*")) if path.is_dir() else []):
         if file.is_file():
             fd = os.open(file, os.O_RDONLY)
             try:
