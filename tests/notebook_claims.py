@@ -7,6 +7,7 @@ rules), and the claims below, which hold whatever machine it ran on, are asserte
 """
 from __future__ import annotations
 
+from machine import machine
 from regression.regress import Run, compare, load_baselines, load_plan
 
 RUNS, RULES = load_plan()
@@ -68,8 +69,10 @@ def claims_08(m: dict) -> None:
     assert m["dcp_resharded_equal"] and m["dcp_async_equal"], "one process loads what two saved; the async save too"
     assert m["dcp_fsdp_restored"], "FSDP2 model and Adam state back through get_state_dict, DCP and set_state_dict"
     peak = m["peak_over_weights"]
-    assert peak["naive"] >= 1.8 and peak["mmap"] >= 1.8, f"a plain load holds the weights twice: {peak}"
-    assert peak["meta + assign"] <= 1.2 and peak["meta + mmap + assign"] <= 1.2, f"meta + assign hold them once: {peak}"
+    # bounds that depend on the machine (allocator, page cache, Python's first-load pages): a breach names it
+    seen = f"peak over the weights {peak}, {m['rss_model_bytes'] / 2**20:.0f} MiB of weights; {machine()}"
+    assert peak["naive"] >= 1.8 and peak["mmap"] >= 1.8, f"a plain load holds the weights twice: {seen}"
+    assert peak["meta + assign"] <= 1.2 and peak["meta + mmap + assign"] <= 1.2, f"meta + assign hold them once: {seen}"
     assert m["torch_load_ignored_a_bad_crc32"] and m["save_checkpoint_crcs"] == [0], "the sha256 covers the file"
     half = m["half_precision"]
     assert half["torch.bfloat16"]["file bytes"] < 0.52 * half["torch.float32"]["file bytes"], "half the bytes"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from machine import machine
 
 from labutils.large import (LOADERS, MB, WideMLP, backing_file, free_memory_bytes, human, measure_rss, peak_memory,
                             read_one_tensor, reset_peak, touch, weight_bytes, wide_mlp, wide_shape)
@@ -94,10 +95,15 @@ def test_peak_memory_measures_each_load_in_a_process_of_its_own(tmp_path):
     measured = peak_memory({strategy: tmp_path / "wide.pt" for strategy in LOADERS}, 1024, 8)
     assert list(measured) == list(LOADERS) and len({m["pid"] for m in measured.values()}) == len(LOADERS)
     weights = weight_bytes(WideMLP(1024, 8))
-    assert measured["naive"]["peak_extra"] > 1.8 * weights, "a fresh process: the file and the model, twice"
+    # bounds that depend on the machine (allocator, page cache, Python's first-load pages): a breach names them all
+    seen = (f"peak above the start, for {human(weights)} of weights: "
+            + ", ".join(f"{s} {human(m['peak_extra'])} ({m['peak_extra'] / weights:.2f}x)" for s, m in measured.items())
+            + f"; {machine()}")
+    assert measured["naive"]["peak_extra"] > 1.8 * weights, f"a fresh process: the file and the model, twice. {seen}"
     # once: the weights, plus the library code a first large load faults in (file-backed pages: about 4 MiB on
     # Python 3.11 and 12 MiB on 3.13, whatever the model's size); twice would be 2 x 32 MiB
-    assert measured["meta + mmap + assign"]["peak_extra"] < weights + max(0.3 * weights, 16 * MB)
+    assert measured["meta + mmap + assign"]["peak_extra"] < weights + max(0.3 * weights, 16 * MB), \
+        f"meta + mmap + assign holds the weights once. {seen}"
 
 
 def test_measure_rss_sees_memory_in_use_and_reset_peak_forgets_a_peak_that_is_gone():
