@@ -16,7 +16,7 @@ import contextlib
 import glob
 import os
 import re
-import tempfile
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -173,10 +173,14 @@ def atomic_write(path: os.PathLike | str, write: Callable[[BinaryIO], object], *
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path):
         remove_stale_temporaries(path.parent, path.name)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
+        mode = _mode_of(path)
+        tmp = path.with_name(f".{path.name}{TMP_MARK}{secrets.token_hex(8)}")
+        # 0o666, as open() creates files: the kernel applies the umask (or the folder's default ACL)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as f:  # owns fd from here: closed even if fchmod fails
-                os.fchmod(f.fileno(), new_file_mode(path))  # mkstemp makes files private; a save gets the usual mode
+                if mode is not None:
+                    os.fchmod(f.fileno(), mode)  # saving over a file keeps its permissions
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
@@ -184,7 +188,7 @@ def atomic_write(path: os.PathLike | str, write: Callable[[BinaryIO], object], *
                 before_replace()
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(path.parent)
     return path
@@ -209,25 +213,12 @@ def _umask_now() -> int | None:
     return None
 
 
-def _umask_at_import() -> int:
-    """Read the umask once, at import (os.umask can only be read by setting it, which races with other threads)."""
-    umask = _umask_now()
-    if umask is None:
-        umask = os.umask(0o022)
-        os.umask(umask)
-    return umask
-
-
-_UMASK_AT_IMPORT = _umask_at_import()
-
-
-def new_file_mode(path: Path) -> int:
-    """Return the permissions a save should give `path`: its current ones, else those open() would give."""
+def _mode_of(path: Path) -> int | None:
+    """Return the permissions of the file at `path`, or None when there is none yet."""
     try:
         return path.stat().st_mode & 0o777
     except FileNotFoundError:
-        umask = _umask_now()
-        return 0o666 & ~(_UMASK_AT_IMPORT if umask is None else umask)
+        return None
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
@@ -38,3 +39,26 @@ def test_drop_cache_reaches_a_file_whose_name_has_glob_characters(tmp_path, monk
     assert drop_cache(tmp_path / "net[1].pt")
     assert sorted(advised) == ["net[1].pt", "net[1].pt.sha256"], "the file and its sidecar; not net1.pt"
 
+
+@pytest.fixture
+def umask_027():
+    """A umask other than the usual 022, for this test only."""
+    old = os.umask(0o027)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_a_new_file_gets_the_mode_open_gives_and_an_existing_one_keeps_its_own(tmp_path, monkeypatch, umask_027):
+    chmods, fchmod = [], os.fchmod
+    monkeypatch.setattr(_io.os, "fchmod", lambda fd, mode: chmods.append(mode) or fchmod(fd, mode))
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")  # what open() gives a new file under this umask
+    saved = _io.atomic_write_bytes(b"x", tmp_path / "saved.bin")
+    assert stat.S_IMODE(saved.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o640
+    assert chmods == [], "the kernel applied the umask when it created the temporary: nothing to change after"
+    saved.chmod(0o600)
+    _io.atomic_write_bytes(b"y", saved)
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600 and chmods == [0o600], "saving again keeps the file's mode"
+    assert names(tmp_path) == ["plain.bin", "saved.bin"]
