@@ -7,32 +7,27 @@ needs no file of its own, so a model folder stays clean. Where a file system ref
 which carries `flock` to the server as a byte-range lock, needs a file opened for writing), the lock is the
 hidden file `.lab-save.lock` in the folder instead; writers on other machines then see it too, where process
 ids would mean nothing. A temporary is deleted as stale only while the folder's lock is held, because every live
-writer holds that lock from creating its temporary until the rename. (Where `fcntl` is missing, on Windows,
-only the thread lock remains, and a temporary counts as stale after an hour.)
+writer holds that lock from creating its temporary until the rename. `flock` comes from `fcntl`, which exists
+wherever the lab runs: Linux, macOS, and Windows under WSL2 (docs/INSTRUCTOR.md). Native Windows has no `fcntl`
+and is not supported.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import os
 import re
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from . import sha256sums
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
-
 TMP_MARK = ".tmp-"
 LOCK_FILE = ".lab-save.lock"  # only where a folder cannot be flock'ed itself
-STALE_WITHOUT_LOCKS_S = 3600
 
 
 def sha256_file(path: os.PathLike | str) -> str:
@@ -96,7 +91,7 @@ def folder_locked(folder: os.PathLike | str, *, blocking: bool = True) -> Iterat
         yield False
         return
     try:
-        if lock.depth == 0 and fcntl is not None:
+        if lock.depth == 0:
             fd = _flock(folder, blocking)
             if fd is None:
                 yield False
@@ -143,20 +138,11 @@ def remove_stale_temporaries(folder: os.PathLike | str, name: str | None = None)
             if not free:
                 return []  # a save in this folder is running, in this process or another
             for tmp in (t for temporaries in found.values() for t in temporaries):
-                if fcntl is None and time.time() - _mtime(tmp) < STALE_WITHOUT_LOCKS_S:
-                    continue
                 tmp.unlink(missing_ok=True)
                 removed.append(tmp.name)
     except PermissionError:
         return []  # a read-only folder: nothing can be cleaned, and nothing needs to be
     return sorted(removed)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0
 
 
 # --- atomic writes ----------------------------------------------------------------------------------------------

@@ -335,6 +335,19 @@ def test_the_python_check_refuses_another_version_by_name(tmp_path):
     assert "make lab PYTHON=" in done.stderr
 
 
+def test_the_python_check_sends_native_windows_to_wsl2(tmp_path):
+    """The lab runs on Linux and macOS, and on Windows inside WSL2 (docs/INSTRUCTOR.md): native Windows is told so."""
+    env = _fake_environment(tmp_path / "env", "3.12.1")  # a good environment: only the system is wrong
+    for args in ([str(env)], [str(tmp_path / "new")], ["--another"]):
+        code = ("import glob, os, runpy, shutil, subprocess, sys; os.name = 'nt'; "  # imported first: as on Linux
+                f"sys.argv = ['check', *{args!r}]; runpy.run_path({str(CHECK_PYTHON)!r}, run_name='__main__')")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and done.stdout == "", (args, done.stdout, done.stderr)
+        assert "not on native Windows" in done.stderr and "WSL2" in done.stderr and "wsl --install" in done.stderr
+    done = _check_python(str(env))
+    assert done.returncode == 0 and done.stderr == "", "elsewhere the same environment passes"
+
+
 def test_the_python_check_names_the_venv_package_when_ensurepip_is_missing(tmp_path):
     """Debian and Ubuntu ship venv's ensurepip in python3.X-venv; without it `python -m venv` fails."""
     (tmp_path / "shadow" / "ensurepip").mkdir(parents=True)

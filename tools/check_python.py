@@ -2,15 +2,22 @@
 
     python tools/check_python.py ENV_FOLDER     # the Makefile runs this before every `make lab` / `make test`
     python tools/check_python.py --another      # `make test SECOND_PYTHON=auto`: print a second Python's path
+    python tools/check_python.py --find         # the Makefile: print the Python it sets the lab up with
 
 ENV_FOLDER is the environment the lab runs in (`.venv`, or the active conda environment). When it already holds
 a Python, that Python is checked: it must run and be 3.11, 3.12 or 3.13. Otherwise the Python running this script,
 which will create `.venv`, is checked: its version, and the `venv` module with `ensurepip` (Debian and Ubuntu
 ship those in a separate package).
 
+`--find` prints the first of python3, then python3.X (the newest first) on the PATH that is a supported version,
+or nothing when there is none: the Makefile's PYTHON when none is named.
+
 `--another` prints the newest supported Python on this machine whose version differs from the one running the
 script, for the browser tests that open notebooks on a second Python (tests/browser/test_second_python.py), or
 nothing, with a line on stderr, when there is none.
+
+On native Windows, in both uses, it says to use WSL2 and exits 1: the lab runs on Linux and macOS, and on Windows
+inside WSL2 (docs/INSTRUCTOR.md).
 
 Written for any Python 3, so that an old interpreter gets this message instead of a syntax error.
 """
@@ -22,10 +29,15 @@ import shutil
 import subprocess
 import sys
 
+# The Python versions the lab supports, written here only: the Makefile finds its Python with this script, and
+# tests/test_project.py keeps pyproject.toml's requires-python, environment.yml and the prose of the docs equal to it.
 SUPPORTED = ((3, 11), (3, 12), (3, 13))
-RANGE = "3.11, 3.12 or 3.13"
+RANGE = ", ".join("%d.%d" % v for v in SUPPORTED[:-1]) + " or %d.%d" % SUPPORTED[-1]  # "3.11, 3.12 or 3.13"
 HOW = ("Install one of them (python.org, pyenv, or your system's packages), then point make at it, for example:\n"
        "    make lab PYTHON=/usr/bin/python3.12      (or: make test PYTHON=...)")
+WINDOWS = ("The lab runs on Linux and macOS, not on native Windows: on Windows, run it inside WSL2\n"
+           "(docs/INSTRUCTOR.md). In PowerShell, `wsl --install` sets up WSL2 with Ubuntu; in the Ubuntu terminal\n"
+           "it opens, clone the lab and run `make lab` there.")
 
 
 def version_text(info):
@@ -51,7 +63,7 @@ def check_interpreter():
 
 def check_environment(folder):
     """An environment that exists already: its Python must run and be a supported version."""
-    python = os.path.join(folder, "Scripts" if os.name == "nt" else "bin", "python")
+    python = os.path.join(folder, "bin", "python")
     if os.path.lexists(python) and not os.path.exists(python):
         return ("{0} points at a Python that is gone ({1}): it was probably moved, upgraded or removed.\n"
                 "Remove the environment (rm -rf {2}) and run make again; make creates it anew.".format(
@@ -94,6 +106,16 @@ def version_of(python):
         return None
 
 
+def supported_python():
+    """The Python make sets the lab up with: python3 when it is a supported version, else the newest supported
+    python3.X on the PATH; None when there is none."""
+    for name in ["python3"] + ["python{0}.{1}".format(*v) for v in sorted(SUPPORTED, reverse=True)]:
+        path = shutil.which(name)
+        if path and version_of(path) in SUPPORTED:
+            return path
+    return None
+
+
 def another_python():
     """The newest supported Python here whose version is not this one's, or None. Looked for as python3.X on the
     PATH, then among pyenv's versions ($PYENV_ROOT, else ~/.pyenv): its shims run only the versions it selected."""
@@ -111,12 +133,18 @@ def another_python():
 
 
 def main(argv):
+    if os.name == "nt":
+        print(WINDOWS, file=sys.stderr)
+        return 1
     if argv[1:] == ["--another"]:
         python = another_python()
         if python is None:
             print("No second Python: none of {0} here but {1}.{2} (the browser tests open the notebooks on that "
                   "one only)".format(RANGE, *sys.version_info[:2]), file=sys.stderr)
         print(python or "")
+        return 0
+    if argv[1:] == ["--find"]:
+        print(supported_python() or "")
         return 0
     if len(argv) != 2:
         print(__doc__.strip(), file=sys.stderr)
