@@ -1,10 +1,11 @@
 # The Save & Load Lab. `make lab` opens it, `make test` tests it; both set up .venv first, once.
 #
-# Python 3.11, 3.12 or 3.13: the first of python3, python3.13, python3.12, python3.11 on PATH that is one of them,
-# or the one named by `make lab PYTHON=/path/to/python3.12`. tools/check_python.py says what to do otherwise.
+# Python 3.11, 3.12 or 3.13 (tools/check_python.py's SUPPORTED, the one place the versions are written): the first of
+# python3, python3.13, python3.12, python3.11 on PATH that is one of them (tools/check_python.py --find, which any
+# python3 runs), or the one named by `make lab PYTHON=/path/to/python3.12`. tools/check_python.py says what to do
+# otherwise.
 ifeq ($(origin PYTHON),undefined)
-PYTHON := $(firstword $(foreach p,python3 python3.13 python3.12 python3.11,$(shell command -v $(p) >/dev/null 2>&1 && \
-	$(p) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null && command -v $(p))) python3)
+PYTHON := $(or $(shell python3 tools/check_python.py --find 2>/dev/null),python3)
 endif
 # Inside the conda environment environment.yml creates (`conda activate save-load-lab`), the lab runs in it and
 # no .venv is made; for an environment made under another name: make test VENV=$$CONDA_PREFIX

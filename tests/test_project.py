@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from matplotlib.image import imread
 
 from labutils.paths import REPO_ROOT
@@ -31,17 +33,41 @@ def _requirements() -> dict[str, str]:
     return pins
 
 
-def _environment_pins() -> dict[str, str]:
-    text = (REPO_ROOT / "environment.yml").read_text()
-    assert re.search(r"^\s*- python=3\.11\s*$", text, re.M), "environment.yml must ask for python=3.11"
-    pins = {}
-    for name, version in re.findall(r"^\s+- ([A-Za-z0-9_.\-]+)==(\S+)\s*$", text, re.M):
-        pins[name.lower()] = version
-    return pins
+def _supported() -> tuple[tuple[tuple[int, int], ...], str]:
+    """tools/check_python.py's SUPPORTED and RANGE: the one place the lab's Python versions are written."""
+    found = runpy.run_path(str(REPO_ROOT / "tools" / "check_python.py"))
+    return found["SUPPORTED"], found["RANGE"]
 
 
-def test_requirements_and_environment_agree():
-    assert _requirements() == _environment_pins()
+def _environment_problems(environment: dict, folder: Path) -> list[str]:
+    """What keeps an environment.yml in `folder` from taking its versions from requirements.txt: versions of its own,
+    a pip section that is not `-r requirements.txt` then `-e .`, or a Python the lab does not support."""
+    supported, _ = _supported()
+    dependencies = environment.get("dependencies") or []
+    problems = []
+    pythons = [d for d in dependencies if isinstance(d, str) and re.fullmatch(r"python=\d+\.\d+(\.\d+)?", d)]
+    if len(pythons) != 1 or tuple(int(n) for n in pythons[0][7:].split(".")[:2]) not in supported:
+        problems.append(f"python: {pythons}, not one of {supported} (tools/check_python.py)")
+    pinned = [d for d in dependencies if isinstance(d, str) and re.search(r"[=<>]", d) and d not in pythons]
+    if pinned:
+        problems.append(f"versions of its own: {pinned}; requirements.txt is where they are written")
+    pip = [d["pip"] for d in dependencies if isinstance(d, dict) and "pip" in d]
+    if pip != [["-r requirements.txt", "-e ."]]:
+        problems.append(f"pip installs {pip}, not [['-r requirements.txt', '-e .']]")
+    if not (folder / "requirements.txt").is_file():  # conda runs pip in the environment file's folder
+        problems.append(f"no requirements.txt beside it in {folder}")
+    return problems
+
+
+def test_environment_yml_installs_requirements_txt_and_labutils_on_a_supported_python(tmp_path):
+    environment = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
+    assert not _environment_problems(environment, REPO_ROOT)
+    assert environment["name"] == "save-load-lab"  # the Makefile reads it (CONDA_ENV_NAME)
+    pinned_again = {"dependencies": ["python=3.10", "pip", "numpy=2.4.6", {"pip": ["torch==2.14.1", "-e ."]}]}
+    said = "\n".join(_environment_problems(pinned_again, tmp_path))
+    for problem in ("python: ['python=3.10']", "versions of its own: ['numpy=2.4.6']", "pip installs [['torch==2.14.1'",
+                    "no requirements.txt beside it"):
+        assert problem in said, said
 
 
 def test_required_pins():
@@ -65,9 +91,58 @@ def test_requirements_txt_is_the_only_place_versions_are_written():
     assert f"pip install --index-url https://download.pytorch.org/whl/cpu {torch_pins}" in dry, dry
     wheels = _make_dry_run("wheelhouse", "TORCH_INDEX=https://download.pytorch.org/whl/cpu")
     assert f"--index-url https://download.pytorch.org/whl/cpu {torch_pins}" in wheels, wheels
-    for name in ("Makefile", "pyproject.toml", ".ci/run"):
+    for name in ("Makefile", "pyproject.toml", ".ci/run", "environment.yml"):
         text = (REPO_ROOT / name).read_text()
         assert not re.search(r"[A-Za-z0-9_-]==[0-9]", text), f"{name} writes a version; only requirements.txt may"
+
+
+def test_the_supported_pythons_are_written_once_in_the_python_check():
+    """tools/check_python.py's SUPPORTED: pyproject.toml's requires-python and the prose that names the versions
+    (README, the instructor guide, the Makefile) say the same."""
+    import tomllib
+
+    supported, range_text = _supported()
+    minors = [minor for _, minor in supported]
+    assert {major for major, _ in supported} == {3} and minors == list(range(minors[0], minors[-1] + 1)), supported
+    requires = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == f">=3.{minors[0]},<3.{minors[-1] + 1}", f"pyproject.toml: {requires}; supported: {supported}"
+    looked_for = ", ".join(["python3"] + [f"python3.{minor}" for minor in reversed(minors)])
+    for name in ("README.md", "docs/INSTRUCTOR.md", "Makefile"):
+        text = (REPO_ROOT / name).read_text()
+        said = re.findall(r"3\.\d+(?:, 3\.\d+)* or 3\.\d+", text)
+        assert said and set(said) == {range_text}, f"{name} names Python {said}; tools/check_python.py: {range_text}"
+        if name != "docs/INSTRUCTOR.md":
+            assert looked_for in text.replace("`", ""), f"{name} must say make looks for {looked_for}"
+
+
+def test_make_takes_its_python_from_the_python_check(tmp_path):
+    """Without PYTHON=..., make asks tools/check_python.py --find: python3 when it is supported, else the newest
+    supported python3.X that runs, else plain python3 (which the check then refuses)."""
+    folder = Path(_only(tmp_path, "sed"))
+    python3 = folder / "python3"
+
+    def python3_says(version: str) -> None:  # runs the check as any Python 3 does; answers the version probe so
+        python3.write_text(f'#!/bin/sh\ncase "$1" in -c) echo {version};; *) exec "{sys.executable}" "$@";; esac\n')
+        python3.chmod(0o755)
+
+    def found() -> str:
+        env = {key: value for key, value in os.environ.items() if key != "PYTHON"} | {"PATH": str(folder)}
+        done = subprocess.run([shutil.which("make"), "-s", "--eval", "print: ; $(info $(PYTHON))", "print"],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    supported, _ = _supported()
+    newest, older = (f"{major}.{minor}" for major, minor in sorted(supported, reverse=True)[:2])
+    _fake_python(folder / f"python{newest}", newest, runs=False)  # a pyenv shim of a version it has not selected
+    _fake_python(folder / f"python{older}", older)
+    python3_says("3.10")
+    assert found() == str(folder / f"python{older}"), "python3 is 3.10: the newest supported one that runs"
+    python3_says(older)
+    assert found() == str(python3), "python3 first, when it is supported"
+    python3_says("3.10")
+    (folder / f"python{older}").unlink()
+    assert found() == "python3", "none supported: plain python3, which the check refuses with what to do"
 
 
 def test_pyproject_depends_on_every_package_labutils_imports():
