@@ -1,25 +1,21 @@
-"""Safe checkpoints: atomic saves with a sha256 sidecar, verified weights-only loads, inspection and diagnosis."""
+"""Safe checkpoints: atomic saves with a sha256 sidecar, verified weights-only loads, and inspection.
+
+Read from the top: the errors, saving (a temporary file, fsync, rename, the sidecar), loading (the sha256 checked
+on the open file, then torch.load(weights_only=True) of that file), and inspecting a file without loading it.
+What makes a save keep up with the disk is in labutils._tuning; diagnose (a state_dict against a model) is in
+labutils.partial and importable from here, as the notebooks do.
+"""
 from __future__ import annotations
 
-import collections
-import contextlib
-import ctypes
 import errno as errno_codes
-import hashlib
-import io
 import json
 import math
 import os
 import pickle
-import re
 import struct
-import sys
-import threading
 import time
-import types
 import zipfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -27,8 +23,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import torch
 
 from . import sha256sums
+from ._tuning import HashingWriter, without_crc32
 from ._io import atomic_write, atomic_write_bytes, locked, remove_stale_temporaries, sha256_file  # noqa: F401
+from .errors import (  # noqa: F401  (the family, importable from here as the notebooks do)
+    CheckpointCorruptError, CheckpointDeviceError, CheckpointError, CheckpointNotFoundError, CheckpointWriteError,
+    ChecksumMismatchError, ChecksumMissingError, UnsafeCheckpointError,
+)
+from .partial import diagnose  # noqa: F401  (notebooks import it from here: it moved to partial)
 from .paths import display_path
+from .weights_only import check_loadable, unsafe_error, unsafe_globals  # noqa: F401
 
 if TYPE_CHECKING:  # pandas is imported where a table is made: a process that only saves and loads skips it
     import pandas as pd
@@ -37,75 +40,6 @@ FORMAT = "save-load-lab/1"
 SIDECAR_SUFFIX = ".sha256"
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTOCOL_OPCODE = 0x80  # the first byte of torch's legacy (pre-1.6) format
-
-
-# --- the errors ---------------------------------------------------------------------------------------------
-
-class CheckpointError(Exception):
-    """A checkpoint could not be saved or loaded; the message names the file, the problem and the fix.
-
-    Every error of the family pickles (with its class, message and path), so that one raised in a DataLoader
-    worker or a process pool reaches the parent intact.
-    """
-
-    errno_code: int | None = None  # set by the OSError members of the family
-
-    def __init__(self, path: os.PathLike | str, problem: str, fix: str, *, code: int | None = None):
-        self.path = Path(path)
-        self.problem = problem
-        self.fix = fix
-        self.message = f"{display_path(self.path)}: {problem}. Fix: {fix}"
-        super().__init__(self.message)
-        if isinstance(self, OSError):
-            self.errno = code if code is not None else self.errno_code
-            self.strerror = problem
-            self.filename = str(self.path)
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __reduce__(self):
-        return (_rebuild_error, (type(self), self.path, self.problem, self.fix, self.message,
-                                 getattr(self, "errno", None)))
-
-
-def _rebuild_error(cls: type, path: Path, problem: str, fix: str, message: str, code: int | None) -> CheckpointError:
-    """Unpickle a CheckpointError: the same class, path and message as in the process that raised it."""
-    err = cls(path, problem, fix, code=code)
-    err.message = message  # as shown where it was raised, even if this process's working folder differs
-    return err
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """There is no checkpoint file at the path (nothing there, or a directory)."""
-
-    errno_code = errno_codes.ENOENT
-
-
-class CheckpointCorruptError(CheckpointError):
-    """The file is not a complete checkpoint: empty, truncated, damaged, or not a checkpoint at all."""
-
-
-class ChecksumMismatchError(CheckpointCorruptError):
-    """The file's sha256 differs from the one recorded when it was saved."""
-
-
-class ChecksumMissingError(CheckpointError):
-    """The file has no sha256 sidecar to verify it against."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """The file needs code beyond tensors and plain values to load (or would, if saved)."""
-
-
-class CheckpointDeviceError(CheckpointError):
-    """The file's tensors were saved on a device (or are mapped to one) that this machine lacks."""
-
-
-class CheckpointWriteError(CheckpointError, OSError):
-    """The checkpoint could not be written (permissions, a full disk); the old file is untouched."""
-
-    errno_code = errno_codes.EIO
 
 
 # --- saving -------------------------------------------------------------------------------------------------
@@ -159,12 +93,12 @@ def save_checkpoint(state: Mapping[str, Any], path: os.PathLike | str, *, metada
     digest = {}
 
     def write(file) -> None:
-        writer = _HashingWriter(file)
+        writer = HashingWriter(file)
         try:
             if safetensors:
                 writer.write(payload)
             else:
-                with _without_crc32():
+                with without_crc32():
                     torch.save(payload, writer)
         finally:
             writer.close()
@@ -182,7 +116,7 @@ def save_checkpoint(state: Mapping[str, Any], path: os.PathLike | str, *, metada
             atomic_write(path, write, before_replace=accept_both)
             replaced = True
             _write_sidecar(path, [digest["new"]])
-    except BaseException as err:
+    except Exception as err:  # Ctrl-C and exits pass through as they are, even while an OSError is handled
         cause = _os_error(err)
         if cause is None:
             raise
@@ -191,72 +125,6 @@ def save_checkpoint(state: Mapping[str, Any], path: os.PathLike | str, *, metada
                                    "free disk space or fix the folder's permissions, then save again",
                                    code=cause.errno) from err
     return path
-
-
-def check_loadable(value: Any, path: os.PathLike | str, where: str = "state") -> None:
-    """Refuse, naming the key path and the type, what torch.load(weights_only=True) would refuse to load.
-
-    The rule is torch's own, not a copy of it: the value (with every plain tensor replaced by None, so that this
-    costs little) is pickled by torch.save into memory and read back by torch.load(weights_only=True). Only when
-    that fails is the structure searched for the first part that fails on its own.
-    """
-    if _loads_weights_only(_skeleton(value)):
-        return
-    where, culprit = _culprit(value, where)
-    name = f"{type(culprit).__module__}.{type(culprit).__qualname__}"
-    if isinstance(culprit, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
-        what, fix = f"a function ({name})", "store data, not code: keep the function's name or settings as plain values"
-    elif type(culprit).__module__ == "numpy":
-        what, fix = f"a {name}", "store value.item() (a Python number) or torch.as_tensor(value)"
-    else:
-        what, fix = f"a {name}", ("store it as plain values (dict, list, str, numbers, tensors), e.g. dict(value), "
-                                  "sorted(value), its state_dict() or dataclasses.asdict(value), and rebuild it when "
-                                  "loading")
-    raise UnsafeCheckpointError(path, f"{where} is {what}, which torch.load(weights_only=True) refuses to load", fix)
-
-
-def _skeleton(value: Any) -> Any:
-    """Return `value` with plain tensors replaced by None, keeping every container's exact type."""
-    kind = type(value)
-    if kind in (torch.Tensor, torch.nn.Parameter):
-        return None
-    if kind in (dict, collections.OrderedDict):
-        return kind((k, _skeleton(v)) for k, v in value.items())
-    if kind in (list, tuple):
-        return kind(_skeleton(v) for v in value)
-    return value
-
-
-_TORCH_SAVE, _TORCH_LOAD = torch.save, torch.load  # the trial below uses torch's own, even where a test patches them
-
-
-def _loads_weights_only(value: Any) -> bool:
-    """True when torch.save(value) reads back with torch.load(weights_only=True)."""
-    buffer = io.BytesIO()
-    try:
-        _TORCH_SAVE(value, buffer)
-        buffer.seek(0)
-        _TORCH_LOAD(buffer, weights_only=True)
-    except Exception:
-        return False
-    return True
-
-
-def _culprit(value: Any, where: str) -> tuple[str, Any]:
-    """Return the key path and value of the first part of `value` that torch.load(weights_only=True) refuses."""
-    if isinstance(value, Mapping):
-        children = []
-        for key, item in value.items():
-            children += [(f"{where}: the key {key!r}", key), (f"{where}[{key!r}]", item)]
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        children = [(f"{where}[{i}]", item) for i, item in enumerate(items)]
-    else:
-        children = []
-    for child_where, child in children:
-        if not _loads_weights_only(_skeleton(child)):
-            return _culprit(child, child_where)
-    return where, value
 
 
 def _current_digests(path: Path) -> list[str]:
@@ -280,136 +148,6 @@ def _os_error(err: BaseException | None) -> OSError | None:
         err = err.__cause__ or err.__context__
     return None
 
-
-class _HashingWriter:
-    """A file wrapper that hashes every byte on its way to disk, so that a save is never read back to be hashed.
-
-    A large write is cut into 2 MiB chunks, hashed in order on a second thread while the next ones are written
-    (hashlib and the write both let go of the GIL); every 8 MiB the kernel is asked to start writing to the disk
-    (`sync_file_range`, Linux), so that the final fsync finds little left to do and the disk works while the CPU
-    hashes. Every chunk is hashed before write() returns: the caller may free or reuse its buffer then (torch.save
-    does, for a tensor copied off a GPU).
-    """
-
-    CHUNK = 2 << 20  # small enough that the hash reads the chunk from the cache the write just filled
-    WRITEBACK_EVERY = 8 << 20
-
-    def __init__(self, file):
-        self.file = file
-        self.digest = hashlib.sha256()
-        self.hasher: ThreadPoolExecutor | None = None
-        try:
-            self.base = file.tell()  # where this save's first byte goes
-        except (AttributeError, OSError, ValueError):
-            self.base = None  # not a file on disk: nothing to start writing early
-        self.written = self.flushed = 0  # bytes given to the file; bytes the kernel was asked to start writing
-
-    def write(self, data) -> int:
-        view = memoryview(data).cast("B")
-        if len(view) < self.CHUNK:
-            self.digest.update(view)
-            count = self.file.write(view)
-            self.written += len(view)
-        else:
-            if self.hasher is None:
-                self.hasher = ThreadPoolExecutor(1, thread_name_prefix="sha256")
-            hashed = []
-            try:
-                for start in range(0, len(view), self.CHUNK):
-                    chunk = view[start:start + self.CHUNK]
-                    hashed.append(self.hasher.submit(self.digest.update, chunk))  # one thread: in order
-                    self.file.write(chunk)
-                    self.written += len(chunk)
-                    self._start_writeback()
-            finally:
-                for job in hashed:
-                    job.result()  # every chunk hashed before the caller may free or reuse the buffer
-            count = len(view)
-        return count
-
-    def _start_writeback(self) -> None:
-        """Ask the kernel to start writing what this save has written so far (it returns without waiting)."""
-        if self.written - self.flushed < self.WRITEBACK_EVERY or _sync_file_range is None or self.base is None:
-            return
-        self.file.flush()  # a failure here (a full disk) is the save's failure: it propagates
-        start, self.flushed = self.flushed, self.written
-        try:
-            _sync_file_range(self.file.fileno(), self.base + start, self.written - start, _SYNC_FILE_RANGE_WRITE)
-        except (AttributeError, OSError, ValueError):
-            pass  # only a head start: the fsync at the end makes the file durable either way
-
-    def flush(self) -> None:
-        self.file.flush()
-
-    def close(self) -> None:
-        if self.hasher is not None:
-            self.hasher.shutdown()
-
-    def hexdigest(self) -> str:
-        return self.digest.hexdigest()
-
-
-def _libc_function(name: str, argtypes: list):
-    """Return a function of the C library, or None where it is missing (the two the lab calls are Linux's)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = getattr(ctypes.CDLL(None, use_errno=True), name)
-    except (AttributeError, OSError):
-        return None
-    function.argtypes = argtypes
-    return function
-
-
-def _libc_sync_file_range():
-    """Return sync_file_range, which starts writing a range of a file to the disk without waiting; or None."""
-    function = _libc_function("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
-    if function is None:
-        return None
-
-    def call(fd: int, offset: int, count: int, flags: int) -> None:
-        if function(fd, offset, count, flags) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code))
-
-    return call
-
-
-_sync_file_range = _libc_sync_file_range()
-_SYNC_FILE_RANGE_WRITE = 2  # from <fcntl.h>: start writing the dirty pages of the range, do not wait
-
-
-class _CRC32Off:
-    """Let torch.save skip the CRC-32 of every zip record while a lab save runs: the sha256 sidecar covers the file.
-
-    torch.load never checks these CRCs (a flipped byte loads silently: notebook 08), and they are a large share of
-    torch.save's time per GiB. The switch is torch's own and process-wide: the first lab save to start turns it off,
-    the last to finish puts back what it was, so saves in several threads still run side by side. A plain
-    torch.save in another thread meanwhile also writes CRCs of 0, which torch.load reads as before.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.saving = 0
-        self.before = True
-
-    @contextlib.contextmanager
-    def __call__(self):
-        with self.lock:
-            if self.saving == 0:
-                self.before = torch.serialization.get_crc32_options()
-                torch.serialization.set_crc32_options(False)
-            self.saving += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.saving -= 1
-                if self.saving == 0:
-                    torch.serialization.set_crc32_options(self.before)
-
-
-_without_crc32 = _CRC32Off()
 
 
 def _write_sidecar(path: Path, digests: list[str]) -> None:
@@ -491,13 +229,16 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
     """Load a checkpoint with weights_only=True after checking its sha256; never run code from the file.
 
     The file is opened once. Its sha256 is checked on that open file before torch reads any of it, and torch then
-    loads that same open file (through /proc/self/fd on Linux), so the bytes loaded are the bytes checked, even if
-    a save replaces the file meanwhile. The check reads the file from the disk once; the load finds its pages in
-    memory. With mmap=True the tensors are those pages, mapped as torch.load(mmap=True) maps them and read when
-    first used: with a model built on the meta device and load_state_dict(..., assign=True), loading costs no
-    memory beyond the file's pages. Such tensors change (or the process crashes) if the file is later rewritten
-    in place, as torch.save to the same path does (save_checkpoint writes a new file instead). By default each
-    tensor gets memory of its own, copied from those pages.
+    reads that same open file, so the bytes loaded are the bytes checked, even if a save replaces the file
+    meanwhile. The check reads the file from the disk once; the load finds its pages in memory and copies them
+    into tensors of their own. If another program writes into the file while it loads (torch.save to the same
+    path does), the load raises CheckpointCorruptError and returns nothing.
+
+    mmap=True maps the file instead, as torch.load(mmap=True) does: the tensors are the file's pages, read when first
+    used, so with a model built on the meta device and load_state_dict(..., assign=True) loading costs no memory
+    beyond them. The price: if the file is rewritten in place after the load, those tensors change, and reading
+    one whose page was cut off kills the process (SIGBUS; in Jupyter, a kernel that dies without a message).
+    save_checkpoint never rewrites a file in place (it writes a new one and renames it).
     """
     path = Path(path)
     if not isinstance(mmap, bool):
@@ -505,7 +246,11 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
     _require_file(path)
     verified = _VerifiedFile(path, verify)
     with verified as f:
-        kind = _sniff(f, path)
+        try:
+            kind = _sniff(f, path)
+        except CheckpointCorruptError:
+            _still_the_same(f, path, verified.opened)  # rewritten while it was read: say so
+            raise
         if kind == "safetensors":
             if mmap:
                 raise ValueError(f"{display_path(path)}: mmap=True maps torch.save files; for a .safetensors file "
@@ -515,28 +260,34 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
             raise CheckpointCorruptError(path, "it was saved in torch's format from before 1.6, which cannot be mapped",
                                          "load it with mmap=False, then save it again with save_checkpoint")
         try:
-            if kind == "zip" and not _is_meta(map_location):  # the pages read once, kept or copied
-                state = torch.load(_same_file(f, path), weights_only=True, mmap=True,
-                                   map_location=map_location if mmap else _own_memory(map_location))
-            else:
+            if mmap and not _is_meta(map_location):  # tensors that are the file's pages, read when first used
+                state = torch.load(_same_file(f, path), weights_only=True, mmap=True, map_location=map_location)
+            else:  # read through the open file that was checked: a rewrite is a short read, never a crash
                 state = torch.load(f, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as err:
-            if "Unsupported global" in str(err):
-                raise _unsafe(path, err) from err
-            raise CheckpointCorruptError(path, f"its pickle is damaged ({_first_line(err)})", _RESTORE) from err
-        except RuntimeError as err:
-            device_error = _device_problem(f, path, map_location)
-            if device_error is not None:
-                raise device_error from err
-            raise CheckpointCorruptError(path, f"torch cannot read it ({_first_line(err)})", _RESTORE) from err
-        except (EOFError, OSError, KeyError, ValueError, IndexError, struct.error) as err:
-            raise CheckpointCorruptError(path, f"torch cannot read it ({type(err).__name__}: "
-                                         f"{_first_line(err)})", _RESTORE) from err
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, ValueError, IndexError,
+                struct.error) as err:
+            _still_the_same(f, path, verified.opened)  # rewritten during the load: say so, not that it is damaged
+            raise _load_error(f, path, map_location, err) from err
         _still_the_same(f, path, verified.opened)
         return state
 
 
 _RESTORE = "the file is incomplete or damaged: restore it from a copy, or save it again from the model"
+
+
+def _load_error(f: BinaryIO, path: Path, map_location: Any, err: Exception) -> CheckpointError:
+    """Explain why torch.load refused a file that did not change meanwhile: unsafe, a missing device, or damage."""
+    if isinstance(err, pickle.UnpicklingError):
+        names = unsafe_globals(f, err)
+        if names:
+            return unsafe_error(path, names)
+        return CheckpointCorruptError(path, f"its pickle is damaged ({_first_line(err)})", _RESTORE)
+    if isinstance(err, RuntimeError):
+        device_error = _device_problem(f, path, map_location)
+        if device_error is not None:
+            return device_error
+        return CheckpointCorruptError(path, f"torch cannot read it ({_first_line(err)})", _RESTORE)
+    return CheckpointCorruptError(path, f"torch cannot read it ({type(err).__name__}: {_first_line(err)})", _RESTORE)
 
 
 def _same_file(f: BinaryIO, path: Path) -> str:
@@ -575,48 +326,6 @@ def _is_meta(map_location: Any) -> bool:
         return False
 
 
-def _own_memory(map_location: Any):
-    """Return a map_location for torch.load(mmap=True) that restores as `map_location` would, into memory of its own.
-
-    A storage that stays on the CPU would still be the file's mapped pages: it is copied. Either way the pages it came
-    from are then handed back to the system (so that the peak memory of a load is the weights, not twice them).
-    """
-    def restore(storage, location):
-        if callable(map_location):
-            moved = map_location(storage, location)
-            if moved is None:
-                moved = torch.serialization.default_restore_location(storage, location)
-        else:
-            if map_location is None:
-                target = location
-            elif isinstance(map_location, Mapping):
-                target = map_location.get(location, location)
-            else:
-                target = str(map_location)
-            moved = torch.serialization.default_restore_location(storage, target)
-        if moved.device.type == "cpu" and moved.data_ptr() == storage.data_ptr():
-            moved = moved.clone()
-        _release_pages(storage)  # copied (to the CPU or to a device): the mapped pages are not needed any more
-        return moved
-
-    return restore
-
-
-def _release_pages(storage) -> None:
-    """Drop the mapped file pages a storage covers from this process (they stay in the page cache); Linux only."""
-    if _madvise is None or storage.nbytes() < _PAGE:
-        return
-    start = -(-storage.data_ptr() // _PAGE) * _PAGE  # whole pages inside the storage only
-    end = (storage.data_ptr() + storage.nbytes()) // _PAGE * _PAGE
-    if end > start:
-        _madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
-
-
-_madvise = _libc_function("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int])
-_MADV_DONTNEED = 4  # from <sys/mman.h>: the next read of these pages comes from the file again
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
 class _VerifiedFile:
     """Open a checkpoint and, if asked, check the open file against its sidecar (retrying past a concurrent save)."""
 
@@ -627,11 +336,23 @@ class _VerifiedFile:
         self.opened: os.stat_result | None = None  # the file as it was when opened, before it was checked
 
     def __enter__(self) -> BinaryIO:
+        try:
+            return self._open_and_check()
+        except BaseException:
+            self.__exit__()  # __exit__ does not run when __enter__ raises: the file must not stay open
+            raise
+
+    def _open_and_check(self) -> BinaryIO:
         for attempt in range(3):
             recorded = _recorded_digests(self.path) if self.verify else []
             if self.verify and not recorded:
                 raise _missing_sidecar(self.path)
-            self.file = open(self.path, "rb")
+            try:
+                self.file = open(self.path, "rb")
+            except FileNotFoundError as err:  # deleted (or renamed away) since the caller found it
+                raise CheckpointNotFoundError(self.path, "it was deleted or moved while it was being opened",
+                                              "check that no other program removes it (a rotation of old "
+                                              "checkpoints, a cleanup), then load it again") from err
             self.opened = os.fstat(self.file.fileno())
             if not self.verify:
                 return self.file
@@ -640,6 +361,7 @@ class _VerifiedFile:
                 self.digest = actual
                 self.file.seek(0)
                 return self.file
+            _still_the_same(self.file, self.path, self.opened)  # written to in place while it was hashed
             self.file.close()
             self.file = None
             if attempt < 2 and (_recorded_digests(self.path) != recorded or _inode(self.path) != self.opened.st_ino):
@@ -650,6 +372,7 @@ class _VerifiedFile:
     def __exit__(self, *exc) -> None:
         if self.file is not None:
             self.file.close()
+            self.file = None
 
 
 def _inode(path: Path) -> int | None:
@@ -696,10 +419,10 @@ def _require_file(path: Path) -> None:
 def _sniff(f: BinaryIO, path: Path) -> str:
     """Tell the format from the first bytes: 'zip' (torch.save), 'legacy' (old torch.save), 'safetensors'."""
     start = f.tell()
-    size = os.fstat(f.fileno()).st_size
     head = f.read(16)
+    size = os.fstat(f.fileno()).st_size
     f.seek(start)
-    if size == 0:
+    if not head:
         raise CheckpointCorruptError(path, "it is empty (0 bytes): the save that wrote it did not finish", _RESTORE)
     if head.startswith(ZIP_MAGIC):
         return "zip"
@@ -827,38 +550,6 @@ def _safetensors_device(path: Path, map_location: Any) -> torch.device:
     return device
 
 
-def _unsafe_globals(path: Path, err: Exception) -> list[str]:
-    """Return the globals (classes, functions) a file needs beyond what weights_only allows, sorted; run none."""
-    try:
-        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-    except Exception:  # the error text names at least the first one
-        return sorted(set(re.findall(r"Unsupported global: GLOBAL (\S+)", str(err))))
-
-
-# Modules whose functions let a pickle run arbitrary code: never to be allowed, whoever sent the file.
-_RUNS_CODE = {"builtins", "os", "posix", "nt", "subprocess", "sys", "runpy", "importlib", "shutil", "socket",
-              "pickle", "marshal", "ctypes", "code", "codeop", "pty", "webbrowser"}
-
-
-def _unsafe(path: Path, err: Exception) -> UnsafeCheckpointError:
-    """Name the globals a file needs, and how to allow them when (and only when) the file is trusted."""
-    names = _unsafe_globals(path, err)
-    numpy = [n for n in names if n.startswith("numpy")]
-    dangerous = [n for n in names if n.split(".")[0] in _RUNS_CODE]
-    if dangerous:
-        fix = (f"do not load it: {', '.join(dangerous)} can run any code on your machine, and no checkpoint needs "
-               "it; delete the file, or ask its author for a state_dict or a .safetensors file")
-    elif numpy:
-        fix = ("it holds NumPy values: store Python numbers (value.item()) or tensors (torch.as_tensor(value)) "
-               "in the checkpoint, then save it again")
-    else:
-        fix = ("if, and only if, you trust the file and the code of these classes, load it inside "
-               f"`with torch.serialization.safe_globals([{', '.join(n.rsplit('.', 1)[-1] for n in names)}]):`; "
-               "otherwise ask for a state_dict or a .safetensors file")
-    return UnsafeCheckpointError(path, f"loading it would need {', '.join(names) or 'code'} besides tensors and plain "
-                                 "values, so weights_only=True refused it and nothing in it ran", fix)
-
-
 def _first_line(err: BaseException) -> str:
     """Return the first sentence of an error's message: the part that says what happened."""
     text = str(err).strip()
@@ -923,10 +614,10 @@ def inspect_checkpoint(path: os.PathLike | str) -> CheckpointSummary:
             # meta tensors: shapes and dtypes without reading (or allocating) the data
             obj = torch.load(path, map_location="meta", weights_only=True)
         except pickle.UnpicklingError as err:
-            if "Unsupported global" not in str(err):
+            unsafe = unsafe_globals(path, err)
+            if not unsafe:
                 raise CheckpointCorruptError(path, f"its pickle is damaged ({_first_line(err)})", _RESTORE) from err
             obj = {}
-            unsafe = _unsafe_globals(path, err)
         except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
             raise CheckpointCorruptError(path, f"torch cannot read it ({_first_line(err)})", _RESTORE) from err
         metadata = obj.pop("metadata", {}) if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict) else {}
@@ -979,114 +670,6 @@ def _safetensors_metadata(path: Path) -> dict:
 
     with safe_open(path, framework="pt") as f:
         return _decode_header(f.metadata() or {})
-
-
-# --- diagnosing -------------------------------------------------------------------------------------------
-
-PREFIXES = {
-    "module.": "saved from nn.DataParallel or DistributedDataParallel",
-    "_orig_mod.": "saved from a torch.compile'd model",
-    "model.": "saved from a wrapper module (Lightning-style `model.` attribute)",
-}
-
-
-def diagnose(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> pd.DataFrame:
-    """Return a table of the keys that keep `state_dict` from loading into `model`, with the likely cause and fix."""
-    import pandas as pd
-
-    expected = model.state_dict()
-    columns = ["key", "problem", "in the model", "in the file", "likely cause", "fix"]
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(f"diagnose needs a state_dict (a dict of tensors), not {type(state_dict).__name__}")
-    nested = [k for k, v in state_dict.items() if isinstance(v, Mapping)]
-    if nested and not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        return pd.DataFrame([("(whole file)", "not a state_dict", f"{len(expected)} tensors",
-                              f"keys {', '.join(map(str, state_dict))}",
-                              "this is a full checkpoint, with the state_dict inside it",
-                              f"pass checkpoint[{nested[0]!r}]")], columns=columns)
-    rows = []
-    found = {k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-
-    prefix_cause = _prefix_cause(list(expected), list(found))
-    for key in missing:
-        rows.append((key, "missing", _shape(expected[key]), "—", *(prefix_cause or _missing_cause(key, unexpected))))
-    for key in unexpected:
-        rows.append((key, "unexpected", "—", _shape(found[key]), *(prefix_cause or _unexpected_cause(key, missing))))
-    head = _head_keys(model)
-    for key in expected:
-        if key in found and found[key].shape != expected[key].shape:
-            if key in head:
-                cause = ((f"a different head: the file's has {found[key].shape[0]} outputs, the model's "
-                          f"{expected[key].shape[0]}"),
-                         ("drop the head's keys from the state_dict and load the rest with strict=False "
-                          "(then train the new head)"))
-            else:
-                cause = ("a different architecture (layer sizes changed)",
-                         "build the model with the constructor arguments the file was saved with")
-            rows.append((key, "wrong shape", _shape(expected[key]), _shape(found[key]), *cause))
-        elif key in found and found[key].dtype != expected[key].dtype:
-            rows.append((key, "different dtype", str(expected[key].dtype), str(found[key].dtype),
-                         "saved in another precision", ("none needed: load_state_dict converts the values "
-                                                         "(precision lost when saving stays lost)")))
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _shape(tensor: torch.Tensor) -> str:
-    return str(tuple(tensor.shape))
-
-
-def _prefix_cause(expected: list[str], found: list[str]) -> tuple[str, str] | None:
-    """Explain a key mismatch that adding or removing one prefix would fix."""
-    for prefix in _candidate_prefixes(found):
-        if sorted(k.removeprefix(prefix) for k in found) == sorted(expected):
-            cause = PREFIXES.get(prefix,
-                                 f"saved from a model wrapped in another module (every key starts with {prefix!r})")
-            return (cause, (f"torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(state_dict, {prefix!r}) "
-                            "(or save the unwrapped model: model.module / model._orig_mod)"))
-    for prefix in _candidate_prefixes(expected):
-        if sorted(k.removeprefix(prefix) for k in expected) == sorted(found):
-            return (f"the model is wrapped (its keys start with {prefix!r}) but the file is not",
-                    "load into the inner model (e.g. model.module.load_state_dict(...))")
-    return None
-
-
-def _candidate_prefixes(keys: list[str]) -> list[str]:
-    """Return prefixes shared by every key: the known ones first, then the common first component(s)."""
-    found = [p for p in PREFIXES if keys and all(k.startswith(p) for k in keys)]
-    first = {k.split(".", 1)[0] + "." for k in keys if "." in k}
-    if len(first) == 1 and all("." in k for k in keys):
-        found += [p for p in first if p not in found]
-    return found
-
-
-def _missing_cause(key: str, unexpected: list[str]) -> tuple[str, str]:
-    layer = key.rsplit(".", 1)[0]
-    if any(u.rsplit(".", 1)[0] == layer for u in unexpected):
-        return ("the layer is in both, under different parameter names", "check the layer types match")
-    if unexpected:
-        return ("a different architecture: the file has other layers (renamed or another model class)",
-                "build the model class the file was saved from, or rename the keys to match")
-    return ("the model has a layer the file lacks (e.g. BatchNorm added to the code after saving)",
-            ("build the model the file was saved from; or, if the new layer should start fresh, load with "
-             "strict=False and check that only these keys are missing"))
-
-
-def _unexpected_cause(key: str, missing: list[str]) -> tuple[str, str]:
-    if missing:
-        return ("a different architecture: the model has other layers (renamed or another model class)",
-                "build the model class the file was saved from, or rename the keys to match")
-    return ("the file has a layer the model lacks (removed from the code, or a bigger model)",
-            "build the model the file was saved from; or drop these keys if you removed the layer on purpose")
-
-
-def _head_keys(model: torch.nn.Module) -> set[str]:
-    """Return the state_dict keys of the model's last Linear layer: its classification head."""
-    linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
-    if not linear:
-        return set()
-    return {f"{linear[-1]}.{p}" for p, _ in model.get_submodule(linear[-1]).named_parameters(recurse=False)}
 
 
 def zip_members(path: os.PathLike | str) -> pd.DataFrame:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from .checkpoint import diagnose
+if TYPE_CHECKING:  # pandas is imported where a table is made
+    import pandas as pd
+
 
 
 class KeyMismatchError(RuntimeError):
@@ -148,3 +150,111 @@ def _parameter_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
     if reshaped := [f"{n} {old[n]} → {new[n]}" for n in old if n in new and old[n] != new[n]]:
         parts.append(f"other shape: {_short(reshaped)}")
     return "; ".join(parts) or "the same parameters in another order or grouping"
+
+
+# --- diagnosing a state_dict against a model ---------------------------------------------------------------
+
+PREFIXES = {
+    "module.": "saved from nn.DataParallel or DistributedDataParallel",
+    "_orig_mod.": "saved from a torch.compile'd model",
+    "model.": "saved from a wrapper module (Lightning-style `model.` attribute)",
+}
+
+
+def diagnose(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> pd.DataFrame:
+    """Return a table of the keys that keep `state_dict` from loading into `model`, with the likely cause and fix."""
+    import pandas as pd
+
+    expected = model.state_dict()
+    columns = ["key", "problem", "in the model", "in the file", "likely cause", "fix"]
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"diagnose needs a state_dict (a dict of tensors), not {type(state_dict).__name__}")
+    nested = [k for k, v in state_dict.items() if isinstance(v, Mapping)]
+    if nested and not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        return pd.DataFrame([("(whole file)", "not a state_dict", f"{len(expected)} tensors",
+                              f"keys {', '.join(map(str, state_dict))}",
+                              "this is a full checkpoint, with the state_dict inside it",
+                              f"pass checkpoint[{nested[0]!r}]")], columns=columns)
+    rows = []
+    found = {k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+
+    prefix_cause = _prefix_cause(list(expected), list(found))
+    for key in missing:
+        rows.append((key, "missing", _shape(expected[key]), "—", *(prefix_cause or _missing_cause(key, unexpected))))
+    for key in unexpected:
+        rows.append((key, "unexpected", "—", _shape(found[key]), *(prefix_cause or _unexpected_cause(key, missing))))
+    head = _head_keys(model)
+    for key in expected:
+        if key in found and found[key].shape != expected[key].shape:
+            if key in head:
+                cause = ((f"a different head: the file's has {found[key].shape[0]} outputs, the model's "
+                          f"{expected[key].shape[0]}"),
+                         ("drop the head's keys from the state_dict and load the rest with strict=False "
+                          "(then train the new head)"))
+            else:
+                cause = ("a different architecture (layer sizes changed)",
+                         "build the model with the constructor arguments the file was saved with")
+            rows.append((key, "wrong shape", _shape(expected[key]), _shape(found[key]), *cause))
+        elif key in found and found[key].dtype != expected[key].dtype:
+            rows.append((key, "different dtype", str(expected[key].dtype), str(found[key].dtype),
+                         "saved in another precision", ("none needed: load_state_dict converts the values "
+                                                         "(precision lost when saving stays lost)")))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return str(tuple(tensor.shape))
+
+
+def _prefix_cause(expected: list[str], found: list[str]) -> tuple[str, str] | None:
+    """Explain a key mismatch that adding or removing one prefix would fix."""
+    for prefix in _candidate_prefixes(found):
+        if sorted(k.removeprefix(prefix) for k in found) == sorted(expected):
+            cause = PREFIXES.get(prefix,
+                                 f"saved from a model wrapped in another module (every key starts with {prefix!r})")
+            return (cause, (f"torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(state_dict, {prefix!r}) "
+                            "(or save the unwrapped model: model.module / model._orig_mod)"))
+    for prefix in _candidate_prefixes(expected):
+        if sorted(k.removeprefix(prefix) for k in expected) == sorted(found):
+            return (f"the model is wrapped (its keys start with {prefix!r}) but the file is not",
+                    "load into the inner model (e.g. model.module.load_state_dict(...))")
+    return None
+
+
+def _candidate_prefixes(keys: list[str]) -> list[str]:
+    """Return prefixes shared by every key: the known ones first, then the common first component(s)."""
+    found = [p for p in PREFIXES if keys and all(k.startswith(p) for k in keys)]
+    first = {k.split(".", 1)[0] + "." for k in keys if "." in k}
+    if len(first) == 1 and all("." in k for k in keys):
+        found += [p for p in first if p not in found]
+    return found
+
+
+def _missing_cause(key: str, unexpected: list[str]) -> tuple[str, str]:
+    layer = key.rsplit(".", 1)[0]
+    if any(u.rsplit(".", 1)[0] == layer for u in unexpected):
+        return ("the layer is in both, under different parameter names", "check the layer types match")
+    if unexpected:
+        return ("a different architecture: the file has other layers (renamed or another model class)",
+                "build the model class the file was saved from, or rename the keys to match")
+    return ("the model has a layer the file lacks (e.g. BatchNorm added to the code after saving)",
+            ("build the model the file was saved from; or, if the new layer should start fresh, load with "
+             "strict=False and check that only these keys are missing"))
+
+
+def _unexpected_cause(key: str, missing: list[str]) -> tuple[str, str]:
+    if missing:
+        return ("a different architecture: the model has other layers (renamed or another model class)",
+                "build the model class the file was saved from, or rename the keys to match")
+    return ("the file has a layer the model lacks (removed from the code, or a bigger model)",
+            "build the model the file was saved from; or drop these keys if you removed the layer on purpose")
+
+
+def _head_keys(model: torch.nn.Module) -> set[str]:
+    """Return the state_dict keys of the model's last Linear layer: its classification head."""
+    linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+    if not linear:
+        return set()
+    return {f"{linear[-1]}.{p}" for p, _ in model.get_submodule(linear[-1]).named_parameters(recurse=False)}

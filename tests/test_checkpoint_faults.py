@@ -1,8 +1,12 @@
 """Bad checkpoints and interrupted saves: each raises its own error, and nothing good is ever touched."""
 from __future__ import annotations
 
+import collections
+import functools
 import hashlib
 import json
+import math
+import operator
 import os
 import pickle
 import signal
@@ -170,6 +174,28 @@ def test_a_custom_class_is_refused_with_the_way_to_allow_it(tmp_path):
         assert load_checkpoint(path, verify=False)["config"] == TrainConfig(epochs=5)
 
 
+@pytest.mark.parametrize("value, needs, fix", [
+    (functools.partial(math.sqrt, 4.0), "functools.partial", "do not load it: functools.partial can run any code"),
+    (operator.attrgetter("real"), "operator.attrgetter", "do not load it: operator.attrgetter can run any code"),
+    (collections.deque([1, 2]), "collections.deque", "collections.deque come from the standard library"),
+], ids=["functools", "operator", "collections"])
+def test_globals_from_the_standard_library_are_never_offered_for_allow_listing(tmp_path, value, needs, fix):
+    path = tmp_path / "odd.pt"
+    torch.save({"extra": value}, path)
+    with pytest.raises(UnsafeCheckpointError, match=needs) as caught:
+        load_checkpoint(path, verify=False)
+    assert caught.value.fix.startswith(fix) and "safe_globals" not in caught.value.fix, caught.value.fix
+
+
+def test_a_whole_model_of_torch_layers_gets_the_allow_list_that_loads_it(tmp_path):
+    path = tmp_path / "whole.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), path)
+    with pytest.raises(UnsafeCheckpointError, match=r"safe_globals\(\[Sequential, Linear\]\)"):
+        load_checkpoint(path, verify=False)
+    with torch.serialization.safe_globals([torch.nn.Linear, torch.nn.Sequential]):  # the fix the message gives
+        assert isinstance(torch.load(path, weights_only=True), torch.nn.Sequential)
+
+
 def test_saving_what_weights_only_cannot_load_is_refused_before_writing(good):
     import numpy as np
 
@@ -262,17 +288,17 @@ def test_plain_torch_save_interrupted_destroys_the_old_checkpoint(tmp_path, monk
 _CHILD = textwrap.dedent("""
     import os, signal, sys, torch
     import labutils.checkpoint as ck
-    from labutils import Net
+    from labutils import Net, _tuning
     path, point = sys.argv[1], sys.argv[2]
     die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
     if point == "mid-write":
-        write, written = ck._HashingWriter.write, [0]
+        write, written = _tuning.HashingWriter.write, [0]
         def write_then_die(self, data):
             written[0] += len(data)
             if written[0] > 100_000:
                 die()
             return write(self, data)
-        ck._HashingWriter.write = write_then_die
+        _tuning.HashingWriter.write = write_then_die
     elif point == "before-sidecar":
         ck._write_sidecar = die
     elif point == "before-rename":

@@ -1,8 +1,8 @@
 """The fast paths of save_checkpoint and load_checkpoint keep every promise of the slow ones.
 
 save_checkpoint skips torch's CRC-32 (the sha256 covers the file), hashes on a second thread while it writes and
-starts the disk early; load_checkpoint checks the sha256 in one pipelined read, then maps the checked file
-(mmap=True) or copies it into memory of its own. benchmarks/checkpoint_io.py measures the speed; these tests
+starts the disk early (labutils._tuning); load_checkpoint checks the sha256 in one pipelined read, then reads the
+checked open file (or maps it, with mmap=True). benchmarks/checkpoint_io.py measures the speed; these tests
 check what must not change: the bytes, the checks, the errors, and files written before.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 import torch
 
 import labutils.checkpoint as ck
-from labutils import sha256sums
+from labutils import _tuning, sha256sums
 from labutils.checkpoint import (
     CheckpointCorruptError, CheckpointWriteError, ChecksumMismatchError, load_checkpoint, save_checkpoint,
     sidecar_path,
@@ -32,7 +32,7 @@ from labutils.large import WideMLP
 from listing import names
 
 FIXTURES = Path(__file__).parent / "fixtures"
-BIG = sha256sums.PIPELINE_FROM + 3 * ck._HashingWriter.WRITEBACK_EVERY + 12_345  # every threaded path, a ragged end
+BIG = sha256sums.PIPELINE_FROM + 3 * _tuning.HashingWriter.WRITEBACK_EVERY + 12_345  # every threaded path, a ragged end
 
 
 def _big_state(seed: int = 0) -> dict:
@@ -92,7 +92,7 @@ def test_the_crc_setting_comes_back_after_a_save_and_a_failed_one(tmp_path, monk
 def test_saves_in_two_threads_overlap_and_the_last_one_out_puts_the_crc_back():
     """The switch is process-wide: it stays off while any lab save runs, and comes back when none does."""
     torch.serialization.set_crc32_options(True)
-    first, second = ck._without_crc32(), ck._without_crc32()
+    first, second = _tuning.without_crc32(), _tuning.without_crc32()
     first.__enter__()
     second.__enter__()  # a second save starts before the first ends: it does not wait for it
     assert torch.serialization.get_crc32_options() is False
@@ -110,7 +110,7 @@ def test_a_refused_head_start_changes_nothing(tmp_path, monkeypatch):
         calls.append((offset, count))
         raise OSError(22, "Invalid argument")
 
-    monkeypatch.setattr(ck, "_sync_file_range", refuse)
+    monkeypatch.setattr(_tuning, "sync_file_range", refuse)
     path = save_checkpoint(_big_state(1), tmp_path / "big.pt")
     assert calls and calls[0][0] == 0 and sum(count for _, count in calls) <= path.stat().st_size
     assert load_checkpoint(path)["epoch"] == 1
@@ -118,14 +118,14 @@ def test_a_refused_head_start_changes_nothing(tmp_path, monkeypatch):
 
 def test_the_head_start_covers_the_file_in_order(tmp_path, monkeypatch):
     calls = []
-    real = ck._sync_file_range
+    real = _tuning.sync_file_range
     if real is None:
         pytest.skip("no sync_file_range on this system")
-    monkeypatch.setattr(ck, "_sync_file_range", lambda fd, offset, count, flags: calls.append((offset, count)))
+    monkeypatch.setattr(_tuning, "sync_file_range", lambda fd, offset, count, flags: calls.append((offset, count)))
     path = save_checkpoint(_big_state(), tmp_path / "big.pt")
     ends = [offset + count for offset, count in calls]
     assert [offset for offset, _ in calls] == [0, *ends[:-1]], "contiguous ranges from the start of the file"
-    assert path.stat().st_size - ends[-1] < 2 * ck._HashingWriter.WRITEBACK_EVERY
+    assert path.stat().st_size - ends[-1] < 2 * _tuning.HashingWriter.WRITEBACK_EVERY
 
 
 _FULL_DISK = textwrap.dedent("""
@@ -162,7 +162,7 @@ def test_a_failed_write_is_never_taken_for_a_refused_head_start(tmp_path, monkey
 
     good = save_checkpoint({"epoch": 1}, tmp_path / "big.pt")
     before = good.read_bytes()
-    monkeypatch.setattr(ck._HashingWriter, "flush", full)
+    monkeypatch.setattr(_tuning.HashingWriter, "flush", full)
     with pytest.raises(CheckpointWriteError, match="No space left"):
         save_checkpoint(_big_state(), good)
     assert good.read_bytes() == before and names(tmp_path) == ["big.pt", "big.pt.sha256"]
@@ -247,6 +247,88 @@ def test_the_default_load_owns_its_memory_and_a_mapped_one_does_not(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert "mmap=False: same values: True" in child.stdout, (child.stdout, child.stderr)
     assert child.returncode == -signal.SIGBUS and "mmap=True" not in child.stdout, (child.returncode, child.stdout)
+
+
+_REWRITE_DURING_LOAD = textwrap.dedent("""
+    import sys, torch
+    from labutils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    for how in ("verified", "unverified", "mapped"):
+        path = save_checkpoint({f"w{i}": torch.ones(1 << 18) * i for i in range(4)}, f"{sys.argv[1]}/{how}.pt")
+
+        def rewrite_in_place(storage, location):  # torch calls it for each tensor, in the middle of the load
+            if path.stat().st_size > 100:
+                with open(path, "r+b") as f:  # the same file, cut short and written again, as torch.save does
+                    f.truncate(0)
+                    f.write(b"PK\\x03\\x04" + bytes(60))
+            return None
+
+        try:
+            load_checkpoint(path, map_location=rewrite_in_place, verify=how != "unverified", mmap=how == "mapped")
+            print(how, "loaded what changed under it", flush=True)
+        except CheckpointError as err:
+            print(how, "refused:", err.problem, flush=True)
+""")
+
+
+def test_a_file_rewritten_in_place_during_any_load_is_refused_and_never_kills_the_process(tmp_path):
+    """torch.save to the path of a checkpoint being loaded, at the worst moment: while tensors are read. A load that
+    copied out of a mapping of the file died of SIGBUS here (a Jupyter kernel that silently dies)."""
+    child = subprocess.run([sys.executable, "-c", _REWRITE_DURING_LOAD, str(tmp_path)], capture_output=True,
+                           text=True, timeout=300)
+    assert child.returncode == 0, f"the loader died (signal {-child.returncode}): {child.stdout} {child.stderr}"
+    for how in ("verified", "unverified", "mapped"):
+        assert f"{how} refused: it was written to while it was being loaded" in child.stdout, child.stdout
+
+
+def test_ctrl_c_during_a_save_stays_a_keyboard_interrupt(tmp_path, monkeypatch):
+    """An interrupt raised while an OSError is being handled is the learner's Ctrl-C, not a failed write."""
+    path = save_checkpoint({"epoch": 1}, tmp_path / "net.pt")
+
+    def interrupted(self, data):
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            raise KeyboardInterrupt from None
+
+    monkeypatch.setattr(_tuning.HashingWriter, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1 and names(tmp_path) == ["net.pt", "net.pt.sha256"]
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_failed_check_leaves_no_file_open(tmp_path, monkeypatch):
+    path = save_checkpoint({"epoch": 1}, tmp_path / "net.pt")
+
+    def unreadable(f):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(sha256sums, "file_digest", unreadable)
+    before, errors = _open_files(), []
+    for _ in range(5):
+        with pytest.raises(OSError, match="Input/output error") as caught:
+            load_checkpoint(path)
+        errors.append(caught.value)  # as Jupyter keeps the last error, with its traceback and the frames in it
+    assert _open_files() == before
+
+
+def test_a_file_deleted_as_it_is_opened_is_not_found_not_a_traceback(tmp_path, monkeypatch):
+    """A rotation of old checkpoints may delete a file between the check that it exists and its opening."""
+    path = save_checkpoint({"epoch": 1}, tmp_path / "net.pt")
+    read_sidecar = ck._recorded_digests
+
+    def read_then_delete(p):
+        digests = read_sidecar(p)
+        path.unlink(missing_ok=True)
+        return digests
+
+    monkeypatch.setattr(ck, "_recorded_digests", read_then_delete)
+    with pytest.raises(ck.CheckpointNotFoundError, match="net.pt: it was deleted or moved while it was being opened"):
+        load_checkpoint(path)
 
 
 def test_tensors_that_shared_memory_still_share_it_after_the_copy(tmp_path):

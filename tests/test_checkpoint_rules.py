@@ -43,6 +43,13 @@ def _counter_with_default():
     return d
 
 
+def _tensor_with(note, kind=torch.Tensor):
+    """A tensor carrying a Python attribute, which torch.save pickles with it (as some libraries' tensors do)."""
+    tensor = torch.ones(2) if kind is torch.Tensor else kind(torch.ones(2))
+    tensor.note = note
+    return tensor
+
+
 # (name, value): every kind of value a learner may put in a checkpoint.
 VALUES = [
     ("dict", {"a": 1, 2: "b"}),
@@ -74,6 +81,9 @@ VALUES = [
     ("lambda", lambda step: 0.5),
     ("tensor", torch.arange(4.0)),
     ("Parameter", torch.nn.Parameter(torch.ones(2))),
+    ("a tensor with a str attribute", _tensor_with("from epoch 3")),
+    ("a tensor with a custom-class attribute", _tensor_with(Custom())),
+    ("a Parameter with a custom-class attribute", _tensor_with(Custom(), torch.nn.Parameter)),
     ("tuple keys", {("conv1", 0): torch.zeros(1)}),
     ("nested: tensors in lists in dicts", {"layers": [{"w": torch.ones(2)}, {"w": torch.zeros(2)}], "n": 2}),
     ("nested: a set inside a list", [{1, 2}, "x"]),
@@ -88,7 +98,7 @@ def _equal(a, b) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, torch.Tensor):
-        return a.dtype == b.dtype and torch.equal(a, b)
+        return a.dtype == b.dtype and torch.equal(a, b) and vars(a) == vars(b)
     if isinstance(a, dict):
         return list(a) == list(b) and all(_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
@@ -135,6 +145,8 @@ def _leaves(value):
         for v in value:
             yield v
             yield from _leaves(v)
+    elif isinstance(value, torch.Tensor):
+        yield from vars(value).values()
 
 
 def test_the_table_covers_both_outcomes_and_follows_torchs_rules(tmp_path):
@@ -335,13 +347,14 @@ def test_atomic_write_closes_the_file_when_fchmod_fails(tmp_path, monkeypatch):
     def no_chmod(fd, mode):
         raise PermissionError("fchmod refused")
 
+    _io.atomic_write_bytes(b"old", tmp_path / "f.bin")  # saving over a file copies its mode: fchmod runs
     before = len(os.listdir("/proc/self/fd"))
     monkeypatch.setattr(_io.os, "fchmod", no_chmod)
     for _ in range(20):
         with pytest.raises(PermissionError):
             _io.atomic_write_bytes(b"x", tmp_path / "f.bin")
     assert len(os.listdir("/proc/self/fd")) <= before, "a descriptor leaked"
-    assert names(tmp_path) == []
+    assert names(tmp_path) == ["f.bin"] and (tmp_path / "f.bin").read_bytes() == b"old"
 
 
 def test_the_file_mode_follows_the_umask_without_changing_it(tmp_path, monkeypatch):

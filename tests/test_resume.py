@@ -226,20 +226,19 @@ def test_a_damaged_or_replaced_best_checkpoint_is_read_again(tmp_path):
 
 _KILLED_IN_SAVE = textwrap.dedent("""
     import os, signal, sys
-    import labutils.checkpoint as ck
-    from labutils import Net, TrainConfig, mnist_tensors
+    from labutils import Net, TrainConfig, _tuning, mnist_tensors
     from labutils.resume import CheckpointManager, ResumableRun
     config = TrainConfig(**eval(sys.argv[2]))
     run = ResumableRun(*mnist_tensors(train=True, subset=config.train_subset), config)
     manager = CheckpointManager(sys.argv[1], every=4, keep_last=3)
-    write, written = ck._HashingWriter.write, [0]
+    write, written = _tuning.HashingWriter.write, [0]
     def write_then_die(self, data):
         if run.step == 8:  # the second save: killed in the middle of writing it
             written[0] += len(data)
             if written[0] > 50_000:
                 os.kill(os.getpid(), signal.SIGKILL)
         return write(self, data)
-    ck._HashingWriter.write = write_then_die
+    _tuning.HashingWriter.write = write_then_die
     run.train(manager=manager)
 """)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import unsafe_globals
 from ..i18n import translate
 
 
@@ -129,7 +130,7 @@ def _weights_only_round_trip(obj: object, fix: str) -> object:
     try:
         return torch.load(buffer, weights_only=True)
     except pickle.UnpicklingError as err:
-        found = str(err).split("GLOBAL ")[-1].split(" ")[0]
+        found = ", ".join(unsafe_globals(buffer, err)) or "code"
         raise _Wrong(f"torch.load(weights_only=True) refuses it (it needs {found}): {fix}") from None
 
 

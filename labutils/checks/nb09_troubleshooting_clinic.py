@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..checkpoint import unsafe_globals
 from ..models import BatchNormNet, Net
 from ._core import _check, _equal_states, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
@@ -69,7 +70,7 @@ def ex09_2(make_portable: Callable) -> str:
         try:
             got = torch.load(folder / "portable.pt", weights_only=True, map_location=record)
         except pickle.UnpicklingError as err:
-            needs = str(err).split("GLOBAL ")[-1].split(" ")[0]
+            needs = ", ".join(unsafe_globals(folder / "portable.pt", err)) or "code"
             raise _Wrong(f"portable.pt does not load with weights_only=True (it needs {needs}): save the state_dict "
                          "you loaded, not a model or another object.") from None
     places = sorted(set(locations))
