@@ -347,7 +347,7 @@ def test_sigkill_at_any_moment_never_leaves_a_bad_checkpoint(tmp_path):
     five kills cost one start), and after each kill copies what is on disk under the name it had; torch has not
     run in that Python, so its forks are safe. The test loads each copy."""
     script = textwrap.dedent(f"""
-        import os, shutil, signal, sys, time
+        import ctypes, os, shutil, signal, sys, time
         import torch
         from labutils.checkpoint import save_checkpoint
         folder, path = {str(tmp_path)!r}, {str(tmp_path / "run" / "big.pt")!r}
@@ -355,7 +355,9 @@ def test_sigkill_at_any_moment_never_leaves_a_bad_checkpoint(tmp_path):
         for n, delay in enumerate([0.01, 0.04, 0.09, 0.15, 0.23]):
             ready, tell = os.pipe()
             pid = os.fork()
-            if pid == 0:
+            if pid == 0:  # the saver: it dies with this process, whatever ends it (PR_SET_PDEATHSIG)
+                ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+                os.close(ready)
                 states = [{{"w": torch.full((4_000_000,), float(i)), "epoch": i}} for i in (1, 2)]
                 save_checkpoint(states[0], path)
                 os.write(tell, b"ready")
@@ -363,10 +365,14 @@ def test_sigkill_at_any_moment_never_leaves_a_bad_checkpoint(tmp_path):
                 while True:
                     i += 1
                     save_checkpoint(states[i % 2], path)
-            assert os.read(ready, 5) == b"ready"
-            time.sleep(delay)
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            os.close(tell)  # a saver that fails before it is ready closes the pipe: the read below ends at once
+            try:
+                assert os.read(ready, 5) == b"ready", "the saver failed before its first save"
+                time.sleep(delay)
+            finally:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                os.close(ready)
             shutil.copytree(os.path.dirname(path), os.path.join(folder, f"kill-{{n}}"))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
