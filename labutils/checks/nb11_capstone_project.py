@@ -19,9 +19,9 @@ from unittest import mock
 import torch
 
 from ..models import BatchNormNet
-from ._core import _check, _equal_states, _expect, _Wrong  # noqa: F401
+from ._core import _check, _equal_states, _expect, _expect_atomic, _watching_renames_and_fsyncs, _Wrong  # noqa: F401
 from ._runs import _batches, _data, _reference_run, _reference_save, _reference_train, _same_optimizer_state
-from .nb03_saving import _expect_atomic, _watching_renames_and_fsyncs
+
 
 __all__ = ["ex11_1", "ex11_2", "ex11_3", "ex11_4", "ex11_5"]
 
