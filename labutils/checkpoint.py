@@ -24,7 +24,7 @@ import torch
 
 from . import sha256sums
 from ._tuning import HashingWriter, without_crc32
-from ._io import atomic_write, atomic_write_bytes, locked, remove_stale_temporaries, sha256_file  # noqa: F401
+from ._io import atomic_write, atomic_write_bytes, locked, sha256_file
 from .errors import (  # noqa: F401  (the family, importable from here as the notebooks do)
     CheckpointCorruptError, CheckpointDeviceError, CheckpointError, CheckpointNotFoundError, CheckpointWriteError,
     ChecksumMismatchError, ChecksumMissingError, UnsafeCheckpointError,

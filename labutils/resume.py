@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import (CheckpointError, load_checkpoint, remove_stale_temporaries, save_checkpoint, sidecar_path,
-                         verify_checksum)
+from ._io import remove_stale_temporaries
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, sidecar_path, verify_checksum
 from .models import Net
 from .paths import display_path
 from .train import TrainConfig, evaluate, make_optimizer, seed_everything
