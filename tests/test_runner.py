@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -27,45 +28,64 @@ def _notebook(path, *sources: str):
 
 
 @pytest.fixture
-def slow_client(monkeypatch) -> list:
-    """A client that handles each output for an Output widget three seconds late, and a list of what it sent back.
-
-    Being late is what CPU contention does to a real client; it makes the kernel's reply arrive while the
-    client is still busy, every time instead of now and then. Three seconds, and the cell flushes its output
-    first: on a CPU that other processes keep busy (the suite runs on every core), the reply otherwise came
-    before the output or after a one-second delay, and the race did not happen (3 runs in 5).
-    """
+def client_answers(monkeypatch) -> list:
+    """The messages an Output widget makes the client send to the kernel (on the shell channel), in a list."""
     widget = nbclient.output_widget.OutputWidget
-    sent, output, publish = [], widget.output, widget._publish_msg
-
-    def late_output(self, *args, **kwargs):
-        time.sleep(3.0)
-        return output(self, *args, **kwargs)
+    sent, publish = [], widget._publish_msg
 
     def counted_publish(self, *args, **kwargs):
         sent.append(args[0] if args else kwargs.get("msg_type"))
         return publish(self, *args, **kwargs)
 
-    monkeypatch.setattr(nbclient.output_widget.OutputWidget, "output", late_output)
-    monkeypatch.setattr(nbclient.output_widget.OutputWidget, "_publish_msg", counted_publish)
+    monkeypatch.setattr(widget, "_publish_msg", counted_publish)
     return sent
 
 
-def test_an_output_widget_makes_the_client_miss_a_reply_and_the_run_says_so(tmp_path, slow_client):
+def test_an_output_widget_makes_the_client_miss_a_reply_and_the_run_says_so(tmp_path, monkeypatch, client_answers):
+    """The lost reply of jupyter/nbclient#312, brought about in the order that loses it, on every run.
+
+    The reply is lost when it reaches the client's shell socket while the client is still handling an output for
+    the Output widget, before the client sends the widget's new state on that socket (the send swallows the
+    socket's "message arrived" signal; see labutils.widgets). A busy CPU makes that order likely; here a FIFO
+    makes it certain. The cell ends, and the kernel sends its reply, only once the client's output handler has
+    written to the FIFO; the handler then waits until the reply is there (select on the socket's descriptor,
+    which reads nothing from the socket and leaves the signal to the send; nothing else comes to that socket
+    during the cell, so the descriptor turns readable for the reply) and only then handles the output.
+    """
+    handshake = tmp_path / "handshake"
+    os.mkfifo(handshake)
+    output, waited = nbclient.output_widget.OutputWidget.output, []
+
+    def output_once_the_reply_is_waiting(self, *args, **kwargs):
+        shell = self.kernel_client.shell_channel.socket.FD
+        quiet = not select.select([shell], [], [], 0)[0]  # the kernel is still in the cell: nothing has come
+        fifo = os.open(handshake, os.O_WRONLY | os.O_NONBLOCK)  # the kernel holds it open: this never blocks
+        try:
+            os.write(fifo, b"!")
+        finally:
+            os.close(fifo)
+        waited.append((quiet, bool(select.select([shell], [], [], 60)[0])))
+        return output(self, *args, **kwargs)
+
+    monkeypatch.setattr(nbclient.output_widget.OutputWidget, "output", output_once_the_reply_is_waiting)
     path = _notebook(tmp_path / "output_widget.ipynb", "import ipywidgets\nout = ipywidgets.Output()\nout",
-                     # flushed: the output leaves before the reply, which then comes while the client is busy
-                     "import time\nwith out:\n    print('captured', flush=True)\ntime.sleep(0.5)",
-                     "print('never reached')")
+                     f"import os\nhandshake = os.open({str(handshake)!r}, os.O_RDWR)  # open before the output\n"
+                     "with out:\n    print('captured', flush=True)\n"
+                     "os.read(handshake, 1)  # the cell ends once the client is handling the output",
+                     "print('after the lost reply')")
     start = time.perf_counter()
     with pytest.raises(MissedReply, match=r"output_widget.ipynb: code cell 2 \(cell 1\) returned only after its "
                                           r"whole timeout") as caught:
-        run_notebook(path, tmp_path / "out.ipynb", timeout=8)
+        try:
+            run_notebook(path, tmp_path / "out.ipynb", timeout=8)
+        finally:  # the order the test sets up, checked first: a failure then says which part did not hold
+            assert waited == [(True, True)], f"(socket quiet at the output, reply there before the answer): {waited}"
     assert caught.value.cell == 1 and caught.value.notebook == "output_widget.ipynb"
-    assert slow_client, "the client answered the Output widget on the shell channel: the cause of the lost reply"
+    assert client_answers, "the client answered the Output widget on the shell channel: the cause of the lost reply"
     assert time.perf_counter() - start < 60, "the run stopped at the cell's timeout, not later"
 
 
-def test_the_lab_widgets_never_make_a_client_answer(tmp_path, slow_client):
+def test_the_lab_widgets_never_make_a_client_answer(tmp_path, client_answers):
     path = _notebook(
         tmp_path / "widgets.ipynb",
         "import labutils\nfrom labutils.widgets import LayerExplorer, LayerPicker",
@@ -76,7 +96,7 @@ def test_the_lab_widgets_never_make_a_client_answer(tmp_path, slow_client):
         "picker.button.click()\nassert [r['accuracy'] for r in picker.results] == [0.5, 0.6]",
         "assert explorer.picture.value[:4] == picker.picture.value[:4] == b'\\x89PNG'")
     nb = run_notebook(path, tmp_path / "out.ipynb", timeout=20)
-    assert slow_client == [], "no message went from the client to the kernel"
+    assert client_answers == [], "no message went from the client to the kernel"
     assert "(1, 10)" not in str(nb.cells[2].outputs) and "(10,)" in str(nb.cells[2].outputs)
 
 
