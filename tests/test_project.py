@@ -415,7 +415,7 @@ def test_the_python_check_refuses_another_version_by_name(tmp_path):
 def test_the_python_check_sends_native_windows_to_wsl2(tmp_path):
     """The lab runs on Linux and macOS, and on Windows inside WSL2 (docs/INSTRUCTOR.md): native Windows is told so."""
     env = _fake_environment(tmp_path / "env", "3.12.1")  # a good environment: only the system is wrong
-    for args in ([str(env)], [str(tmp_path / "new")], ["--another"]):
+    for args in ([str(env)], [str(tmp_path / "new")], ["--another"], ["--find"]):
         code = ("import glob, os, runpy, shutil, subprocess, sys; os.name = 'nt'; "  # imported first: as on Linux
                 f"sys.argv = ['check', *{args!r}]; runpy.run_path({str(CHECK_PYTHON)!r}, run_name='__main__')")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

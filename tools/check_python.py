@@ -16,7 +16,7 @@ or nothing when there is none: the Makefile's PYTHON when none is named.
 script, for the browser tests that open notebooks on a second Python (tests/browser/test_second_python.py), or
 nothing, with a line on stderr, when there is none.
 
-On native Windows, in both uses, it says to use WSL2 and exits 1: the lab runs on Linux and macOS, and on Windows
+On native Windows, in every use, it says to use WSL2 and exits 1: the lab runs on Linux and macOS, and on Windows
 inside WSL2 (docs/INSTRUCTOR.md).
 
 Written for any Python 3, so that an old interpreter gets this message instead of a syntax error.
