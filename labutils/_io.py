@@ -187,18 +187,6 @@ def atomic_write_bytes(data: bytes, path: os.PathLike | str) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
-def _umask_now() -> int | None:
-    """Return the process's umask without changing it (Linux 4.7+ reports it in /proc/self/status)."""
-    try:
-        with open("/proc/self/status") as status:
-            for row in status:
-                if row.startswith("Umask:"):
-                    return int(row.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def _mode_of(path: Path) -> int | None:
     """Return the permissions of the file at `path`, or None when there is none yet."""
     try:
