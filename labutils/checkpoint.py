@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import torch
 
-from . import sha256sums
+from . import formats, sha256sums
 from ._tuning import HashingWriter, without_crc32
 from ._io import atomic_write, atomic_write_bytes, locked, sha256_file
 from .errors import (  # noqa: F401  (the family, importable from here as the notebooks do)
     CheckpointCorruptError, CheckpointDeviceError, CheckpointError, CheckpointNotFoundError, CheckpointWriteError,
-    ChecksumMismatchError, ChecksumMissingError, UnsafeCheckpointError,
+    ChecksumMismatchError, ChecksumMissingError, NotACheckpointError, UnsafeCheckpointError,
 )
 from .partial import diagnose  # noqa: F401  (notebooks import it from here: it moved to partial)
 from .paths import display_path
@@ -232,7 +232,8 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
     reads that same open file, so the bytes loaded are the bytes checked, even if a save replaces the file
     meanwhile. The check reads the file from the disk once; the load finds its pages in memory and copies them
     into tensors of their own. If another program writes into the file while it loads (torch.save to the same
-    path does), the load raises CheckpointCorruptError and returns nothing.
+    path does), the load raises CheckpointCorruptError and returns nothing. A valid file of another format (TorchScript,
+    .pt2, ONNX, a model folder: labutils.formats) raises NotACheckpointError, naming the call that opens it.
 
     mmap=True maps the file instead, as torch.load(mmap=True) does: the tensors are the file's pages, read when first
     used, so with a model built on the meta device and load_state_dict(..., assign=True) loading costs no memory
@@ -244,6 +245,8 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
     if not isinstance(mmap, bool):
         raise TypeError(f"mmap must be True or False, not {mmap!r}")
     _require_file(path)
+    if not sidecar_path(path).exists():  # made elsewhere: a TorchScript or ONNX file is named before its sidecar
+        formats.refuse(path)
     verified = _VerifiedFile(path, verify)
     with verified as f:
         try:
@@ -260,10 +263,11 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
             raise CheckpointCorruptError(path, "it was saved in torch's format from before 1.6, which cannot be mapped",
                                          "load it with mmap=False, then save it again with save_checkpoint")
         try:
-            if mmap and not _is_meta(map_location):  # tensors that are the file's pages, read when first used
-                state = torch.load(_same_file(f, path), weights_only=True, mmap=True, map_location=map_location)
-            else:  # read through the open file that was checked: a rewrite is a short read, never a crash
-                state = torch.load(f, map_location=map_location, weights_only=True)
+            with formats.quiet_torchscript():  # the error below says it is TorchScript, and how to open it
+                if mmap and not _is_meta(map_location):  # tensors that are the file's pages, read when first used
+                    state = torch.load(_same_file(f, path), weights_only=True, mmap=True, map_location=map_location)
+                else:  # read through the open file that was checked: a rewrite is a short read, never a crash
+                    state = torch.load(f, map_location=map_location, weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, ValueError, IndexError,
                 struct.error) as err:
             _still_the_same(f, path, verified.opened)  # rewritten during the load: say so, not that it is damaged
@@ -276,7 +280,11 @@ _RESTORE = "the file is incomplete or damaged: restore it from a copy, or save i
 
 
 def _load_error(f: BinaryIO, path: Path, map_location: Any, err: Exception) -> CheckpointError:
-    """Explain why torch.load refused a file that did not change meanwhile: unsafe, a missing device, or damage."""
+    """Explain why torch.load refused a file that did not change meanwhile: another format, unsafe, a missing
+    device, or damage."""
+    found = formats.identify_file(f, path)
+    if found is not None and not found.checkpoint:  # a valid TorchScript or .pt2 archive, not a damaged checkpoint
+        return formats.error(path, found)
     if isinstance(err, pickle.UnpicklingError):
         names = unsafe_globals(f, err)
         if names:
@@ -405,6 +413,7 @@ def verify_checksum(path: os.PathLike | str) -> str:
 
 def _require_file(path: Path) -> None:
     if path.is_dir():
+        formats.refuse(path)  # a Hugging Face or DCP folder: say so, and what opens it
         raise CheckpointNotFoundError(path, "is a directory, not a checkpoint file",
                                       "give the path of the file inside it (a sharded or distributed checkpoint "
                                       "has its own loader)")
@@ -432,6 +441,7 @@ def _sniff(f: BinaryIO, path: Path) -> str:
             raise CheckpointCorruptError(path, f"its safetensors header claims {header_length:,} bytes, but the file "
                                          f"has {size:,}: it is truncated or damaged", _RESTORE)
         return "safetensors"
+    formats.refuse(path, f)  # ONNX, a plain pickle, NumPy, ...: what it is and what opens it, never "damaged"
     if head[0] == PICKLE_PROTOCOL_OPCODE:
         return "legacy"
     printable = all(32 <= b < 127 or b in b"\r\n\t" for b in head)
@@ -597,6 +607,7 @@ def inspect_checkpoint(path: os.PathLike | str) -> CheckpointSummary:
     """Summarise a .pt or .safetensors file (keys, shapes, dtypes, bytes, metadata) without running code from it."""
     path = Path(path)
     _require_file(path)
+    formats.refuse(path)  # TorchScript, .pt2, ONNX, ...: what it is and what opens it (python -m labutils inspect)
     kind = _sniff_path(path)
     try:
         checksum = f"ok (sha256 {verify_checksum(path)[:16]}…)"

@@ -57,6 +57,13 @@ class CheckpointCorruptError(CheckpointError):
     """The file is not a complete checkpoint: empty, truncated, damaged, or not a checkpoint at all."""
 
 
+class NotACheckpointError(CheckpointCorruptError):
+    """A valid file of another format (TorchScript, ONNX, ...), not a checkpoint: the fix names the call that opens it.
+
+    A CheckpointCorruptError, so that `except` clauses written before it existed still catch it.
+    """
+
+
 class ChecksumMismatchError(CheckpointCorruptError):
     """The file's sha256 differs from the one recorded when it was saved."""
 
@@ -80,6 +87,7 @@ class CheckpointWriteError(CheckpointError, OSError):
 
 
 # Their public home is labutils.checkpoint, where the notebooks import and catch them: tracebacks name it.
-for _error in (CheckpointError, CheckpointNotFoundError, CheckpointCorruptError, ChecksumMismatchError,
-               ChecksumMissingError, UnsafeCheckpointError, CheckpointDeviceError, CheckpointWriteError):
+for _error in (CheckpointError, CheckpointNotFoundError, CheckpointCorruptError, NotACheckpointError,
+               ChecksumMismatchError, ChecksumMissingError, UnsafeCheckpointError, CheckpointDeviceError,
+               CheckpointWriteError):
     _error.__module__ = "labutils.checkpoint"

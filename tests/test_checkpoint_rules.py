@@ -18,8 +18,8 @@ from labutils import Net
 from labutils import checkpoint as ck
 from labutils.checkpoint import (
     CheckpointCorruptError, CheckpointDeviceError, CheckpointError, CheckpointNotFoundError, ChecksumMismatchError,
-    ChecksumMissingError, CheckpointWriteError, UnsafeCheckpointError, inspect_checkpoint, load_checkpoint,
-    save_checkpoint,
+    ChecksumMissingError, CheckpointWriteError, NotACheckpointError, UnsafeCheckpointError, inspect_checkpoint,
+    load_checkpoint, save_checkpoint,
 )
 from labutils.paths import REPO_ROOT, display_path
 from listing import names
@@ -187,7 +187,7 @@ def test_a_class_the_learner_allows_in_torch_is_allowed_in_the_lab(tmp_path):
 
 # --- errors cross process boundaries ----------------------------------------------------------------------------
 
-FAMILY = [CheckpointError, CheckpointNotFoundError, CheckpointCorruptError, ChecksumMismatchError,
+FAMILY = [CheckpointError, CheckpointNotFoundError, CheckpointCorruptError, NotACheckpointError, ChecksumMismatchError,
           ChecksumMissingError, UnsafeCheckpointError, CheckpointWriteError, CheckpointDeviceError]
 
 
