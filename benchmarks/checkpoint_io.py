@@ -13,7 +13,8 @@ For a synthetic state_dict (default 1 GiB of float32, the WideMLP of notebook 08
   safetensors    safetensors save_file + fsync;      safetensors load_file
   DCP            torch.distributed.checkpoint.save;  dcp.load into fresh tensors (one process)
   save_checkpoint  labutils: temporary file, sha256 while writing, fsync, rename, fsync of the folder;
-                 load_checkpoint: sha256 checked, then loaded into memory of its own; and with mmap=True
+                 load_checkpoint: sha256 checked, then the checked open file read into tensors of their own;
+                 and with mmap=True
 Every save ends with its data on the disk (fsync); before every load the files are dropped from the page
 cache (posix_fadvise DONTNEED), so loads read the disk, not memory. --warm keeps the cache instead. A load
 ends when one byte of every 4 KiB page of every tensor has been read: loaders that map the file (mmap,
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"save_checkpoint:                     {save_ratio[LAB][0]:.2f} x a raw write + fsync (target 0.80)")
     print(f"load_checkpoint(mmap=True), checked: {load_ratio[LAB_MMAP][0]:.2f} x the one pass (target 0.90), "
           f"{bound_ratio[LAB_MMAP][0]:.2f} x the bound")
-    print(f"load_checkpoint(), checked, copied:  {load_ratio[LAB][0]:.2f} x the one pass, "
+    print(f"load_checkpoint(), checked, read:    {load_ratio[LAB][0]:.2f} x the one pass (target 0.70), "
           f"{bound_ratio[LAB][0]:.2f} x the bound")
     if memory is not None:
         print(f"peak memory, each in a fresh process: save_checkpoint {memory['save']['peak / weights']:.2f} x the "
