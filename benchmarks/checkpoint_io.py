@@ -21,7 +21,9 @@ ends when one byte of every 4 KiB page of every tensor has been read: loaders th
 safetensors) read it only then, as a forward pass would.
 Each save is timed next to a raw write of the same bytes, each load next to a raw read, a disk read and a one
 pass of the very file it loads (their order turns from run to run); a ratio is the median over --repeats runs of
-the paired times' ratio (raw or limit time / method time), with its range. Then, each in a fresh process, the
+the paired times' ratio (raw or limit time / method time), with its range. Then what each piece of
+labutils/_tuning.py is worth: save_checkpoint with one piece turned off (sync_file_range; the CRC-32 switch; the
+hashing thread), each save paired with a raw write. Then, each in a fresh process, the
 peak memory of save_checkpoint and of a checked load_checkpoint(mmap=True) into a meta-device model with
 assign=True.
 Usage:
@@ -30,6 +32,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import hashlib
 import json
@@ -217,6 +220,45 @@ def measure(state: dict, folder: Path, repeats: int, warm: bool) -> dict[str, di
     return times
 
 
+# What each piece of labutils._tuning is worth: save_checkpoint with one piece turned off at a time.
+PIECES = {"all on": {}, "without sync_file_range": {"sync_file_range": None},
+          "with torch's CRC-32": {"crc": False}, "hashing in the writing thread": {"THREADED": False}}
+
+
+@contextlib.contextmanager
+def _turned_off(sync_file_range=True, crc=True, THREADED=True):
+    """Run save_checkpoint with the given pieces of labutils._tuning off, then put them back."""
+    from labutils import _tuning, checkpoint
+
+    saved = _tuning.sync_file_range, checkpoint.without_crc32, _tuning.HashingWriter.THREADED
+    try:
+        if sync_file_range is None:
+            _tuning.sync_file_range = None
+        if not crc:
+            checkpoint.without_crc32 = contextlib.nullcontext
+        _tuning.HashingWriter.THREADED = THREADED
+        yield
+    finally:
+        _tuning.sync_file_range, checkpoint.without_crc32, _tuning.HashingWriter.THREADED = saved
+
+
+def measure_pieces(state: dict, folder: Path, repeats: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Return {variant: (save seconds, raw write seconds)}: each save paired with a raw write just before it, the
+    variants in an order that turns from run to run."""
+    times = {name: ([], []) for name in PIECES}
+    for repeat in range(repeats):
+        names = list(PIECES)
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            for target in (folder / "piece.pt", folder / "raw.bin"):
+                remove(target)
+            times[name][1].append(raw_write(state, folder / "raw.bin"))
+            with _turned_off(**PIECES[name]):
+                start = time.perf_counter()
+                save_checkpoint(state, folder / "piece.pt")
+                times[name][0].append(time.perf_counter() - start)
+    return times
+
+
 def ratio(raw: list[float], method: list[float]) -> tuple[float, float, float]:
     """Return the median, lowest and highest of the paired ratios raw time / method time."""
     ratios = [r / t for r, t in zip(raw, method)]
@@ -293,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     sha_speed = hash_speed()
     with tempfile.TemporaryDirectory(dir=parent) as tmp:
         times = measure(state, Path(tmp), args.repeats, args.warm)
+        pieces = measure_pieces(state, Path(tmp), args.repeats)
         memory = None if args.no_memory else peak_memory(Path(tmp) / "peak.pt", args.megabytes, width)
     for ops in times.values():  # the bound of each load, from the disk read measured beside it
         ops["bound"] = [max(disk, size / (sha_speed * 1e9)) for disk in ops["disk read"]]
@@ -337,6 +380,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{bound_ratio[LAB_MMAP][0]:.2f} x the bound")
     print(f"load_checkpoint(), checked, read:    {load_ratio[LAB][0]:.2f} x the one pass (target 0.70), "
           f"{bound_ratio[LAB][0]:.2f} x the bound")
+    print()
+    print("What each piece of labutils/_tuning.py is worth: save_checkpoint with one piece off, paired with a raw "
+          "write")
+    print("| save_checkpoint | save s | save / raw write |")
+    print("|---|---|---|")
+    for name, (saves, raws) in pieces.items():
+        print(f"| {name} | {seconds(saves)} | {shown(ratio(raws, saves))} |")
     if memory is not None:
         print(f"peak memory, each in a fresh process: save_checkpoint {memory['save']['peak / weights']:.2f} x the "
               f"weights, load_checkpoint(mmap=True) into a meta model with assign=True "

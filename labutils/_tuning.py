@@ -32,6 +32,7 @@ class HashingWriter:
 
     CHUNK = 2 << 20  # small enough that the hash reads the chunk from the cache the write just filled
     WRITEBACK_EVERY = 8 << 20
+    THREADED = True  # False hashes each chunk in the writing thread (benchmarks/checkpoint_io.py measures both)
 
     def __init__(self, file):
         self.file = file
@@ -50,13 +51,16 @@ class HashingWriter:
             count = self.file.write(view)
             self.written += len(view)
         else:
-            if self.hasher is None:
+            if self.hasher is None and self.THREADED:
                 self.hasher = ThreadPoolExecutor(1, thread_name_prefix="sha256")
             hashed = []
             try:
                 for start in range(0, len(view), self.CHUNK):
                     chunk = view[start:start + self.CHUNK]
-                    hashed.append(self.hasher.submit(self.digest.update, chunk))  # one thread: in order
+                    if self.hasher is None:
+                        self.digest.update(chunk)
+                    else:
+                        hashed.append(self.hasher.submit(self.digest.update, chunk))  # one thread: in order
                     self.file.write(chunk)
                     self.written += len(chunk)
                     self._start_writeback()

@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import resource
+import runpy
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from labutils.checkpoint import (
     sidecar_path,
 )
 from labutils.large import WideMLP
+from labutils.paths import REPO_ROOT
 from listing import names
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -401,3 +403,21 @@ def test_mmap_is_refused_where_it_cannot_work(tmp_path):
         load_checkpoint(tensors, mmap=True)
     with pytest.raises(TypeError, match="mmap must be True or False"):
         load_checkpoint(tensors, mmap="yes")
+
+
+def test_each_tuning_piece_only_changes_the_speed(tmp_path):
+    """benchmarks/checkpoint_io.py turns each piece of labutils._tuning off to measure it: the file is the same
+    without sync_file_range or the hashing thread, and with torch's CRC-32 differs only in those CRCs."""
+    bench = runpy.run_path(str(REPO_ROOT / "benchmarks" / "checkpoint_io.py"), run_name="checkpoint_io")
+    state = {"w": torch.arange(float(3 * _tuning.HashingWriter.CHUNK // 4 + 5)), "epoch": 1}
+    files = {}
+    for name, off in bench["PIECES"].items():
+        with bench["_turned_off"](**off):
+            files[name] = save_checkpoint(state, tmp_path / f"{len(files)}.pt", metadata={"created": "fixed"})
+        assert torch.equal(load_checkpoint(files[name])["w"], state["w"]), name
+    assert _tuning.HashingWriter.THREADED and _tuning.sync_file_range and ck.without_crc32 is _tuning.without_crc32
+    data = {name: path.read_bytes() for name, path in files.items()}
+    assert data["all on"] == data["without sync_file_range"] == data["hashing in the writing thread"]
+    assert data["with torch's CRC-32"] != data["all on"] and len(data["with torch's CRC-32"]) == len(data["all on"])
+    with zipfile.ZipFile(files["with torch's CRC-32"]) as archive:
+        assert archive.testzip() is None, "with torch's CRC-32 the zip tools find every CRC right"
