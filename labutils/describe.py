@@ -19,6 +19,7 @@ from . import formats
 from .checkpoint import inspect_checkpoint
 from .errors import CheckpointError
 from .paths import display_path
+from .weights_only import unsafe_error
 
 COLUMNS = ["key", "kind", "dtype", "shape", "elements", "bytes"]
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -32,9 +33,15 @@ def describe(path: os.PathLike | str) -> str:
         inspect_checkpoint(path)
         fmt = formats.FORMATS["torch.save"]
     lines = [display_path(path), f"  what it is: {fmt.title}: {fmt.what}", "  what it holds:"]
-    lines += ["    " + line for line in _holdings(path, fmt).splitlines()]
-    lines += [f"  runs code when loaded? {fmt.runs_code}", f"  opens with: {fmt.opens}",
-              f"  load it safely: {fmt.safe}"]
+    safe = fmt.safe
+    if fmt.checkpoint:
+        holdings, needs = _checkpoint_holdings(path)
+        if needs:  # weights_only=True refuses it: say what would load it, and when not to
+            safe = unsafe_error(path, needs).fix
+    else:
+        holdings = _holdings(path, fmt)
+    lines += ["    " + line for line in holdings.splitlines()]
+    lines += [f"  runs code when loaded? {fmt.runs_code}", f"  opens with: {fmt.opens}", f"  load it safely: {safe}"]
     return "\n".join(lines)
 
 
@@ -50,12 +57,15 @@ def _table(rows: list[tuple], columns: list[str] = COLUMNS) -> str:
                      .rstrip() for row in cells)
 
 
+def _checkpoint_holdings(path: Path) -> tuple[str, list[str]]:
+    """Return inspect_checkpoint's summary and table of a torch.save or safetensors file, and the globals it needs."""
+    summary = inspect_checkpoint(path)  # weights_only=True onto the meta device: shapes, no data, no code
+    rows = [tuple(row) for row in summary.table.itertuples(index=False)]
+    return f"{summary}\n{_table(rows, list(summary.table.columns))}", summary.unsafe_globals
+
+
 def _holdings(path: Path, fmt: formats.Format) -> str:
-    """Return what the file holds, as a table or a list, read without running anything from it."""
-    if fmt.checkpoint:
-        summary = inspect_checkpoint(path)  # weights_only=True onto the meta device: shapes, no data, no code
-        rows = [tuple(row) for row in summary.table.itertuples(index=False)]
-        return f"{summary}\n{_table(rows, list(summary.table.columns))}"
+    """Return what a file that is not a checkpoint holds, as a table or a list, read without running anything."""
     if fmt.key in ("hf-folder", "peft-folder", "dcp") and path.is_dir():
         return _folder(path, fmt)
     if fmt.key == "onnx":
@@ -161,7 +171,7 @@ def _folder(path: Path, fmt: formats.Format) -> str:
     for weights in (p for p in files if p.name.endswith(WEIGHT_SUFFIXES)):
         inner = formats.identify(weights)
         if inner is not None and inner.checkpoint:
-            parts.append(_holdings(weights, inner))
+            parts.append(_checkpoint_holdings(weights)[0])
     return "\n".join(parts)
 
 

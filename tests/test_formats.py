@@ -296,7 +296,18 @@ def test_inspect_names_the_globals_an_unsafe_torch_save_file_needs(tmp_path, cap
     torch.save({"run": exec}, path)
     assert main([str(path)]) == 0
     out = capsys.readouterr().out
-    assert "NOT SAFE to load: it needs builtins.exec" in out and "torch.load(path, weights_only=True)" in out
+    assert "NOT SAFE to load: it needs builtins.exec" in out
+    assert "opens with: torch.load(path, weights_only=True)" in out
+    assert "load it safely: do not load it: builtins.exec can run any code" in out, out
+
+
+def test_inspect_of_a_whole_model_gives_the_allow_list_that_loads_it(tmp_path, capsys):
+    """weights_only=True refuses a pickled nn.Module: the safe line is the allow-list, not the refused call."""
+    path = tmp_path / "whole.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), path)
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "load it safely: if, and only if, you trust the file" in out and "safe_globals([Sequential, Linear])" in out
 
 
 def test_inspect_of_a_missing_path_fails_with_one_line(tmp_path, capsys, monkeypatch):
