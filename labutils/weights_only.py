@@ -8,7 +8,6 @@ you trust the file; never a function that can run code; otherwise ask for a stat
 from __future__ import annotations
 
 import collections
-import importlib.util
 import io
 import os
 import re
@@ -75,7 +74,7 @@ def _loads_weights_only(value: Any) -> bool:
     try:
         _TORCH_SAVE(value, buffer)
         buffer.seek(0)
-        _TORCH_LOAD(buffer, weights_only=True)
+        _TORCH_LOAD(buffer, weights_only=True, mmap=False)  # whatever torch.utils.serialization.config says
     except Exception:
         return False
     return True
@@ -126,28 +125,29 @@ def _runs_code(name: str) -> bool:
 
 
 def _your_own_class(name: str) -> bool:
-    """True for a global from the learner's own code (a notebook, a project folder) or one of torch.nn's layers:
-    the only ones worth allow-listing. The standard library's and installed packages' are not: their callables
-    can do more than build an object."""
-    module = name.rpartition(".")[0]
-    top = module.partition(".")[0]
-    if module.startswith("torch.nn.modules."):
-        return True
-    if top in sys.stdlib_module_names or not top:
+    """True for a class of your own code (a notebook, a project folder, the lab's) or one of torch.nn's layers, already
+    imported here: the only globals worth allow-listing. Never a function (an allow-listed function is called by the
+    load) and never anything of the standard library or an installed package: their callables do more than build."""
+    module_name, _, attribute = name.rpartition(".")
+    module = sys.modules.get(module_name)  # imported already: nothing that the file names is imported to find out
+    if module is None or not isinstance(getattr(module, attribute, None), type):
         return False
-    if top == "__main__":
+    top = module_name.partition(".")[0]
+    if module_name.startswith("torch.nn.modules.") or top in ("__main__", "labutils"):
         return True
-    try:
-        spec = importlib.util.find_spec(top)  # finds where the module lives; runs none of it
-    except (ImportError, ValueError):
+    if top in sys.stdlib_module_names:
         return False
-    origin = str(spec.origin) if spec is not None and spec.origin else ""
-    return bool(origin) and not any(part in ("site-packages", "dist-packages") for part in Path(origin).parts)
+    origin = getattr(module, "__file__", None)  # None for a folder of your own without __init__.py
+    return origin is None or not any(part in ("site-packages", "dist-packages") for part in Path(origin).parts)
+
+
+# What NumPy values pickle as: data, which a checkpoint should hold as Python numbers or tensors instead.
+_NUMPY_DATA = re.compile(r"numpy\.(dtype|ndarray|dtypes\.\w+|_?core\.multiarray\.(scalar|_reconstruct))")
 
 
 def unsafe_error(path: os.PathLike | str, names: list[str]) -> UnsafeCheckpointError:
     """Name the globals a file needs, and say how to allow them only where that is safe: your own classes."""
-    numpy = [n for n in names if n.startswith("numpy")]
+    numpy = [n for n in names if _NUMPY_DATA.fullmatch(n)]
     dangerous = [n for n in names if _runs_code(n)]
     foreign = [n for n in names if not _your_own_class(n) and n not in numpy]
     if dangerous:
@@ -157,9 +157,10 @@ def unsafe_error(path: os.PathLike | str, names: list[str]) -> UnsafeCheckpointE
         fix = ("it holds NumPy values: store Python numbers (value.item()) or tensors (torch.as_tensor(value)) "
                "in the checkpoint, then save it again")
     elif foreign:
-        fix = (f"{', '.join(foreign)} come from the standard library or an installed package, not from your own "
-               "code, and allow-listing them lets the file call them: ask for a state_dict or a .safetensors file, "
-               "or save plain values (dict, list, str, numbers, tensors) instead")
+        fix = (f"{', '.join(foreign)} {'is not a class' if len(foreign) == 1 else 'are not classes'} of your own code "
+               "imported here (the standard library's, an installed package's, or a function), and allow-listing "
+               "lets the file call them: ask for a state_dict or a .safetensors file, or save plain values (dict, "
+               "list, str, numbers, tensors) instead. A class of your own: import it, then load again")
     else:
         fix = ("if, and only if, you trust the file and the code of these classes, load it inside "
                f"`with torch.serialization.safe_globals([{', '.join(n.rsplit('.', 1)[-1] for n in names)}]):`; "

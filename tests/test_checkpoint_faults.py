@@ -177,7 +177,7 @@ def test_a_custom_class_is_refused_with_the_way_to_allow_it(tmp_path):
 @pytest.mark.parametrize("value, needs, fix", [
     (functools.partial(math.sqrt, 4.0), "functools.partial", "do not load it: functools.partial can run any code"),
     (operator.attrgetter("real"), "operator.attrgetter", "do not load it: operator.attrgetter can run any code"),
-    (collections.deque([1, 2]), "collections.deque", "collections.deque come from the standard library"),
+    (collections.deque([1, 2]), "collections.deque", "collections.deque is not a class of your own code"),
 ], ids=["functools", "operator", "collections"])
 def test_globals_from_the_standard_library_are_never_offered_for_allow_listing(tmp_path, value, needs, fix):
     path = tmp_path / "odd.pt"
@@ -194,6 +194,59 @@ def test_a_whole_model_of_torch_layers_gets_the_allow_list_that_loads_it(tmp_pat
         load_checkpoint(path, verify=False)
     with torch.serialization.safe_globals([torch.nn.Linear, torch.nn.Sequential]):  # the fix the message gives
         assert isinstance(torch.load(path, weights_only=True), torch.nn.Sequential)
+
+
+class OwnConfig:
+    """A class of the learner's own code (this test module, imported here)."""
+
+    def __init__(self, lr):
+        self.lr = lr
+
+
+def own_function(x):
+    """A function of the learner's own code: allow-listed, torch.load would call it."""
+    return x
+
+
+def test_only_classes_of_your_own_code_are_offered_for_allow_listing(tmp_path, monkeypatch):
+    path = tmp_path / "own.pt"
+    torch.save({"config": OwnConfig(0.1)}, path)
+    with pytest.raises(UnsafeCheckpointError, match=r"safe_globals\(\[OwnConfig\]\)"):
+        load_checkpoint(path, verify=False)
+    with torch.serialization.safe_globals([OwnConfig]):  # the fix the message gives
+        assert load_checkpoint(path, verify=False)["config"].lr == 0.1
+
+    torch.save({"call": own_function}, path)  # a function of your own: the load would call it
+    with pytest.raises(UnsafeCheckpointError, match="own_function") as caught:
+        load_checkpoint(path, verify=False)
+    assert "safe_globals" not in caught.value.fix and "is not a class of your own code" in caught.value.fix
+
+    class Notebook:  # defined in a notebook: its module is __main__
+        pass
+
+    Notebook.__module__, Notebook.__qualname__ = "__main__", "Notebook"
+    monkeypatch.setattr(sys.modules["__main__"], "Notebook", Notebook, raising=False)
+    torch.save({"made": Notebook()}, path)
+    with pytest.raises(UnsafeCheckpointError, match=r"safe_globals\(\[Notebook\]\)"):
+        load_checkpoint(path, verify=False)
+    monkeypatch.delattr(sys.modules["__main__"], "Notebook")  # a class no longer (or not yet) imported here
+    with pytest.raises(UnsafeCheckpointError, match="__main__.Notebook") as caught:
+        load_checkpoint(path, verify=False)
+    assert "safe_globals" not in caught.value.fix and "import it, then load again" in caught.value.fix
+
+
+def test_a_numpy_function_is_not_taken_for_numpy_values(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "np.pt"
+    torch.save({"f": np.testing.assert_equal}, path)
+    with pytest.raises(UnsafeCheckpointError, match="numpy") as caught:
+        load_checkpoint(path, verify=False)
+    assert "NumPy values" not in caught.value.fix and "safe_globals" not in caught.value.fix, caught.value.fix
+    torch.save({"x": np.float64(0.5)}, path)
+    with pytest.raises(UnsafeCheckpointError, match="numpy") as caught:
+        load_checkpoint(path, verify=False)
+    assert caught.value.fix.startswith("it holds NumPy values"), caught.value.fix
 
 
 def test_saving_what_weights_only_cannot_load_is_refused_before_writing(good):
