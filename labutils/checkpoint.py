@@ -1,7 +1,8 @@
 """Safe checkpoints: atomic saves with a sha256 sidecar, verified weights-only loads, and inspection.
 
-Read from the top: the errors, saving (a temporary file, fsync, rename, the sidecar), loading (the sha256 checked
-on the open file, then torch.load(weights_only=True) of that file), and inspecting a file without loading it.
+Read from the top: saving (a temporary file, fsync, rename, the sidecar), loading (the sha256 checked on the open
+file, then torch.load(weights_only=True) of that file), and inspecting a file without loading it. The errors they
+raise are in labutils.errors, importable from here.
 What makes a save keep up with the disk is in labutils._tuning; diagnose (a state_dict against a model) is in
 labutils.partial and importable from here, as the notebooks do.
 """
@@ -29,7 +30,7 @@ from .errors import (  # noqa: F401  (the family, importable from here as the no
     CheckpointCorruptError, CheckpointDeviceError, CheckpointError, CheckpointNotFoundError, CheckpointWriteError,
     ChecksumMismatchError, ChecksumMissingError, NotACheckpointError, UnsafeCheckpointError,
 )
-from .partial import diagnose  # noqa: F401  (notebooks import it from here: it moved to partial)
+from .partial import PREFIXES, diagnose  # noqa: F401  (notebooks import diagnose from here: it moved to partial)
 from .paths import display_path
 from .weights_only import check_loadable, unsafe_error, unsafe_globals  # noqa: F401
 
@@ -149,7 +150,6 @@ def _os_error(err: BaseException | None) -> OSError | None:
     return None
 
 
-
 def _write_sidecar(path: Path, digests: list[str]) -> None:
     """Write the sidecar in `sha256sum` format (one line per accepted digest)."""
     atomic_write_bytes("".join(sha256sums.line(d, path.name) for d in digests).encode(), sidecar_path(path))
@@ -228,12 +228,14 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
                     mmap: bool = False) -> dict:
     """Load a checkpoint with weights_only=True after checking its sha256; never run code from the file.
 
-    The file is opened once. Its sha256 is checked on that open file before torch reads any of it, and torch then
+    The file is opened, and its sha256 checked on that open file before torch reads any of it; torch then
     reads that same open file, so the bytes loaded are the bytes checked, even if a save replaces the file
     meanwhile. The check reads the file from the disk once; the load finds its pages in memory and copies them
     into tensors of their own. If another program writes into the file while it loads (torch.save to the same
-    path does), the load raises CheckpointCorruptError and returns nothing. A valid file of another format (TorchScript,
-    .pt2, ONNX, a model folder: labutils.formats) raises NotACheckpointError, naming the call that opens it.
+    path does), the load raises CheckpointCorruptError and returns nothing: a write that cuts the file short makes
+    torch's read fail, and any write changes the file's size or modification time, to the kernel's clock tick. A
+    valid file of another format (TorchScript, .pt2, ONNX, a model folder: labutils.formats) raises
+    NotACheckpointError, naming the call that opens it.
 
     mmap=True maps the file instead, as torch.load(mmap=True) does: the tensors are the file's pages, read when first
     used, so with a model built on the meta device and load_state_dict(..., assign=True) loading costs no memory
@@ -260,19 +262,19 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
                                  "use safetensors.safe_open, which maps the file and reads only the tensors asked for")
             return _load_safetensors(f, path, map_location)
         if mmap and kind == "legacy":
-            raise CheckpointCorruptError(path, "it was saved in torch's format from before 1.6, which cannot be mapped",
-                                         "load it with mmap=False, then save it again with save_checkpoint")
+            raise ValueError(f"{display_path(path)}: it was saved in torch's format from before 1.6, which cannot be "
+                             "mapped: load it with mmap=False, then save it again with save_checkpoint")
         try:
             with formats.quiet_torchscript():  # the error below says it is TorchScript, and how to open it
                 if mmap and not _is_meta(map_location):  # tensors that are the file's pages, read when first used
                     state = torch.load(_same_file(f, path), weights_only=True, mmap=True, map_location=map_location)
                 else:  # read through the open file that was checked: a rewrite is a short read, never a crash
-                    state = torch.load(f, map_location=map_location, weights_only=True)
+                    state = torch.load(f, map_location=map_location, weights_only=True, mmap=False)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, ValueError, IndexError,
                 struct.error) as err:
             _still_the_same(f, path, verified.opened)  # rewritten during the load: say so, not that it is damaged
             raise _load_error(f, path, map_location, err) from err
-        _still_the_same(f, path, verified.opened)
+        _still_the_same(f, path, verified.opened, by_name=mmap)
         return state
 
 
@@ -315,15 +317,16 @@ def _same_file(f: BinaryIO, path: Path) -> str:
     return str(path)
 
 
-def _still_the_same(f: BinaryIO, path: Path, opened: os.stat_result) -> None:
-    """Raise unless the open file is as it was when opened, and is still the file at `path` if torch opened that."""
+def _still_the_same(f: BinaryIO, path: Path, opened: os.stat_result, by_name: bool = False) -> None:
+    """Raise unless the open file is as it was when opened (its size and modification time: a write changes the
+    time, to the kernel's clock tick), and, if torch opened it by name (`by_name`), unless it is still at `path`."""
     now = os.fstat(f.fileno())
     if (now.st_size, now.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
         raise CheckpointCorruptError(path, "it was written to while it was being loaded (another program saved to "
                                      "the same file in place, as torch.save does)",
                                      "wait until that program has finished, then load it again; save with "
                                      "save_checkpoint, which never writes into the file being read")
-    if _same_file(f, path) == str(path) and _inode(path) != now.st_ino:
+    if by_name and _same_file(f, path) == str(path) and _inode(path) != now.st_ino:
         raise CheckpointCorruptError(path, "it was replaced while it was being loaded", "load it again")
 
 
@@ -364,7 +367,11 @@ class _VerifiedFile:
             self.opened = os.fstat(self.file.fileno())
             if not self.verify:
                 return self.file
-            actual = sha256sums.file_digest(self.file)
+            try:
+                actual = sha256sums.file_digest(self.file)
+            except OSError as err:  # the disk or a network folder failed under the read
+                raise CheckpointCorruptError(self.path, f"it cannot be read ({err.strerror or err})",
+                                             "check the disk or the network folder, then copy the file again") from err
             if actual in recorded:
                 self.digest = actual
                 self.file.seek(0)
@@ -490,7 +497,7 @@ def _storage_locations(f: BinaryIO) -> set[str]:
 
     f.seek(0)
     try:
-        torch.load(f, map_location=record, weights_only=True)
+        torch.load(f, map_location=record, weights_only=True, mmap=False)
     except Exception:
         pass
     return seen
@@ -616,14 +623,16 @@ def inspect_checkpoint(path: os.PathLike | str) -> CheckpointSummary:
     except CheckpointCorruptError as err:
         checksum = f"MISMATCH: {err.problem}"
     if kind == "safetensors":
-        rows, metadata, unsafe = _safetensors_rows(path), _safetensors_metadata(path), []
+        header, data = _safetensors_header(path)
+        rows, unsafe = _safetensors_rows(path, header, data), []
+        metadata = _decode_header(header.get("__metadata__") or {})
         fmt = "safetensors"
     else:
         fmt = "torch.save zip archive" if kind == "zip" else "torch.save legacy pickle"
         unsafe = []
         try:
             # meta tensors: shapes and dtypes without reading (or allocating) the data
-            obj = torch.load(path, map_location="meta", weights_only=True)
+            obj = torch.load(path, map_location="meta", weights_only=True, mmap=False)
         except pickle.UnpicklingError as err:
             unsafe = unsafe_globals(path, err)
             if not unsafe:
@@ -658,29 +667,43 @@ _SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF
                        "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 
 
-def _safetensors_rows(path: Path) -> list[tuple]:
-    from safetensors import SafetensorError, safe_open
-
-    rows = []
+def _safetensors_header(path: Path) -> tuple[dict, int]:
+    """Read a .safetensors file's JSON header (each tensor's dtype, shape and offsets) and the size of the data after
+    it, mapping nothing (safe_open maps the file: a rewrite in place would kill the process)."""
     try:
-        with safe_open(path, framework="pt") as f:
-            for key in f.keys():
-                piece = f.get_slice(key)
-                shape = tuple(piece.get_shape())
-                dtype = _SAFETENSORS_DTYPES.get(piece.get_dtype(), piece.get_dtype())
-                elements = math.prod(shape)
-                rows.append((key, "tensor", dtype, shape, elements,
-                             elements * torch.empty(0, dtype=getattr(torch, dtype, torch.uint8)).element_size(), ""))
-    except SafetensorError as err:
-        raise CheckpointCorruptError(path, f"safetensors cannot read it ({err})", _RESTORE) from err
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(length))
+            data = os.fstat(f.fileno()).st_size - 8 - length
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+    except (struct.error, ValueError) as err:
+        raise CheckpointCorruptError(path, f"its safetensors header cannot be read ({err})", _RESTORE) from err
+    return header, data
+
+
+def _safetensors_rows(path: Path, header: dict, data: int) -> list[tuple]:
+    """One row per tensor, by name as safe_open lists them, after safetensors' own rule: the tensors' bytes follow
+    one another from the header to the end of the file, each as long as its shape and dtype say."""
+    rows, spans = [], []
+    try:
+        for key in sorted(k for k in header if k != "__metadata__"):
+            info = header[key]
+            shape = tuple(int(n) for n in info["shape"])
+            begin, end = (int(n) for n in info["data_offsets"])
+            dtype = _SAFETENSORS_DTYPES[info["dtype"]]
+            nbytes = math.prod(shape) * torch.empty(0, dtype=getattr(torch, dtype)).element_size()
+            if end - begin != nbytes:
+                raise ValueError(f"{key} has {end - begin} bytes, but its shape and dtype make {nbytes}")
+            rows.append((key, "tensor", dtype, shape, math.prod(shape), nbytes, ""))
+            spans.append((begin, end))
+        ends = [0] + [end for _, end in sorted(spans)]
+        if any(begin != ends[i] for i, (begin, _) in enumerate(sorted(spans))) or ends[-1] != data:
+            raise ValueError(f"the tensors' offsets overlap, leave gaps, or do not end where the file does ({data:,} "
+                             "bytes after the header)")
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointCorruptError(path, f"its safetensors header is damaged ({err})", _RESTORE) from err
     return rows
-
-
-def _safetensors_metadata(path: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(path, framework="pt") as f:
-        return _decode_header(f.metadata() or {})
 
 
 def zip_members(path: os.PathLike | str) -> pd.DataFrame:

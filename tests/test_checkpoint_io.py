@@ -8,6 +8,7 @@ check what must not change: the bytes, the checks, the errors, and files written
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import os
 import resource
@@ -254,14 +255,20 @@ def test_the_default_load_owns_its_memory_and_a_mapped_one_does_not(tmp_path):
 _REWRITE_DURING_LOAD = textwrap.dedent("""
     import sys, torch
     from labutils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-    for how in ("verified", "unverified", "mapped"):
+    for how in ("verified", "unverified", "mapped", "same size"):
         path = save_checkpoint({f"w{i}": torch.ones(1 << 18) * i for i in range(4)}, f"{sys.argv[1]}/{how}.pt")
+        done = []
 
         def rewrite_in_place(storage, location):  # torch calls it for each tensor, in the middle of the load
-            if path.stat().st_size > 100:
-                with open(path, "r+b") as f:  # the same file, cut short and written again, as torch.save does
-                    f.truncate(0)
-                    f.write(b"PK\\x03\\x04" + bytes(60))
+            if not done:
+                with open(path, "r+b") as f:  # the same file, written again in place
+                    if how == "same size":  # other bytes, the same length: no read comes up short
+                        f.seek(path.stat().st_size // 2)
+                        f.write(bytes(4096))
+                    else:  # cut short, then written again, as torch.save does
+                        f.truncate(0)
+                        f.write(b"PK\\x03\\x04" + bytes(60))
+                done.append(1)
             return None
 
         try:
@@ -278,8 +285,46 @@ def test_a_file_rewritten_in_place_during_any_load_is_refused_and_never_kills_th
     child = subprocess.run([sys.executable, "-c", _REWRITE_DURING_LOAD, str(tmp_path)], capture_output=True,
                            text=True, timeout=300)
     assert child.returncode == 0, f"the loader died (signal {-child.returncode}): {child.stdout} {child.stderr}"
-    for how in ("verified", "unverified", "mapped"):
+    for how in ("verified", "unverified", "mapped", "same size"):
         assert f"{how} refused: it was written to while it was being loaded" in child.stdout, child.stdout
+
+
+_LOAD_IN_A_LOOP = textwrap.dedent("""
+    import collections, sys, time, torch
+    from labutils.checkpoint import CheckpointError, load_checkpoint
+    path, outcomes = sys.argv[1], collections.Counter()
+    for verify in (False, True):
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            try:
+                state = load_checkpoint(path, verify=verify)
+                assert all(torch.equal(state[f"w{i}"], torch.full((1 << 20,), float(i))) for i in range(8))
+                outcomes["loaded the saved values"] += 1
+            except CheckpointError:
+                outcomes["refused"] += 1
+    print(dict(outcomes), flush=True)
+""")
+
+
+def test_loads_against_a_program_that_rewrites_the_file_in_a_loop_never_die_of_a_signal(tmp_path):
+    """The case as a learner meets it: another program runs torch.save to the same path, again and again, while
+    load_checkpoint loads it. Each load returns the saved values or refuses; none kills the process."""
+    path = save_checkpoint({f"w{i}": torch.full((1 << 20,), float(i)) for i in range(8)}, tmp_path / "net.pt")
+    shutil.copy(path, tmp_path / "same.bin")
+    rewriter = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        data = open({str(tmp_path / "same.bin")!r}, "rb").read()
+        while True:
+            with open({str(path)!r}, "wb") as f:  # what torch.save(obj, path) does: cut the file short, write it
+                f.write(data)
+    """)])
+    try:
+        loader = subprocess.run([sys.executable, "-c", _LOAD_IN_A_LOOP, str(path)], capture_output=True, text=True,
+                                timeout=300)
+    finally:
+        rewriter.kill()
+        rewriter.wait()
+    assert loader.returncode == 0, f"the loader died (signal {-loader.returncode}): {loader.stdout} {loader.stderr}"
+    assert "refused" in loader.stdout, loader.stdout
 
 
 def test_ctrl_c_during_a_save_stays_a_keyboard_interrupt(tmp_path, monkeypatch):
@@ -312,7 +357,7 @@ def test_a_failed_check_leaves_no_file_open(tmp_path, monkeypatch):
     monkeypatch.setattr(sha256sums, "file_digest", unreadable)
     before, errors = _open_files(), []
     for _ in range(5):
-        with pytest.raises(OSError, match="Input/output error") as caught:
+        with pytest.raises(CheckpointCorruptError, match=r"net.pt: it cannot be read \(Input/output error\)") as caught:
             load_checkpoint(path)
         errors.append(caught.value)  # as Jupyter keeps the last error, with its traceback and the frames in it
     assert _open_files() == before
@@ -374,29 +419,31 @@ def test_a_file_written_in_place_during_the_load_is_refused(tmp_path, monkeypatc
         load_checkpoint(path, verify=False)
 
 
-def test_where_no_descriptor_name_exists_a_file_replaced_during_the_load_is_refused(tmp_path, monkeypatch):
-    """Without /proc/self/fd or /dev/fd, torch opens the path: a save renamed onto it meanwhile is caught."""
+def test_where_no_descriptor_name_exists_a_file_replaced_during_a_mapped_load_is_refused(tmp_path, monkeypatch):
+    """Without /proc/self/fd or /dev/fd, torch maps the path: a save renamed onto it meanwhile is caught. The default
+    load reads the open file it checked, so the same rename leaves it the verified state."""
     path = save_checkpoint({"epoch": 1}, tmp_path / "net.pt")
-    other = save_checkpoint({"epoch": 2}, tmp_path / "other.pt")
     monkeypatch.setattr(ck, "_same_file", lambda f, p: str(p))
-    assert load_checkpoint(path)["epoch"] == 1, "nothing replaced: it loads through the path"
+    assert load_checkpoint(path, mmap=True)["epoch"] == 1, "nothing replaced: it maps the path"
     real_load = torch.load
 
     def load_then_replace(f, *args, **kwargs):
         result = real_load(f, *args, **kwargs)
-        os.replace(other, path)
+        os.replace(save_checkpoint({"epoch": 2}, tmp_path / "other.pt"), path)
         return result
 
     monkeypatch.setattr(torch, "load", load_then_replace)
     with pytest.raises(CheckpointCorruptError, match="net.pt: it was replaced while it was being loaded"):
-        load_checkpoint(path)
+        load_checkpoint(path, mmap=True)
+    save_checkpoint({"epoch": 1}, path)
+    assert load_checkpoint(path)["epoch"] == 1, "read from the open file: the bytes checked, whatever the path holds"
 
 
 def test_mmap_is_refused_where_it_cannot_work(tmp_path):
     legacy = tmp_path / "legacy.pt"
     torch.save({"w": torch.ones(3)}, legacy, _use_new_zipfile_serialization=False)
     assert torch.equal(load_checkpoint(legacy, verify=False)["w"], torch.ones(3)), "without mmap it loads"
-    with pytest.raises(CheckpointCorruptError, match="legacy.pt: it was saved in torch's format from before 1.6"):
+    with pytest.raises(ValueError, match="legacy.pt: it was saved in torch's format from before 1.6"):
         load_checkpoint(legacy, verify=False, mmap=True)
     tensors = save_checkpoint({"w": torch.ones(3)}, tmp_path / "w.safetensors")
     with pytest.raises(ValueError, match="w.safetensors: mmap=True maps torch.save files"):
@@ -410,14 +457,30 @@ def test_each_tuning_piece_only_changes_the_speed(tmp_path):
     without sync_file_range or the hashing thread, and with torch's CRC-32 differs only in those CRCs."""
     bench = runpy.run_path(str(REPO_ROOT / "benchmarks" / "checkpoint_io.py"), run_name="checkpoint_io")
     state = {"w": torch.arange(float(3 * _tuning.HashingWriter.CHUNK // 4 + 5)), "epoch": 1}
+    pieces = _tuning.sync_file_range, ck.without_crc32
     files = {}
     for name, off in bench["PIECES"].items():
         with bench["_turned_off"](**off):
             files[name] = save_checkpoint(state, tmp_path / f"{len(files)}.pt", metadata={"created": "fixed"})
         assert torch.equal(load_checkpoint(files[name])["w"], state["w"]), name
-    assert _tuning.HashingWriter.THREADED and _tuning.sync_file_range and ck.without_crc32 is _tuning.without_crc32
+    assert _tuning.HashingWriter.THREADED and (_tuning.sync_file_range, ck.without_crc32) == pieces, "put back"
     data = {name: path.read_bytes() for name, path in files.items()}
     assert data["all on"] == data["without sync_file_range"] == data["hashing in the writing thread"]
     assert data["with torch's CRC-32"] != data["all on"] and len(data["with torch's CRC-32"]) == len(data["all on"])
     with zipfile.ZipFile(files["with torch's CRC-32"]) as archive:
         assert archive.testzip() is None, "with torch's CRC-32 the zip tools find every CRC right"
+
+
+def test_torchs_process_wide_mmap_setting_changes_no_save_or_load(tmp_path):
+    """torch.utils.serialization.config.load.mmap = True makes every torch.load map its file: the lab's loads of an
+    open file or a buffer pass mmap=False themselves, so they still save, load and refuse as before."""
+    config = importlib.import_module("torch.utils.serialization").config.load
+    before = config.mmap
+    config.mmap = True
+    try:
+        path = save_checkpoint({"w": torch.arange(4.0), "epoch": 1}, tmp_path / "net.pt")
+        assert torch.equal(load_checkpoint(path)["w"], torch.arange(4.0))
+        with pytest.raises(ck.UnsafeCheckpointError, match=r"bad.pt: state\['f'\] is a function"):
+            save_checkpoint({"f": print}, tmp_path / "bad.pt")
+    finally:
+        config.mmap = before

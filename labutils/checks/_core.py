@@ -131,7 +131,7 @@ def _weights_only_round_trip(obj: object, fix: str) -> object:
     torch.save(obj, buffer)
     buffer.seek(0)
     try:
-        return torch.load(buffer, weights_only=True)
+        return torch.load(buffer, weights_only=True, mmap=False)
     except pickle.UnpicklingError as err:
         found = ", ".join(unsafe_globals(buffer, err)) or "code"
         raise _Wrong(f"torch.load(weights_only=True) refuses it (it needs {found}): {fix}") from None
