@@ -221,22 +221,23 @@ def measure(state: dict, folder: Path, repeats: int, warm: bool) -> dict[str, di
 
 
 # What each piece of labutils._tuning is worth: save_checkpoint with one piece turned off at a time.
-PIECES = {"all on": {}, "without sync_file_range": {"sync_file_range": None},
-          "with torch's CRC-32": {"crc": False}, "hashing in the writing thread": {"THREADED": False}}
+PIECES = {"all on": {}, "without sync_file_range": {"sync_file_range": False},
+          "with torch's CRC-32": {"skip_crc32": False}, "hashing in the writing thread": {"hash_thread": False}}
 
 
 @contextlib.contextmanager
-def _turned_off(sync_file_range=True, crc=True, THREADED=True):
-    """Run save_checkpoint with the given pieces of labutils._tuning off, then put them back."""
+def _turned_off(sync_file_range=True, skip_crc32=True, hash_thread=True):
+    """Run save_checkpoint with the pieces of labutils._tuning given as False turned off, then put them back. They are
+    process-wide: measure in one thread, as this script does."""
     from labutils import _tuning, checkpoint
 
     saved = _tuning.sync_file_range, checkpoint.without_crc32, _tuning.HashingWriter.THREADED
     try:
-        if sync_file_range is None:
+        if not sync_file_range:
             _tuning.sync_file_range = None
-        if not crc:
+        if not skip_crc32:
             checkpoint.without_crc32 = contextlib.nullcontext
-        _tuning.HashingWriter.THREADED = THREADED
+        _tuning.HashingWriter.THREADED = hash_thread
         yield
     finally:
         _tuning.sync_file_range, checkpoint.without_crc32, _tuning.HashingWriter.THREADED = saved

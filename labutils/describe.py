@@ -3,8 +3,8 @@
 For any file or folder labutils.formats knows (torch.save, safetensors, Lightning, TorchScript, .pt2, ONNX, a
 plain pickle, NumPy, GGUF, a Hugging Face or DCP folder) it prints four things: what it is; what it holds
 (tensors with dtype, shape and bytes, or the globals a pickle needs); whether loading it can run code from it;
-and the line that loads it safely. Nothing in the file is run or unpickled: torch.save files are read as
-inspect_checkpoint reads them (weights_only=True onto the meta device), the rest from their bytes and zip members.
+and the line that loads it safely. Nothing in the file is run: torch.save files are read as inspect_checkpoint
+reads them (unpickled with weights_only=True onto the meta device), the rest from their bytes and zip members.
 """
 from __future__ import annotations
 
@@ -186,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
             text = describe(path)
         except (CheckpointError, OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
             print(f"python -m labutils inspect: {err}")
+            status = 1
+            continue
+        except Exception as err:  # a file that no reader here expected: one line, never a traceback
+            print(f"python -m labutils inspect: {display_path(path)}: it could not be described "
+                  f"({type(err).__name__}: {err}); nothing in it was run")
             status = 1
             continue
         print(text)
