@@ -11,7 +11,6 @@ if TYPE_CHECKING:  # pandas is imported where a table is made
     import pandas as pd
 
 
-
 class KeyMismatchError(RuntimeError):
     """A non-strict load left keys missing or unused that the caller did not allow."""
 
