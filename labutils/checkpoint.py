@@ -265,7 +265,7 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
             raise ValueError(f"{display_path(path)}: it was saved in torch's format from before 1.6, which cannot be "
                              "mapped: load it with mmap=False, then save it again with save_checkpoint")
         try:
-            with formats.quiet_torchscript():  # the error below says it is TorchScript, and how to open it
+            with formats.quiet_format_warnings():  # the error below says it is TorchScript, and how to open it
                 if mmap and not _is_meta(map_location):  # tensors that are the file's pages, read when first used
                     state = torch.load(_same_file(f, path), weights_only=True, mmap=True, map_location=map_location)
                 else:  # read through the open file that was checked: a rewrite is a short read, never a crash
@@ -291,13 +291,38 @@ def _load_error(f: BinaryIO, path: Path, map_location: Any, err: Exception) -> C
         names = unsafe_globals(f, err)
         if names:
             return unsafe_error(path, names)
-        return CheckpointCorruptError(path, f"its pickle is damaged ({_first_line(err)})", _RESTORE)
+        return _unreadable_pickle(f, path, err)
     if isinstance(err, RuntimeError):
         device_error = _device_problem(f, path, map_location)
         if device_error is not None:
             return device_error
         return CheckpointCorruptError(path, f"torch cannot read it ({_first_line(err)})", _RESTORE)
     return CheckpointCorruptError(path, f"torch cannot read it ({type(err).__name__}: {_first_line(err)})", _RESTORE)
+
+
+def _unreadable_pickle(f: BinaryIO, path: Path, err: Exception) -> CheckpointError:
+    """Explain a pickle that weights_only refused without naming a global: a newer protocol, or damage."""
+    protocol = _pickle_protocol(f)
+    if protocol is not None and protocol >= 4:  # FRAME and the other opcodes the weights_only reader lacks
+        return UnsafeCheckpointError(
+            path, f"its pickle uses protocol {protocol} (torch.save(..., pickle_protocol={protocol}) wrote it), "
+            "which torch.load(weights_only=True) cannot read; nothing in it ran",
+            "if, and only if, you trust the file, load it once with torch.load(path, weights_only=False) and save "
+            "it again with save_checkpoint; otherwise ask for a state_dict or a .safetensors file")
+    return CheckpointCorruptError(path, f"its pickle is damaged ({_first_line(err)})", _RESTORE)
+
+
+def _pickle_protocol(f: BinaryIO) -> int | None:
+    """Return the pickle protocol of a torch.save zip archive's data.pkl (its first two bytes), or None."""
+    try:
+        f.seek(0)
+        with zipfile.ZipFile(f) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+            with archive.open(name) as pkl:
+                head = pkl.read(2)
+    except (zipfile.BadZipFile, StopIteration, OSError, ValueError):
+        return None
+    return head[1] if len(head) == 2 and head[0] == PICKLE_PROTOCOL_OPCODE else None
 
 
 def _same_file(f: BinaryIO, path: Path) -> str:
@@ -631,12 +656,13 @@ def inspect_checkpoint(path: os.PathLike | str) -> CheckpointSummary:
         fmt = "torch.save zip archive" if kind == "zip" else "torch.save legacy pickle"
         unsafe = []
         try:
-            # meta tensors: shapes and dtypes without reading (or allocating) the data
-            obj = torch.load(path, map_location="meta", weights_only=True, mmap=False)
+            with formats.quiet_format_warnings():  # meta tensors: shapes and dtypes, no data read or allocated
+                obj = torch.load(path, map_location="meta", weights_only=True, mmap=False)
         except pickle.UnpicklingError as err:
             unsafe = unsafe_globals(path, err)
             if not unsafe:
-                raise CheckpointCorruptError(path, f"its pickle is damaged ({_first_line(err)})", _RESTORE) from err
+                with open(path, "rb") as f:
+                    raise _unreadable_pickle(f, path, err) from err
             obj = {}
         except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
             raise CheckpointCorruptError(path, f"torch cannot read it ({_first_line(err)})", _RESTORE) from err

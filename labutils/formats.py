@@ -411,8 +411,10 @@ def refuse(path: os.PathLike | str, f: BinaryIO | None = None) -> None:
 
 
 @contextlib.contextmanager
-def quiet_torchscript() -> Iterator[None]:
-    """Silence, for this block only, torch.load's warning that it got a TorchScript archive (the lab says so)."""
+def quiet_format_warnings() -> Iterator[None]:
+    """Silence, for this block only, torch.load's warnings that it got a TorchScript archive or a pickle protocol
+    above 2 (the lab's own error says what the file is and what to do)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
         yield

@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -247,6 +248,22 @@ def test_a_numpy_function_is_not_taken_for_numpy_values(tmp_path):
     with pytest.raises(UnsafeCheckpointError, match="numpy") as caught:
         load_checkpoint(path, verify=False)
     assert caught.value.fix.startswith("it holds NumPy values"), caught.value.fix
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_a_pickle_protocol_weights_only_cannot_read_is_named_not_called_damaged(tmp_path, protocol):
+    path = tmp_path / "p.pt"
+    torch.save({"w": torch.ones(2)}, path, pickle_protocol=protocol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's own warning about the protocol stays inside the lab's call
+        with pytest.raises(UnsafeCheckpointError, match=f"p.pt: its pickle uses protocol {protocol}") as caught:
+            load_checkpoint(path, verify=False)
+        with pytest.raises(UnsafeCheckpointError, match=f"p.pt: its pickle uses protocol {protocol}"):
+            inspect_checkpoint(path)
+    assert "damaged" not in str(caught.value) and "weights_only=False" in caught.value.fix
+    assert torch.equal(torch.load(path, weights_only=False)["w"], torch.ones(2)), "a valid file: torch reads it so"
+    torch.save({"w": torch.ones(2)}, path, pickle_protocol=2)  # torch.save's default: no such refusal
+    assert torch.equal(load_checkpoint(path, verify=False)["w"], torch.ones(2))
 
 
 def test_saving_what_weights_only_cannot_load_is_refused_before_writing(good):

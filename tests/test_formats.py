@@ -152,7 +152,7 @@ def test_the_lab_silences_torchs_torchscript_warning_only_around_its_own_load(ma
         torch.load(made["torchscript"], weights_only=True)  # torch alone warns, then refuses
     with warnings.catch_warnings(record=True) as caught, pytest.raises(RuntimeError):
         warnings.simplefilter("always")
-        with formats.quiet_torchscript():
+        with formats.quiet_format_warnings():
             warnings.warn("any other warning", UserWarning)  # still shown: only torch's TorchScript one is silenced
             torch.load(made["torchscript"], weights_only=True)
     assert [str(w.message) for w in caught] == ["any other warning"]
