@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -49,6 +50,10 @@ class CaughtError:
     error: BaseException | None = None
 
 
+# Terminal colour codes (torch's weights_only error makes a phrase bold): noise in a notebook's output.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 @contextlib.contextmanager
 def expect_error(*expected: type[BaseException], lines: int = 1) -> Iterator[CaughtError]:
     """Run a block that must fail with one of `expected`; print the error as a learner would see it."""
@@ -57,7 +62,7 @@ def expect_error(*expected: type[BaseException], lines: int = 1) -> Iterator[Cau
         yield caught
     except expected as err:
         caught.error = err
-        text = "".join(traceback.format_exception_only(type(err), err)).strip().splitlines()
+        text = ANSI.sub("", "".join(traceback.format_exception_only(type(err), err))).strip().splitlines()
         print("\n".join(text[:lines]))
     else:
         raise AssertionError(f"expected {' or '.join(e.__name__ for e in expected)}, but the block ran without error")

@@ -1,6 +1,7 @@
 """Loading part of a model: selecting keys, checked non-strict loads, freezing, and optimizer state that must fit."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -162,7 +163,6 @@ PREFIXES = {
 
 def diagnose(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> pd.DataFrame:
     """Return a table of the keys that keep `state_dict` from loading into `model`, with the likely cause and fix."""
-    import pandas as pd
 
     expected = model.state_dict()
     columns = ["key", "problem", "in the model", "in the file", "likely cause", "fix"]
@@ -170,7 +170,7 @@ def diagnose(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> pd.DataFr
         raise TypeError(f"diagnose needs a state_dict (a dict of tensors), not {type(state_dict).__name__}")
     nested = [k for k, v in state_dict.items() if isinstance(v, Mapping)]
     if nested and not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        return pd.DataFrame([("(whole file)", "not a state_dict", f"{len(expected)} tensors",
+        return _whole_table()([("(whole file)", "not a state_dict", f"{len(expected)} tensors",
                               f"keys {', '.join(map(str, state_dict))}",
                               "this is a full checkpoint, with the state_dict inside it",
                               f"pass checkpoint[{nested[0]!r}]")], columns=columns)
@@ -200,7 +200,30 @@ def diagnose(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> pd.DataFr
             rows.append((key, "different dtype", str(expected[key].dtype), str(found[key].dtype),
                          "saved in another precision", ("none needed: load_state_dict converts the values "
                                                          "(precision lost when saving stays lost)")))
-    return pd.DataFrame(rows, columns=columns)
+    return _whole_table()(rows, columns=columns)
+
+
+@functools.cache
+def _whole_table() -> type:
+    """A DataFrame that shows every cause and fix in full, as text and in HTML (pandas cuts cells at 50 characters).
+    Made on first use: pandas is imported only where a table is made."""
+    import pandas as pd
+
+    class DiagnosisTable(pd.DataFrame):
+        @property
+        def _constructor(self):  # .head(), a filter or a sort keep showing it whole
+            return DiagnosisTable
+
+        def __repr__(self) -> str:
+            with pd.option_context("display.max_colwidth", None, "display.width", None,
+                                   "display.max_columns", None):
+                return super().__repr__()
+
+        def _repr_html_(self) -> str:
+            with pd.option_context("display.max_colwidth", None, "display.max_columns", None):
+                return super()._repr_html_()
+
+    return DiagnosisTable
 
 
 def _shape(tensor: torch.Tensor) -> str:

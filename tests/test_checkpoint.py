@@ -5,6 +5,7 @@ import hashlib
 import os
 import re
 
+import pandas as pd
 import pytest
 import torch
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
@@ -186,6 +187,15 @@ def test_diagnose_a_different_architecture():
 def test_diagnose_a_full_checkpoint_passed_instead_of_its_state_dict():
     table = diagnose(Net(), {"model": Net().state_dict(), "epoch": 3})
     assert list(table["problem"]) == ["not a state_dict"] and "checkpoint['model']" in table["fix"][0]
+
+
+def test_diagnose_shows_every_cause_and_fix_whole_as_text_and_html():
+    """pandas cuts a cell at 50 characters ("e.g. Bat..."): a learner must read the whole fix."""
+    table = diagnose(BatchNormNet(), Net().state_dict()).head(2)
+    fix = table["fix"].iloc[0]
+    assert len(fix) > 60 and fix in repr(table) and fix in table._repr_html_() and "..." not in repr(table)
+    plain = pd.DataFrame(table)  # the same rows as a plain DataFrame: pandas cuts them, so the check can say no
+    assert fix not in repr(plain) and "..." in repr(plain)
 
 
 def test_diagnose_a_changed_dtype():

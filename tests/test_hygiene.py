@@ -48,6 +48,21 @@ class TestCommittedOutputs:
                     assert "Warning" not in output.text, f"{path.name} cell {i}: a warning in the output"
 
 
+    def test_no_colour_codes_or_cut_off_tables(self, path):
+        for i, cell in enumerate(read(path).cells):
+            for output in cell.get("outputs", []):
+                assert ANSI not in json.dumps(output), f"{path.name} cell {i}: terminal colour codes in the output"
+                for kind, data in output.get("data", {}).items():
+                    if kind in ("text/plain", "text/html"):
+                        cut = CUT_OFF.search(data if isinstance(data, str) else "".join(data))
+                        assert not cut, f"{path.name} cell {i}: a table cut off in the output: {cut.group(0)!r}"
+
+
+ANSI = "\\u001b["  # as json.dumps writes the escape character
+# pandas cuts a cell ("abc...") or leaves out columns ("..."), in text and in HTML
+CUT_OFF = re.compile(r"\w\.\.\.(</td>|  |$)|<td>\.\.\.</td>|^\s*\.\.\.\s*$|\s\.\.\.\s", re.M)
+
+
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
 class TestStructure:
     def test_opening(self, path):

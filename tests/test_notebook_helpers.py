@@ -29,6 +29,13 @@ def test_expect_error_prints_the_error(capsys):
     assert capsys.readouterr().out == "ValueError: bad value\n"
 
 
+def test_expect_error_prints_no_terminal_colour_codes(capsys):
+    """torch's weights_only error makes a phrase bold with escape codes: a notebook shows them as noise."""
+    with expect_error(ValueError):
+        raise ValueError("two options, \x1b[1mdo those steps only if you trust the source\x1b[0m. More")
+    assert capsys.readouterr().out == "ValueError: two options, do those steps only if you trust the source. More\n"
+
+
 def test_expect_error_says_no_when_nothing_fails():
     with pytest.raises(AssertionError, match="expected NameError, but the block ran without error"):
         with expect_error(NameError):
