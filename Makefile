@@ -24,7 +24,7 @@ OFFLINE ?=
 WHEELHOUSE := wheelhouse
 PIP_FROM := $(if $(OFFLINE),--no-index --find-links $(WHEELHOUSE))
 
-.PHONY: lab test check browser setup check-python second-python wheelhouse data notebooks map glossary images screenshots benchmarks stress \
+.PHONY: lab test check browser doctor hub rehearsal setup check-python second-python wheelhouse data notebooks map glossary images screenshots benchmarks stress \
 	regress translations clean
 
 # JupyterLab on the lab's folder, opened on notebook 00, with the lab's kernel and settings (tools/lab.py says how);
@@ -70,6 +70,12 @@ check: data
 # (tests/browser/; about 6 minutes on 2 cores; CHROMIUM=/path/to/chromium names the browser)
 browser: data $(if $(SECOND_PYTHON),second-python)
 	$(SECOND_ENV)LAB_BROWSER_RUN_ALL=1 $(BIN)/python -m pytest tests/browser
+
+# Is this machine ready for the lab? One line per check with its fix, in under a minute; exits non-zero naming what
+# is wrong (tools/doctor.py). Run it on each laptop before class, and on a hub's image. LAB_LANG=zh-CN checks the
+# Chinese edition's language pack too.
+doctor: setup
+	$(BIN)/python tools/doctor.py$(if $(LAB_LANG), --language $(LAB_LANG))
 
 second-python: setup
 	@test -n "$(SECOND_PYTHON)" || { echo "Name the second Python: make second-python SECOND_PYTHON=/path/to/python3.13"; \
