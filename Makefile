@@ -24,7 +24,7 @@ OFFLINE ?=
 WHEELHOUSE := wheelhouse
 PIP_FROM := $(if $(OFFLINE),--no-index --find-links $(WHEELHOUSE))
 
-.PHONY: lab test check browser doctor hub rehearsal setup check-python second-python wheelhouse data notebooks map glossary images screenshots benchmarks stress \
+.PHONY: lab test check browser doctor hub rehearsal proxy setup check-python second-python wheelhouse data notebooks map glossary images screenshots benchmarks stress \
 	regress translations clean
 
 # JupyterLab on the lab's folder, opened on notebook 00, with the lab's kernel and settings (tools/lab.py says how);
@@ -57,7 +57,7 @@ MINOR := import sys; print("%d.%d" % sys.version_info[:2])
 # the order conftest.py sets (the browser tests and the two papermill chains first). TEST_WORKERS=0 runs it all in one
 # process.
 TEST_WORKERS ?= auto
-test: data $(if $(SECOND_PYTHON),second-python)
+test: data proxy $(if $(SECOND_PYTHON),second-python)
 	$(SECOND_ENV)$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The quick loop while editing (under 90 s on 2 cores): lint, the unit tests, hygiene, links and translations,
@@ -76,6 +76,32 @@ browser: data $(if $(SECOND_PYTHON),second-python)
 # Chinese edition's language pack too.
 doctor: setup
 	$(BIN)/python tools/doctor.py$(if $(LAB_LANG), --language $(LAB_LANG))
+
+# The lab on one shared server for a class (tools/hub/classroom.py says how; docs/INSTRUCTOR.md, "A classroom hub"):
+# JupyterHub on http://$(HUB_IP):$(HUB_PORT)/, one account per learner (LEARNERS=30 makes learner01 ... learner30,
+# LEARNERS="alice bob" names them), its passwords printed to hand out. Everything it keeps is in $(HUB_DIR), which
+# make clean leaves alone. As root: each learner's server runs as a Unix user of their own.
+HUB_DIR ?= hub
+HUB_IP ?= 127.0.0.1
+HUB_PORT ?= 8000
+LEARNERS ?=
+hub: data proxy
+	HUB_DIR="$(abspath $(HUB_DIR))" HUB_IP=$(HUB_IP) HUB_PORT=$(HUB_PORT) LAB_LANG=$(LAB_LANG) \
+		$(BIN)/python tools/hub/classroom.py start$(if $(LEARNERS), --learners "$(LEARNERS)")
+
+# How big a server does a class need? LEARNERS simulated learners work through the notebooks at once through a
+# hub (tools/hub/rehearsal.py); the report gives each notebook's wall time and CPU-seconds and each learner's
+# peak memory. Not part of make test.
+rehearsal: data proxy
+	$(BIN)/python tools/hub/rehearsal.py --learners $(or $(LEARNERS),4)
+
+# JupyterHub's proxy, configurable-http-proxy, pinned in package.json and package-lock.json (npm ci). Without npm,
+# make hub says what to install, and make test's hub tests say why they skip.
+PROXY := node_modules/.bin/configurable-http-proxy
+proxy:
+	@if [ -x $(PROXY) ] && [ $(PROXY) -nt package-lock.json ]; then :; elif command -v npm >/dev/null 2>&1; then \
+		npm ci --ignore-scripts --no-audit --no-fund && touch $(PROXY); else \
+		echo "npm not found: the classroom hub's proxy is not installed (apt-get install npm, or Node.js from nodejs.org)"; fi
 
 second-python: setup
 	@test -n "$(SECOND_PYTHON)" || { echo "Name the second Python: make second-python SECOND_PYTHON=/path/to/python3.13"; \

@@ -178,7 +178,7 @@ def add_the_metrics_checks(items) -> None:
 # throughout, marked here; a heavy test in an otherwise quick file carries @pytest.mark.executes itself (a pytest
 # session of notebooks in tests/test_isolation.py and tests/test_notebook_claims.py). `make test` runs everything.
 EXECUTES = {"test_runner.py", "test_capstone.py", "test_resume.py", "test_cache.py", "test_papermill_06_08.py",
-            "test_papermill_02_to_00.py"}
+            "test_papermill_02_to_00.py", "test_hub.py"}
 
 
 def mark_what_executes(items) -> None:
@@ -189,7 +189,7 @@ def mark_what_executes(items) -> None:
 
 # Test files of half a minute or more (pytest --durations=0), handed out before the notebooks: see below.
 SLOW_TEST_FILES = {"test_runner.py", "test_resume.py", "test_cache.py", "test_checkpoint_faults.py",
-                   "test_capstone.py"}
+                   "test_capstone.py", "test_hub.py"}
 
 
 def pytest_collection_modifyitems(session, config, items):

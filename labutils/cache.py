@@ -16,7 +16,7 @@ from ._io import folder_locked
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, sidecar_path
 from .data import mnist_tensors
 from .models import Net
-from .paths import artifacts_dir, display_path
+from .paths import artifacts_dir, display_path, shared_cache_dir
 from .train import TrainConfig, fit, pick_device, seed_everything
 
 CACHE_FORMAT = 2
@@ -61,6 +61,12 @@ def trained_net(config: TrainConfig | None = None, *, device: str | torch.device
                         f"the parameters it knows are {', '.join(sorted(known))} (and device, progress).")
     config = replace(config or TrainConfig(), **overrides)
     device = pick_device(device)
+    shared = shared_cache_dir()
+    if shared is not None:  # a classroom hub's read-only cache (LAB_SHARED_CACHE), before the learner's own
+        path = shared / cache_path(config, device.type).name
+        cached = _load(path, config)
+        if cached is not None:
+            return TrainedNet(cached[0].to(device).eval(), cached[1], config, True, path)
     path = cache_path(config, device.type)
     cached = _load(path, config)
     if cached is None:

@@ -30,6 +30,13 @@ def artifacts_dir() -> Path:
     return path
 
 
+def shared_cache_dir() -> Path | None:
+    """Return the read-only folder of trained Nets that a classroom hub shares among its learners (LAB_SHARED_CACHE),
+    or None. labutils.cache looks there before the learner's own cache, and never writes there."""
+    folder = os.environ.get("LAB_SHARED_CACHE")
+    return Path(folder) if folder else None
+
+
 def metrics_dir() -> Path:
     """Return the folder where notebooks record their metrics (override with LAB_METRICS_DIR)."""
     path = Path(os.environ.get("LAB_METRICS_DIR", artifacts_dir() / "metrics"))

@@ -171,3 +171,26 @@ def test_a_read_only_cache_serves_what_it_holds_and_a_save_into_it_says_why_it_f
         assert last.startswith("CheckpointWriteError") and cache_path(TrainConfig(**TINY)).name in last, last
         assert "Permission denied" in last and "fix the folder's permissions" in last, last
     assert names(folder) == before
+
+
+def test_a_shared_read_only_cache_serves_first_and_is_never_written(artifacts, tmp_path, monkeypatch):
+    """A classroom hub's cache (LAB_SHARED_CACHE, tools/hub/): a learner gets the instructor's Net from it, and
+    nothing is written there or into their own cache; without the Net in it, their own cache is used as before."""
+    made = trained_net(progress=False, **TINY)  # the instructor's, trained once
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for path in (made.path, sidecar_path(made.path)):
+        shutil.copy2(path, shared / path.name)
+        path.unlink()  # the learner's own cache is empty
+    shared.chmod(0o555)
+    monkeypatch.setenv("LAB_SHARED_CACHE", str(shared))
+    try:
+        served = trained_net(progress=False, **TINY)
+        assert served.from_cache and served.path == shared / made.path.name
+        assert torch.equal(served.model.fc3.weight, made.model.fc3.weight)
+        assert sorted(p.name for p in shared.iterdir()) == sorted([made.path.name, sidecar_path(made.path).name])
+        assert not list(made.path.parent.glob("net-*.pt")), "a Net served from the shared cache was copied"
+        other = trained_net(progress=False, **{**TINY, "seed": 1})  # not in the shared cache: trained, kept as before
+        assert not other.from_cache and other.path.parent == made.path.parent
+    finally:
+        shared.chmod(0o755)
