@@ -31,9 +31,8 @@ SERVER_CONFIG = REPO_ROOT / "binder" / "jupyter_server_config.py"
 VALUES = REPO_ROOT / "deploy" / "z2jh" / "values.yaml"
 DEPLOY_README = REPO_ROOT / "deploy" / "README.md"
 CHART_VERSION = "4.4.0"
-# The one version the Dockerfile may write: nbgitpuller is no dependency of the lab (nothing imports it), only of a
-# hub's learner servers. Every other version comes from requirements.txt.
-PINNED_IN_DOCKERFILE = {"nbgitpuller"}
+# Versions the Dockerfile may write itself: none, every one comes from requirements.txt (nbgitpuller included).
+PINNED_IN_DOCKERFILE: set[str] = set()
 LAB_FOLDER = "save-load-lab"  # the learner's copy, ~/save-load-lab, on Binder, on a hub and in nbgitpuller's links
 
 
@@ -167,12 +166,12 @@ def test_the_image_takes_its_versions_from_requirements_txt():
     pins = requirement_pins()
     assert read == [f"torch=={pins['torch']}", f"torchvision=={pins['torchvision']}"]
     # what a hub's learner server needs is pinned there: jupyterhub-singleuser comes with jupyterhub
-    assert {"jupyterhub", "jupyterlab", "ipykernel"} <= set(pins)
+    assert {"jupyterhub", "jupyterlab", "ipykernel", "nbgitpuller"} <= set(pins)
     assert not set(PINNED_IN_DOCKERFILE) & set(pins), "pinned in requirements.txt now: drop the Dockerfile's pin"
 
 
 def test_a_version_written_in_the_dockerfile_is_found():
-    assert stray_pins("RUN pip install torch==2.0.0 -r requirements.txt nbgitpuller==1.3.0\n") == ["torch"]
+    assert stray_pins("RUN pip install torch==2.0.0 -r requirements.txt nbgitpuller==1.3.0\n") == ["torch", "nbgitpuller"]
     assert stray_pins("RUN sed -n -E 's/^(torch|torchvision)==([^ #]+).*/\\1==\\2/p' requirements.txt\n") == []
 
 

@@ -115,19 +115,29 @@ class Server:
         self.api(f"contents/{urllib.parse.quote(path)}", "PUT", {"type": "notebook", "format": "json",
                                                                     "content": nb})
 
-    def kernel(self) -> Kernel:
-        return Kernel(self, self.api("kernels", "POST", {"name": "python3"})["id"])
+    def kernel(self, notebook: str | None = None) -> Kernel:
+        """A new kernel; for a `notebook` (its path), through a session as JupyterLab opens one, so that the kernel
+        runs in the notebook's folder (its relative paths, such as scripts/ and ../artifacts/, then hold)."""
+        if notebook is None:
+            return Kernel(self, self.api("kernels", "POST", {"name": "python3"})["id"])
+        session = self.api("sessions", "POST", {"path": notebook, "name": notebook.rsplit("/", 1)[-1],
+                                                 "type": "notebook", "kernel": {"name": "python3"}})
+        return Kernel(self, session["kernel"]["id"], session["id"])
 
 
 class CellError(HubError):
-    pass
+    """A cell that raised; `outputs` are the cell's outputs, its traceback last."""
+
+    def __init__(self, message: str, outputs: list | None = None):
+        super().__init__(message)
+        self.outputs = outputs or []
 
 
 class Kernel:
     """A kernel in a learner's server, run over its websocket as JupyterLab does."""
 
-    def __init__(self, server: Server, kernel_id: str):
-        self.server, self.id = server, kernel_id
+    def __init__(self, server: Server, kernel_id: str, session_id: str | None = None):
+        self.server, self.id, self.session_id = server, kernel_id, session_id
         self.session = uuid.uuid4().hex
         self.ws = None
 
@@ -173,13 +183,16 @@ class Kernel:
                 outputs.append({"output_type": "error", "ename": content["ename"], "evalue": content["evalue"],
                                 "traceback": content["traceback"]})
         if reply.get("status") != "ok":
-            raise CellError(f"{reply.get('ename')}: {reply.get('evalue')}")
+            raise CellError(f"{reply.get('ename')}: {reply.get('evalue')}", outputs)
         return outputs
 
     def close(self) -> None:
         if self.ws is not None:
             self.ws.close()
-        self.server.api(f"kernels/{self.id}", "DELETE", expect=(204, 404))
+        if self.session_id:  # closing the notebook's session shuts its kernel down
+            self.server.api(f"sessions/{self.session_id}", "DELETE", expect=(204, 404))
+        else:
+            self.server.api(f"kernels/{self.id}", "DELETE", expect=(204, 404))
 
 
 def parameterised(nb: dict, parameters: dict) -> dict:
@@ -206,16 +219,17 @@ async def run_notebook(server: Server, path: str, parameters: dict | None = None
     if edit is not None:
         edit(nb)
     nb = parameterised(nb, parameters or {})
-    kernel = await server.kernel().connect()
+    kernel = await server.kernel(path).connect()
     started = time.monotonic()
     try:
         for count, cell in enumerate((c for c in nb["cells"] if c["cell_type"] == "code"), start=1):
             source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            cell["execution_count"] = count
             try:
                 cell["outputs"] = await kernel.execute(source, timeout)
             except CellError as err:
-                raise CellError(f"{server.name}: {path}, code cell {count}: {err}") from None
-            cell["execution_count"] = count
+                cell["outputs"] = err.outputs
+                raise CellError(f"{server.name}: {path}, code cell {count}: {err}", err.outputs) from None
         seconds = time.monotonic() - started
         printed = ""
         if probe:
@@ -223,7 +237,7 @@ async def run_notebook(server: Server, path: str, parameters: dict | None = None
                               if o["output_type"] == "stream")
     finally:
         kernel.close()
-    if save:
-        nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c["metadata"].get("tags", [])]
-        server.save(path, nb)
+        if save:  # what the learner's Save keeps: the outputs so far, an error's included
+            nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c["metadata"].get("tags", [])]
+            server.save(path, nb)
     return {"seconds": seconds, "probe": printed}

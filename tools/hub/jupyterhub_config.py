@@ -5,6 +5,7 @@ Read from the environment (the Makefile passes its variables of the same names):
     HUB_API_PORT     the hub's own API, behind the proxy (8081)              HUB_PROXY_API_PORT  the proxy's (8001)
     HUB_CULL_AFTER   seconds of inactivity before a learner's server stops (3600)
     HUB_THREADS      threads per learner's kernel (1: thirty kernels on a few cores do not fight over them)
+    HUB_KERNEL_IDLE  seconds before an idle kernel (a notebook left open) stops (1200)
     LAB_LANG=zh-CN   learners' servers open on the Chinese edition, with JupyterLab's menus in Chinese
     HUB_DRIVER_TOKEN an API token for a service that may start servers and make tokens (the tests and the rehearsal)
 """
@@ -44,7 +45,11 @@ c.Spawner.default_url = f"/lab/tree/{classroom.COPY_NAME}/{classroom.FIRST_NOTEB
 settings = classroom.LAB / "tools" / "jupyterlab" / ("zh-CN" if language == "zh-CN" else "")
 c.Spawner.args = ["--ServerApp.contents_manager_class=lab_server.LabContentsManager",
                   f"--FileContentsManager.preferred_dir={classroom.COPY_NAME}/notebooks",
-                  f"--LabApp.app_settings_dir={settings}"]
+                  f"--LabApp.app_settings_dir={settings}",
+                  # a notebook left open keeps its kernel (about 1 GB here); one idle for HUB_KERNEL_IDLE seconds
+                  # stops, and its notebook restarts it on the next run
+                  f"--MappingKernelManager.cull_idle_timeout={int(os.environ.get('HUB_KERNEL_IDLE') or 1200)}",
+                  "--MappingKernelManager.cull_interval=60"]
 threads = os.environ.get("HUB_THREADS") or "1"
 c.Spawner.environment = {
     "PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin",  # a terminal's python is the lab's
