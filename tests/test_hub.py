@@ -12,12 +12,18 @@ import os
 import pwd
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+from unittest import mock
 
 import pytest
 
+from labutils.cache import trained_net
+from labutils.checkpoint import sidecar_path
 from labutils.paths import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "tools" / "hub"))
@@ -26,6 +32,7 @@ import client  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
 NOTEBOOK = f"{classroom.COPY_NAME}/notebooks/00_welcome.ipynb"
+TINY = dict(epochs=1, batch_size=128, train_subset=600)  # as tests/test_cache.py's
 SOLUTION = (REPO_ROOT / "notebooks" / "solutions" / "ex00_1.py").read_text(encoding="utf-8")
 
 
@@ -50,7 +57,15 @@ def hub():
         if opened:
             print(f"\nLearners' users may pass through {', '.join(map(str, opened))} during these tests (o+x; put "
                   "back after): the lab's Python lives there.")
-        with classroom.started_hub(folders, ["alice", "bob"], log=folders.root / "hub.log") as (url, token, pw):
+        # the shared cache holds a Net trained in a second (TINY), not the notebooks' default one, which
+        # make hub puts there: this file does not wait for notebook 02 to train it
+        folders.cache.mkdir(parents=True)
+        made = trained_net(progress=False, **TINY)
+        for path in (made.path, sidecar_path(made.path)):
+            shutil.copy2(path, folders.cache / path.name)
+            (folders.cache / path.name).chmod(0o644)
+        with classroom.started_hub(folders, ["alice", "bob"], log=folders.root / "hub.log",
+                                   fill_cache=False) as (url, token, pw):
             the_hub = client.Hub(url, token)
             the_hub.passwords, the_hub.folders = pw, folders
             yield the_hub
@@ -151,10 +166,10 @@ print(len(open({str(REPO_ROOT / 'labutils' / '__init__.py')!r}).read()) > 0)
 
 
 def test_learners_start_from_the_shared_trained_net(hub, servers):
-    printed = _run(_in_kernel(servers["bob"], """
+    printed = _run(_in_kernel(servers["bob"], f"""
 from labutils.cache import trained_net
 from labutils.paths import artifacts_dir
-net = trained_net(progress=False)
+net = trained_net(progress=False, **{TINY!r})
 print(net.from_cache, net.path.parent, sorted(p.name for p in (artifacts_dir() / "cache").glob("*.pt")))
 """))
     from_cache, folder, own = printed.split(maxsplit=2)
@@ -216,3 +231,71 @@ def test_a_learner_resets_their_copy(hub, servers):
     assert fresh == (REPO_ROOT / "notebooks" / "00_welcome.ipynb").read_text()
     assert (aside / "notebooks" / "00_welcome.ipynb").read_text() == before  # nothing lost
     servers["alice"].token = hub.user_token("alice")
+
+
+def test_idle_servers_are_stopped_and_keep_their_files(hub, servers):
+    """The hub's idle culler (jupyterhub_config.py runs it with HUB_CULL_AFTER, an hour by default) run here with
+    a one-second limit: every idle server stops; the learner's files stay."""
+    hub.start("bob")
+    notebook = hub.folders.home("bob") / NOTEBOOK
+    before = notebook.read_bytes()
+    culler = subprocess.Popen([sys.executable, "-m", "jupyterhub_idle_culler", f"--url={hub.url}hub/api",
+                               "--timeout=1", "--cull-every=60"],
+                              env={**os.environ, "JUPYTERHUB_API_TOKEN": hub.token}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while hub.api("users/bob").get("servers") and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        culler.terminate()
+        log = culler.communicate(timeout=30)[0]
+    assert not hub.api("users/bob").get("servers"), f"bob's idle server still runs:\n{log}"
+    assert "Culling server bob" in log or "culling server bob" in log.lower(), log
+    assert notebook.read_bytes() == before
+
+
+def _config(monkeypatch, **env) -> object:
+    from traitlets.config import Config
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    config = Config()
+    path = REPO_ROOT / "tools" / "hub" / "jupyterhub_config.py"
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), {"get_config": lambda: config,
+                                                                      "__file__": str(path)})
+    return config
+
+
+def test_the_configuration_follows_the_makefiles_variables(monkeypatch, tmp_path):
+    """What `make hub` passes on: the address, the folder, the language, the culling time (no hub started)."""
+    english = _config(monkeypatch, HUB_DIR=str(tmp_path), HUB_IP="0.0.0.0", HUB_PORT="8123", LAB_LANG="")
+    assert (english.JupyterHub.ip, english.JupyterHub.port) == ("0.0.0.0", 8123)
+    assert english.JupyterHub.db_url == f"sqlite:///{tmp_path}/state/jupyterhub.sqlite"
+    assert english.Spawner.default_url.endswith("/notebooks/00_welcome.ipynb")
+    assert english.Spawner.environment["LAB_SHARED_CACHE"] == str(tmp_path / "cache")
+    assert "--ServerApp.contents_manager_class=lab_server.LabContentsManager" in english.Spawner.args
+    assert english.Authenticator.admin_users == {"instructor"}
+    assert english.JupyterHub.services[0]["command"][-2] == "--timeout=3600"
+    assert [s["name"] for s in english.JupyterHub.services] == ["idle-culler"]  # no driver without its token
+    chinese = _config(monkeypatch, HUB_DIR=str(tmp_path), LAB_LANG="zh-CN", HUB_CULL_AFTER="1800",
+                      HUB_DRIVER_TOKEN="t" * 32)
+    assert chinese.Spawner.default_url.endswith("/notebooks/00_welcome.zh-CN.ipynb")
+    assert any(arg.endswith("tools/jupyterlab/zh-CN") for arg in chinese.Spawner.args)
+    assert chinese.JupyterHub.services[0]["command"][-2] == "--timeout=1800"
+    assert [s["name"] for s in chinese.JupyterHub.services] == ["idle-culler", "driver"]
+
+
+def test_accounts_are_made_once_and_names_are_checked(tmp_path):
+    folders = classroom.Folders(tmp_path)
+    made = classroom.add_accounts(folders, classroom.learner_names("3"))
+    assert sorted(made) == ["instructor", "learner01", "learner02", "learner03"]
+    assert classroom.add_accounts(folders, classroom.learner_names("learner02 dana")) == {"dana": mock.ANY}
+    handout = folders.handout.read_text()
+    assert handout.splitlines()[0].split()[0] == "instructor" and handout.count("\n") == 5
+    stored = classroom.read_accounts(folders)
+    assert classroom.password_matches(made["learner01"], stored["learner01"])
+    assert not classroom.password_matches(made["learner01"], stored["learner02"])
+    for bad in ("Root", "instructor", "a b/c", "x" * 21, "1abc"):
+        with pytest.raises(SystemExit, match="Learner names must be"):
+            classroom.learner_names(bad)

@@ -52,7 +52,8 @@ INSTRUCTOR = "instructor"
 INSTRUCTORS_GROUP = "lab-instructors"
 USER_PREFIX = "lab-"  # learner alice runs as the Unix user lab-alice: never an existing account such as root
 NAME_PATTERN = r"[a-z][a-z0-9]{0,19}"  # what a hub name may be (lower case, as JupyterHub normalises it)
-COPY = ("notebooks", "images", "docs", "tools", "README.md", "README.zh-CN.md")  # what a learner's copy holds
+COPY = ("notebooks", "images", "docs", "tools", "README.md", "README.zh-CN.md")  # what a learner's copy holds, and
+BESIDE = {"labutils/sha256sums.py": "tools/sha256sums.py"}  # tools/predict.py (07 runs it) reads its checksums so
 COPY_NAME = "save-load-lab"  # the copy's folder in the learner's home
 FIRST_NOTEBOOK = {"en": "notebooks/00_welcome.ipynb", "zh-CN": "notebooks/00_welcome.zh-CN.ipynb"}
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off paper without doubt
@@ -216,6 +217,8 @@ def prepare_home(folders: Folders, name: str, lab: Path = LAB) -> Path:
                     "__pycache__", ".ipynb_checkpoints", "*.pyc"))
             elif source.exists():
                 shutil.copy2(source, staging / item)
+        for source, target in BESIDE.items():
+            shutil.copy2(lab / source, staging / target)
         (staging / "artifacts").mkdir()
         for path in [staging, *staging.rglob("*")]:
             os.lchown(path, entry.pw_uid, gid)
@@ -349,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     folders.state.mkdir(parents=True, exist_ok=True)
     folders.state.chmod(0o700)
-    print("The shared cache of trained Nets:", ", ".join(p.name for p in fill_shared_cache(folders)) or "ready")
+    print(f"The shared cache of trained Nets, {folders.cache}: the Net the notebooks start from (trained now, about a "
+          "minute, when the lab's own cache does not have it) ...", flush=True)
+    print("  " + (", ".join(p.name for p in fill_shared_cache(folders)) or "already there"))
     print_handout(folders, url)
     command, env = hub_command(folders)
     os.execvpe(command[0], command, env)
@@ -401,10 +406,11 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def started_hub(folders: Folders, learners: list[str], *, cull_after: int = 3600, log: Path | None = None,
-                timeout: float = 60) -> Iterator[tuple[str, str, dict[str, str]]]:
+                timeout: float = 60, fill_cache: bool = True) -> Iterator[tuple[str, str, dict[str, str]]]:
     """A hub on free local ports over `folders`, with accounts for `learners` and the instructor. Yields its URL,
     a driver token (a service that may start servers and make tokens) and {name: password}. On exit the hub
-    stops (and with it every learner's server) and the learners' Unix users are removed."""
+    stops (and with it every learner's server) and the learners' Unix users are removed. With `fill_cache`, the
+    shared cache gets the notebooks' trained Net first, as `make hub` does."""
     import urllib.request
 
     for name in [INSTRUCTOR, *learners]:
@@ -412,7 +418,8 @@ def started_hub(folders: Folders, learners: list[str], *, cull_after: int = 3600
     passwords = add_accounts(folders, learners)
     folders.state.mkdir(parents=True, exist_ok=True)
     folders.state.chmod(0o700)
-    fill_shared_cache(folders)
+    if fill_cache:
+        fill_shared_cache(folders)
     token = secrets.token_hex(24)
     ports = {"HUB_PORT": _free_port(), "HUB_API_PORT": _free_port(), "HUB_PROXY_API_PORT": _free_port()}
     command, env = hub_command(folders)
