@@ -275,6 +275,9 @@ def test_the_configuration_follows_the_makefiles_variables(monkeypatch, tmp_path
     assert english.Spawner.default_url.endswith("/notebooks/00_welcome.ipynb")
     assert english.Spawner.environment["LAB_SHARED_CACHE"] == str(tmp_path / "cache")
     assert "--ServerApp.contents_manager_class=lab_server.LabContentsManager" in english.Spawner.args
+    # idle kernels stop after 20 minutes, those of notebooks still open in a tab too (the default spares them)
+    assert {"--MappingKernelManager.cull_idle_timeout=1200",
+            "--MappingKernelManager.cull_connected=True"} <= set(english.Spawner.args)
     assert english.Authenticator.admin_users == {"instructor"}
     assert english.JupyterHub.services[0]["command"][-2] == "--timeout=3600"
     assert [s["name"] for s in english.JupyterHub.services] == ["idle-culler"]  # no driver without its token

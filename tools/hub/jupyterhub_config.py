@@ -47,8 +47,9 @@ c.Spawner.args = ["--ServerApp.contents_manager_class=lab_server.LabContentsMana
                   f"--FileContentsManager.preferred_dir={classroom.COPY_NAME}/notebooks",
                   f"--LabApp.app_settings_dir={settings}",
                   # a notebook left open keeps its kernel (about 1 GB here); one idle for HUB_KERNEL_IDLE seconds
-                  # stops, and its notebook restarts it on the next run
+                  # stops, open tab or not, and the next cell run in it starts a new one (seen in Chromium)
                   f"--MappingKernelManager.cull_idle_timeout={int(os.environ.get('HUB_KERNEL_IDLE') or 1200)}",
+                  "--MappingKernelManager.cull_connected=True",  # an open tab counts as idle too
                   "--MappingKernelManager.cull_interval=60"]
 threads = os.environ.get("HUB_THREADS") or "1"
 c.Spawner.environment = {
