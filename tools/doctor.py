@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
+from unittest import mock
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,20 +167,9 @@ def check_python(requirements: str | None = None, version_of: Callable[[str], st
     return Result(name, OK, f"{found}; all {len(pins)} pins of requirements.txt match; labutils from this folder")
 
 
-@contextlib.contextmanager
 def lab_environment():
-    """Run the block with the environment variables tools/lab.py starts JupyterLab with (JUPYTER_PREFER_ENV_PATH)."""
-    wanted = lab.environment()
-    saved = {key: os.environ.get(key) for key, value in wanted.items() if os.environ.get(key) != value}
-    os.environ.update({key: wanted[key] for key in saved})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    """The environment variables tools/lab.py starts JupyterLab with (JUPYTER_PREFER_ENV_PATH), for a block."""
+    return mock.patch.dict(os.environ, lab.environment())
 
 
 def _same_python(a: str, b: str) -> bool:

@@ -9,7 +9,6 @@ Exit status: 0 when every metric is within its tolerance, 1 on a regression, 2 o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fnmatch
 import json
 import math
@@ -18,9 +17,9 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import yaml
 
@@ -89,20 +88,6 @@ def load_plan(path: Path | None = None) -> tuple[list[Run], list[dict]]:
     return runs, plan["tolerances"]
 
 
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def execute(runs: list[Run], folder: Path, kernel=None) -> dict[str, dict]:
     """Run each notebook with papermill, in order, on one artifacts folder; return {run id: metrics or failure}.
 
@@ -119,7 +104,7 @@ def execute(runs: list[Run], folder: Path, kernel=None) -> dict[str, dict]:
         metrics_dir = folder / "metrics" / run.id
         shutil.rmtree(metrics_dir, ignore_errors=True)
         start = time.perf_counter()
-        with _environment(LAB_ARTIFACTS_DIR=str(folder / "artifacts"), LAB_METRICS_DIR=str(metrics_dir)):
+        with mock.patch.dict(os.environ, LAB_ARTIFACTS_DIR=str(folder / "artifacts"), LAB_METRICS_DIR=str(metrics_dir)):
             try:
                 run_notebook(run.path, folder / "notebooks" / f"{run.id}.ipynb", parameters=run.parameters,
                              kernel=kernel)

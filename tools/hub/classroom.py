@@ -354,7 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     folders.state.chmod(0o700)
     print(f"The shared cache of trained Nets, {folders.cache}: the Net the notebooks start from (trained now, about a "
           "minute, when the lab's own cache does not have it) ...", flush=True)
-    print("  " + (", ".join(p.name for p in fill_shared_cache(folders)) or "already there"))
+    try:
+        print("  " + (", ".join(p.name for p in fill_shared_cache(folders)) or "already there"))
+    except RuntimeError as err:  # the training failed: its error, then what to run to see it whole
+        print(f"{err}\nThe hub did not start. Run `make doctor` to find what is wrong with this machine.",
+              file=sys.stderr)
+        return 1
     print_handout(folders, url)
     command, env = hub_command(folders)
     os.execvpe(command[0], command, env)
