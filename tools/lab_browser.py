@@ -512,13 +512,15 @@ def clip_cells(lab: Lab, first: str, last: str, path: Path) -> None:
 
 
 def screenshots(out: Path, chromium: str) -> list[Path]:
-    """What `make screenshots` writes: the lab's first screen, the layer picker after a click (05 run in full with
-    its defaults), the resume proof in 06 and a clinic case in 09 (both as committed)."""
+    """What `make screenshots` writes: the lab's first screen (both editions in the file browser, as `make lab`
+    shows them), the layer picker after a click (05 run in full with its defaults), the resume proof in 06 and a
+    clinic case in 09 (both as committed)."""
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
     shot = {name: out / name for name in SCREENSHOTS}
-    with LabServer() as server, sync_playwright() as playwright:
+    both = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    with LabServer(both) as server, sync_playwright() as playwright:
         browser = launch(playwright, chromium)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 860})
