@@ -1,8 +1,11 @@
 """docs/CHEATSHEET.md's code runs, top to bottom, on the pinned torch: a sample that goes stale fails here."""
 from __future__ import annotations
 
+import os
 import re
+import signal
 import warnings
+from unittest import mock
 
 import pytest
 
@@ -38,8 +41,8 @@ def test_every_block_of_the_sheet_runs(tmp_path, monkeypatch):
     assert len(blocks) >= 12, "every API the lab teaches has a sample"
     assert namespace["start_epoch"] == 4 and tuple(namespace["logits"].shape) == (5, 10)
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
-        "checkpoint.pt", "dcp", "lm", "lm-adapter", "net.onnx", "net.pt", "net.pt.sha256", "net.pt2", "net.safetensors",
-        "numpy.pt", "shards", "trainer"]
+        "checkpoint.pt", "data_order.pt", "dcp", "lm", "lm-adapter", "net.onnx", "net.pt", "net.pt.sha256", "net.pt2",
+        "net.safetensors", "numpy.pt", "shards", "stopped.pt", "trainer"]
     assert (tmp_path / "lm" / "model.safetensors.index.json").is_file()
     assert sorted(p.name for p in (tmp_path / "trainer").iterdir()) == ["checkpoint-2", "checkpoint-4"]
     assert namespace["half"].dtype == namespace["torch"].bfloat16 and not any(
@@ -52,3 +55,85 @@ def test_a_stale_sample_is_named_by_its_line(tmp_path, monkeypatch):
              "```python\ntorch.load('net.pt', weights_only=True)\n```\n")
     with pytest.raises(AssertionError, match=r"sheet.md: the block on line 10 fails: FileNotFoundError"):
         run_sheet(sheet, "sheet.md")
+
+
+@pytest.fixture(scope="module")
+def sheet(tmp_path_factory) -> tuple[dict, object]:
+    """The sheet's namespace after running it in an empty folder, and that folder."""
+    folder = tmp_path_factory.mktemp("sheet")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            namespace = run_sheet(SHEET.read_text(encoding="utf-8"))
+    return namespace, folder
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("this object cannot be saved")
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temporary(sheet):
+    namespace, folder = sheet
+    torch = namespace["torch"]
+    path = folder / "failing.pt"
+    namespace["save_atomically"]({"a": torch.ones(3)}, str(path))
+    good = path.read_bytes()
+    for save in ("save_atomically", "save_checked"):
+        with pytest.raises(RuntimeError, match="cannot be saved"):
+            namespace[save]({"a": torch.zeros(3), "b": Unpicklable()}, str(path))
+        assert path.read_bytes() == good, save
+        assert not list(folder.glob("*.tmp")), f"{save} left its temporary behind"
+
+
+def test_save_checked_writes_the_sidecar_atomically_and_synced(sheet):
+    namespace, folder = sheet
+    torch = namespace["torch"]
+    path = folder / "checked.pt"
+    namespace["save_checked"]({"a": torch.ones(3)}, str(path))
+    old_sidecar = (folder / "checked.pt.sha256").read_bytes()
+    events, real_replace, real_fsync = [], os.replace, os.fsync
+
+    def replace(src, dst):
+        events.append(("rename", os.path.basename(dst)))
+        return real_replace(src, dst)
+
+    def fsync(fd):
+        events.append(("fsync",))
+        return real_fsync(fd)
+
+    with mock.patch("os.replace", replace), mock.patch("os.fsync", fsync):
+        namespace["save_checked"]({"a": torch.full((3,), 2.0)}, str(path))
+    renames = [i for i, e in enumerate(events) if e[0] == "rename"]
+    assert [events[i][1] for i in renames] == ["checked.pt", "checked.pt.sha256"], events
+    assert events[renames[1] - 1] == ("fsync",), "the sidecar's bytes are synced before its rename"
+    assert events[-1] == ("fsync",), "and the folder after it"
+    assert namespace["load_checked"](str(path))["a"].eq(2).all()
+
+    def crash_at_the_sidecar(src, dst):  # the disk fails as the sidecar is put in place
+        if dst.endswith(".sha256"):
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst)
+
+    new_sidecar = (folder / "checked.pt.sha256").read_bytes()
+    with mock.patch("os.replace", crash_at_the_sidecar), pytest.raises(OSError):
+        namespace["save_checked"]({"a": torch.full((3,), 3.0)}, str(path))
+    assert (folder / "checked.pt.sha256").read_bytes() == new_sidecar != old_sidecar, "never a half-written sidecar"
+    assert not list(folder.glob("*.tmp"))
+    with pytest.raises(ValueError, match="differs"):  # the window that remains: refused, never accepted wrongly
+        namespace["load_checked"](str(path))
+
+
+def test_the_sigterm_recipe_saves_the_step_and_puts_the_handler_back(sheet, monkeypatch):
+    namespace, folder = sheet
+    monkeypatch.chdir(folder)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    steps = []
+    namespace["stop"]["signal"] = None
+    status = namespace["train"](lambda step: steps.append(step) or (step == 5 and signal.raise_signal(signal.SIGTERM)),
+                                steps=8)
+    assert (status, steps) == (143, [1, 2, 3, 4, 5])
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert namespace["torch"].load(folder / "stopped.pt", weights_only=True)["step"] == 5
