@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
-__all__ = ["ex06_1", "ex06_2", "ex06_3"]
+__all__ = ["ex06_1", "ex06_2", "ex06_3", "ex06_4"]
 
 
 @_check
@@ -89,3 +89,75 @@ def ex06_3(newest_good: Callable) -> str:
             path.write_bytes(b"")
         _expect(newest_good(folder) is None, "when no checkpoint verifies, return None.")
     return "newest by step, damaged ones skipped, temporaries and best.pt ignored."
+
+
+@_check
+def ex06_4(install_stop_handler: Callable) -> str:
+    """install_stop_handler() -> (stop_requested, uninstall): SIGTERM and SIGINT only noted; the old handlers back."""
+    import signal
+
+    noticed = []
+
+    def before(signum, frame) -> None:  # the handler that was there before: it records instead of stopping
+        noticed.append(signum)
+
+    def send(sig: signal.Signals) -> None:
+        """Send `sig` to this process, but only to a Python handler: the default one would end the process."""
+        current = signal.getsignal(sig)
+        _expect(callable(current), f"{sig.name}'s handler is now {current!r}: a {sig.name} would end the process "
+                                   "at once. Put back the handler that was there before, the one signal.signal "
+                                   "returned.")
+        try:
+            signal.raise_signal(sig)
+        except (SystemExit, KeyboardInterrupt) as err:
+            raise _Wrong(f"{sig.name} raised {type(err).__name__} in the middle of what the program was doing (a "
+                         "step, a save): the handler must only note the signal, and the loop stops after the step."
+                         ) from None
+
+    stops = (signal.SIGTERM, signal.SIGINT)
+    originals = {sig: signal.getsignal(sig) for sig in stops}
+    try:
+        for sig in stops:
+            signal.signal(sig, before)
+        for sig in stops:
+            got = install_stop_handler()
+            _expect(got is not None, "install_stop_handler returned None: return the two functions "
+                                     "(stop_requested, uninstall).")
+            _expect(isinstance(got, tuple) and len(got) == 2 and all(callable(f) for f in got),
+                    f"install_stop_handler returned {type(got).__name__}: return a tuple of two functions, "
+                    "(stop_requested, uninstall).")
+            stop_requested, uninstall = got
+            for other in stops:
+                _expect(signal.getsignal(other) is not before,
+                        f"after install_stop_handler() the handler of {other.name} is still the one that was there "
+                        f"before: install yours for SIGTERM and SIGINT, with signal.signal.")
+            _expect(stop_requested() is False, "stop_requested() is not False before any signal arrived.")
+            send(sig)
+            _expect(not noticed, f"the {sig.name} went to the handler that was there before, not to yours.")
+            _expect(stop_requested() is True,
+                    f"your handler ran on {sig.name}, but stop_requested() still returns False: what the handler "
+                    "changes must be what stop_requested() reads (an assignment inside a function makes a new local "
+                    "name; change an object both functions see).")
+            send(sig)
+            _expect(noticed == [sig], f"a second {sig.name} did not reach the handler that was there before: once the "
+                                      "first signal is noted, put the previous handlers back, so that a second one "
+                                      "acts as usual (press ■ twice and a step that hangs is interrupted).")
+            noticed.clear()
+            uninstall()
+            for other in stops:
+                _expect(signal.getsignal(other) is before,
+                        f"after uninstall() the handler of {other.name} is {signal.getsignal(other)!r}, not the one "
+                        "that was there before: keep what signal.signal returned and put exactly that back.")
+        stop_requested, uninstall = install_stop_handler()
+        uninstall()
+        for other in stops:
+            _expect(signal.getsignal(other) is before,
+                    f"uninstall() with no signal received left {other.name}'s handler as "
+                    f"{signal.getsignal(other)!r}: put back the one that was there before.")
+        _expect(stop_requested() is False, "stop_requested() is True though no signal came after this install: "
+                                           "each install_stop_handler() starts with a new, unset flag.")
+    finally:
+        for sig, handler in originals.items():
+            signal.signal(sig, handler)
+    return ("SIGTERM and SIGINT only noted, the step finishes; a second signal acts as before; uninstall() puts "
+            "back exactly the handlers that were there.")
