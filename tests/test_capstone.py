@@ -73,16 +73,71 @@ def test_the_resume_fell_back_past_the_damaged_newest_checkpoint(solved_run):
     assert (metrics["kill_at_step"], metrics["resumed_from_step"]) == (70, 40)
 
 
-def test_the_folders_keep_the_last_three_and_the_best_each_with_a_sidecar_that_verifies(solved_run):
+def test_the_folders_keep_the_last_three_and_one_best_each_with_a_sidecar_that_verifies(solved_run):
     _, folder = solved_run
+    bests = {}
     for run in ("uninterrupted", "killed"):
         names = sorted(p.name for p in (folder / run).iterdir())
         checkpoints = [n for n in names if n.endswith(".pt")]
-        assert checkpoints == ["best.pt", "step-00000100.pt", "step-00000120.pt", "step-00000126.pt"], run
+        (bests[run],) = [n for n in checkpoints if n.startswith("best-")]
+        assert [n for n in checkpoints if n != bests[run]] == [
+            "step-00000100.pt", "step-00000120.pt", "step-00000126.pt"], run
         assert names == sorted(checkpoints + [n + ".sha256" for n in checkpoints]), f"{run}: no temporary left"
         for name in checkpoints:
             ((digest, listed),) = sha256sums.parse((folder / run / f"{name}.sha256").read_text())
             assert listed == name and hashlib.sha256((folder / run / name).read_bytes()).hexdigest() == digest
+    assert bests["killed"] == bests["uninterrupted"]
+
+
+def test_a_step_saved_again_after_the_resume_has_the_same_bytes(solved_run):
+    """Step 2's claim: the resumed run, saving steps it had saved before, writes the same bytes: it is the same
+    run. So rewriting a step file, or a best file, in place after a resume changes nothing."""
+    _, folder = solved_run
+    for name in ("step-00000100.pt", "step-00000126.pt"):
+        assert (folder / "killed" / name).read_bytes() == (folder / "uninterrupted" / name).read_bytes(), name
+    (best,) = (folder / "killed").glob("best-*.pt")
+    assert best.read_bytes() == (folder / "uninterrupted" / best.name).read_bytes()
+
+
+def test_a_crash_between_the_two_renames_of_a_new_best_keeps_the_old_best(tmp_path):
+    """The notebook's checkpointing with the solution's save, crashed as the new best's sidecar is put in place:
+    the previous best pair stays whole, and newest_best returns it."""
+    import os
+    from unittest import mock
+
+    import torch
+
+    nb = read(CAPSTONE)
+    namespace: dict = {}
+    for source in [c.source for c in nb.cells if "setup" in c.metadata.get("tags", [])
+                   or "parameters" in c.metadata.get("tags", [])]:
+        exec(source, namespace)
+    (given,) = [c.source for c in nb.cells if "def checkpointing(" in c.source]
+    exec(given, namespace)
+    for step in ("ex11_1", "ex11_2", "ex11_3"):
+        exec((SOLUTIONS / f"{step}.py").read_text(), namespace)
+    namespace["CHECKPOINT_EVERY"] = 1
+    images, labels = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    run = namespace["make_run"](0, 10, 0.05)
+    accuracies = iter([0.5, 0.7])
+    with mock.patch.dict(namespace, {"evaluate": lambda *args: next(accuracies)}):
+        on_step = namespace["checkpointing"](tmp_path, images, labels)
+        run["step"] = 1
+        on_step(run)
+        assert namespace["newest_best"](tmp_path).name == "best-00000001.pt"
+        real_replace = os.replace
+
+        def crash(src, dst, *args, **kwargs):
+            if str(dst).endswith("best-00000002.pt.sha256"):
+                raise OSError(5, "Input/output error: the machine died here")
+            return real_replace(src, dst, *args, **kwargs)
+
+        run["step"] = 2
+        with mock.patch("os.replace", crash), pytest.raises(OSError):
+            on_step(run)
+    assert (tmp_path / "best-00000002.pt").exists() and not (tmp_path / "best-00000002.pt.sha256").exists()
+    assert namespace["newest_best"](tmp_path).name == "best-00000001.pt", "the old best survives the crash"
+    assert torch.load(tmp_path / "best-00000001.pt", weights_only=True)["best_acc"] == 0.5
 
 
 def test_the_shared_folder_loads_in_a_process_without_the_lab(solved_run):

@@ -156,6 +156,10 @@ def ex11_2(save: Callable[[dict, Path], None]) -> str:
         _expect(written.rstrip("\n").split("  ", 1)[1] == path.name,
                 f"{sidecar.name} names {written.rstrip().split('  ', 1)[1]!r}: name the file as it is in its "
                 f"folder ({path.name}), so that `sha256sum -c` works wherever the folder is copied.")
+        _expect(any(event[0] == "rename" and event[2] == sidecar for event in events),
+                f"{sidecar.name} was written in place: a crash while writing it leaves it empty or half written, "
+                "and the good checkpoint beside it then fails verification. Write it as you wrote the checkpoint: "
+                "a temporary file, fsync, os.replace.")
         good, good_sidecar = path.read_bytes(), sidecar.read_bytes()
 
         def disk_full(obj, f, *args, **kwargs):
@@ -198,7 +202,7 @@ def ex11_3(functions: tuple[Callable, Callable]) -> str:
             path = folder / f"step-{step:08d}.pt"
             _fake_checkpoint(path, step)
             os.utime(path, (1_000_000 + age, 1_000_000 + age))
-        _fake_checkpoint(folder / "best.pt", 10)
+        _fake_checkpoint(folder / "best-00000010.pt", 10)
         (folder / ".step-00000105.pt.tmp-4242").write_bytes(b"PK\x03\x04 a save in progress")
         (folder / "notes.txt").write_text("the learner's own file")
 
@@ -223,10 +227,11 @@ def ex11_3(functions: tuple[Callable, Callable]) -> str:
 
         keep(folder, 2)
         left = sorted(p.name for p in folder.iterdir())
-        expected = sorted([".step-00000105.pt.tmp-4242", "best.pt", "best.pt.sha256", "notes.txt",
+        expected = sorted([".step-00000105.pt.tmp-4242", "best-00000010.pt", "best-00000010.pt.sha256", "notes.txt",
                            "step-00000020.pt", "step-00000020.pt.sha256", "step-00000100.pt",
                            "step-00000100.pt.sha256"])
-        _expect("best.pt" in left, "keep deleted best.pt: keep the best checkpoint whatever its age.")
+        _expect("best-00000010.pt" in left, "keep deleted best-00000010.pt: keep the best checkpoint whatever its "
+                                            "age; touch only step-*.pt files.")
         _expect("notes.txt" in left and ".step-00000105.pt.tmp-4242" in left,
                 "keep deleted files that are not step checkpoints: touch only step-*.pt and their sidecars.")
         _expect(left != sorted(expected[:4] + ["step-00000005.pt", "step-00000005.pt.sha256", "step-00000100.pt",
@@ -240,7 +245,7 @@ def ex11_3(functions: tuple[Callable, Callable]) -> str:
         for path in folder.glob("step-*.pt"):
             path.write_bytes(b"")
         _expect(newest_good(folder) is None, "when no checkpoint verifies, return None: the run starts afresh.")
-    return "the last k steps and best.pt kept; the newest checkpoint whose sha256 matches, by step, or None."
+    return "the last k steps and the best kept; the newest checkpoint whose sha256 matches, by step, or None."
 
 
 @contextlib.contextmanager
@@ -286,8 +291,8 @@ def ex11_4(resume: Callable[[Path, dict], dict]) -> str:
                                               "scheduler.load_state_dict(checkpoint['scheduler']).")
     _expect(run["step"] == 7, f"run['step'] is {run['step']}: set it from the checkpoint, or training starts "
                               "the data over.")
-    _expect(run["best_acc"] == 0.25, "run['best_acc'] was not restored: the next evaluation would overwrite "
-                                     "best.pt with a worse model.")
+    _expect(run["best_acc"] == 0.25, "run['best_acc'] was not restored: the next evaluation would save a "
+                                     "worse model as the best.")
     _expect(torch.equal(torch.get_rng_state(), saved["rng"]),
             "torch's random state was not restored: Dropout would draw other masks from here on. Call "
             "torch.set_rng_state(checkpoint['rng']).")
