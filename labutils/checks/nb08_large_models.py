@@ -40,30 +40,58 @@ def ex08_1(adam_checkpoint_bytes: Callable) -> str:
 
 @_check
 def ex08_2(functions: tuple[Callable, Callable]) -> str:
-    """(save_sharded(state_dict, folder), load_sharded(folder) -> state_dict) with shards of at most 1 MB."""
+    """(save_sharded(state_dict, folder), load_sharded(folder) -> state_dict): shards of at most 1 MB of tensors,
+    each layer's tensors in one file, an index in the Hugging Face format."""
+    import json
     import tempfile
     from pathlib import Path
 
-    from safetensors.torch import save_file
+    from safetensors.torch import load_file, save_file
 
     save_sharded, load_sharded = functions
     generator = torch.Generator().manual_seed(0)
-    state = {f"block{i}.weight": torch.randn(256, 256, generator=generator) for i in range(12)}
-    state |= {f"block{i}.bias": torch.randn(256, generator=generator) for i in range(12)}
+    # 245,000 + 6,000 bytes a layer: packed tensor by tensor (in this order, by layer or sorted), a shard ends
+    # between a layer's two tensors, as huggingface_hub's save_torch_state_dict packs them
+    state = {f"block{i}.weight": torch.randn(245, 250, generator=generator) for i in range(12)}
+    state |= {f"block{i}.scale": torch.randn(1500, generator=generator) for i in range(12)}
     state["embedding.weight"] = torch.randn(300, 64, generator=generator).to(torch.bfloat16)
     state["steps"] = torch.tensor([1234], dtype=torch.int64)
+    total = sum(t.numel() * t.element_size() for t in state.values())
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         returned = save_sharded({k: v.clone() for k, v in state.items()}, folder)
         files = sorted(folder.glob("*.safetensors"))
         _expect(files or returned is not None, "save_sharded returned None and wrote no .safetensors file in the "
                 "folder: save the state_dict there.")
-        big = [(f.name, f.stat().st_size) for f in files if f.stat().st_size > 1_000_000]
-        _expect(not big, f"{big[0][0] if big else ''} has {big[0][1] if big else 0:,} bytes: every file must stay at "
-                "or under 1,000,000 bytes (max_shard_size='1MB').")
-        _expect(len(files) > 1, "the state_dict holds 3.2 MB: it needs several shards.")
-        _expect((folder / "model.safetensors.index.json").is_file(), "write model.safetensors.index.json, the index "
-                "that maps each key to its shard (save_torch_state_dict writes it).")
+        held = {f.name: load_file(f) for f in files}
+        big = [(name, sum(t.numel() * t.element_size() for t in tensors.values())) for name, tensors in held.items()]
+        big = [(name, size) for name, size in big if size > 1_000_000]
+        _expect(not big, f"{big[0][0] if big else ''} holds {big[0][1] if big else 0:,} bytes of tensors: every file "
+                "must stay at or under 1,000,000 bytes.")
+        _expect(len(files) > 1, f"the state_dict holds {total:,} bytes: it needs several shards.")
+        index_path = folder / "model.safetensors.index.json"
+        _expect(index_path.is_file(), "write model.safetensors.index.json, the index that maps each key to its "
+                "shard (section 3 prints one).")
+        index = json.loads(index_path.read_text())
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        _expect(isinstance(weight_map, dict), "the index needs a \"weight_map\": {key: file name}, as section 3 "
+                "prints it.")
+        missing, extra = sorted(set(state) - set(weight_map)), sorted(set(weight_map) - set(state))
+        _expect(not missing and not extra, f"the index's weight_map lacks {missing[:3]} and names keys the "
+                f"state_dict does not have: {extra[:3]}.")
+        wrong = sorted(k for k, f in weight_map.items() if k not in held.get(f, {}))
+        _expect(not wrong, f"the index says {wrong[:1]} is in {weight_map[wrong[0]] if wrong else ''}, but that file "
+                "does not hold it.")
+        size = index.get("metadata", {}).get("total_size") if isinstance(index.get("metadata"), dict) else None
+        _expect(size == total, f"the index's metadata says total_size {size!r}; the tensors take {total:,} bytes.")
+        layers: dict = {}
+        for key, file in weight_map.items():
+            layers.setdefault(key.rpartition(".")[0] or key, {}).setdefault(file, key)
+        split = next(((layer, files_of) for layer, files_of in layers.items() if len(files_of) > 1), None)
+        _expect(split is None, f"layer {split[0] if split else ''} is spread over "
+                f"{', '.join(sorted(split[1])) if split else ''}: keep each layer's tensors in one file. "
+                "save_torch_state_dict packs tensor by tensor, so build the shards yourself and write the index "
+                "as section 3 prints it.")
         save_file({"stray": torch.zeros(3)}, folder / "model-00099-of-00099.safetensors")  # not in the index
         loaded = load_sharded(folder)
         _expect(loaded is not None, "load_sharded returned None: return the state_dict read from the shards.")
@@ -74,17 +102,30 @@ def ex08_2(functions: tuple[Callable, Callable]) -> str:
         for key, tensor in state.items():
             _expect(loaded[key].dtype == tensor.dtype and torch.equal(loaded[key], tensor),
                     f"{key} came back different (dtype {loaded[key].dtype}, expected {tensor.dtype}).")
-    return f"{len(files)} shards under 1 MB with an index, loaded back equal; a file outside the index ignored."
+    return (f"{len(files)} shards of at most 1 MB, one file per layer, with an index; loaded back equal; a file "
+            "outside the index ignored.")
 
 
 def _bn_model() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(128, 128), torch.nn.BatchNorm1d(128), torch.nn.Linear(128, 10))
 
 
+def _write_shards(folder, shards: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Write {file: tensors} as safetensors files and the index that lists them."""
+    import json
+
+    from safetensors.torch import save_file
+
+    for file, tensors in shards.items():
+        save_file({k: v.contiguous() for k, v in tensors.items()}, folder / file)
+    index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for s in shards.values() for t in s.values())},
+             "weight_map": {key: file for file, tensors in shards.items() for key in tensors}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+
+
 @_check
 def ex08_3(fill_from_shards: Callable) -> str:
     """fill_from_shards(meta_model, folder) -> the model, its tensors the shards' (raises naming missing keys)."""
-    import json
     import tempfile
     from pathlib import Path
 
@@ -110,20 +151,29 @@ def ex08_3(fill_from_shards: Callable) -> str:
                 "pass assign=True to load_state_dict.")
         for key, tensor in state.items():
             _expect(torch.equal(model.state_dict()[key], tensor), f"{key} differs from the checkpoint.")
-        index_path = folder / "model.safetensors.index.json"
-        index = json.loads(index_path.read_text())
-        lost = sorted(index["weight_map"].values())[-1]
-        missing = sorted(k for k, f in index["weight_map"].items() if f == lost)
-        index["weight_map"] = {k: f for k, f in index["weight_map"].items() if f != lost}
-        index_path.write_text(json.dumps(index))
-        (folder / lost).unlink()
-        try:
-            partial = fill_from_shards(meta_model(), folder)
-        except Exception as err:  # the right answer: refuse, naming what is missing
-            _expect(any(key in str(err) for key in missing), f"you raised {type(err).__name__}: {err}, but the "
-                    f"message should name the missing keys ({', '.join(missing)}).")
-        else:
-            left = [k for k, v in partial.state_dict().items() if v.is_meta] if partial is not None else missing
-            raise _Wrong(f"the shards lack {', '.join(missing)}, but you returned a model (with {left[:2]} on the meta "
-                         "device). strict=False hides missing keys: check them yourself and raise.")
-    return "the meta model filled shard by shard, and a missing shard refused by name."
+    # two damaged folders: one lacks the shard of the BatchNorm's buffers (every parameter is there), the other
+    # the shard of the last layer's parameters
+    statistics = ("1.running_mean", "1.running_var", "1.num_batches_tracked")
+    layout = {"model-00001-of-00003.safetensors": {k: v for k, v in state.items() if k.startswith(("0.", "2."))},
+              "model-00002-of-00003.safetensors": {k: state[k] for k in ("1.weight", "1.bias")},
+              "model-00003-of-00003.safetensors": {k: state[k] for k in statistics}}
+    for lost in ("model-00003-of-00003.safetensors", "model-00001-of-00003.safetensors"):
+        missing = sorted(layout[lost])
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            _write_shards(folder, {file: tensors for file, tensors in layout.items() if file != lost})
+            try:
+                partial = fill_from_shards(meta_model(), folder)
+            except Exception as err:  # the right answer: refuse, naming what is missing
+                _expect(any(key in str(err) for key in missing), f"you raised {type(err).__name__}: {err}, but the "
+                        f"message should name the missing keys ({', '.join(missing)}).")
+                continue
+        left = [k for k, v in partial.state_dict().items() if v.is_meta] if partial is not None else missing
+        if lost.startswith("model-00003"):
+            raise _Wrong(f"the shards lack {', '.join(missing)}, a BatchNorm's running statistics, but you returned a "
+                         f"model with {left[:3]} still on the meta device. strict=False hides missing keys, and these "
+                         "are buffers, not parameters: check every tensor the model's state_dict has, and raise.")
+        raise _Wrong(f"the shards lack {', '.join(missing)}, but you returned a model (with {left[:2]} on the meta "
+                     "device). strict=False hides missing keys: check them yourself and raise.")
+    return ("the meta model filled shard by shard; a missing shard of parameters, and one of buffers only, refused "
+            "by name.")
