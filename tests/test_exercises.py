@@ -180,6 +180,9 @@ WRONG = {
                 "    return sum(p.numel() for p in model.parameters() if p.requires_grad)"), "also froze 'fc10'"),
     "ex05_2": (("def load_only(model, state_dict, layers):\n    model.load_state_dict(state_dict, strict=False)\n"
                 "    return list(state_dict)"), "load only the named layers"),
+    "ex05_3": (("def carry_adam_state(saved, model, optimizer):\n"
+                "    optimizer.load_state_dict(saved['state_dict'])\n    return []"),
+               "optimizer.load_state_dict takes a saved state whole"),
     "ex06_1": ("def redo_steps(crash_step, every, steps_per_epoch):\n    return crash_step % every",
                "the end of each epoch is saved too"),
     "ex06_2": (("import numpy as np\ndef capture_numpy_global():\n    return np.random.get_state()\n"
