@@ -47,7 +47,8 @@ def room(tmp_path_factory):
     wrong = "def fc1_inputs(image_size, conv1_padding):\n    return 400"
     _copy_of_the_lab(room / "alice", {"01": [("ex01_1", solution, "✓ ex01_1: 61,706 trainable parameters"),
                                              ("ex01_2", wrong, "✓ ex01_2: edited by hand"),
-                                             ("ex01_3", "def snapshot(model):\n    return {}", None)]})
+                                             ("ex01_3", ("def train_keep_best(model, epochs, train_one_epoch, "
+                                                         "score):\n    return {}"), None)]})
     _copy_of_the_lab(room / "bob", {"01": [("ex01_2", wrong, "✗ ex01_2: fc1_inputs(28, 0) gave 400, expected 256")]})
     (room / "bob" / "notebooks" / "02_train_mnist.ipynb").write_text('{"cells": [{"cell_type": "code", "sour')
     old = _copy_of_the_lab(room / "dave")

@@ -17,8 +17,9 @@ def ex00_1(count_digit: Callable) -> str:
 
     toy = torch.tensor([3, 1, 3, 3, 0])
     got = count_digit(toy, 3)
-    _expect(got is not None, "count_digit returned None: return the count, e.g. with (labels == digit).sum().")
-    _expect(int(got) == 3 and float(got) == 3, f"count_digit(tensor([3, 1, 3, 3, 0]), 3) gave {got}, not 3.")
+    _expect(got is not None, "count_digit returned None: return the count (a number).")
+    _expect(int(got) == 3 and float(got) == 3, f"count_digit(tensor([3, 1, 3, 3, 0]), 3) gave {got}, not 3: compare "
+                                               "the whole tensor with the digit at once, then add up the matches.")
     _expect(int(count_digit(toy, 7)) == 0, "a digit that never occurs must give 0.")
     _, labels = mnist_tensors(train=True)
     expected = torch.bincount(labels, minlength=10)

@@ -32,53 +32,71 @@ def ex01_1(count_parameters: Callable) -> str:
 @_check
 def ex01_2(fc1_inputs: Callable) -> str:
     """fc1_inputs(image_size, conv1_padding) -> the number of features reaching fc1."""
-    cases = {(28, 2): 400, (32, 0): 400, (28, 0): 256, (64, 0): 2704, (36, 2): 784}
+    cases = {(28, 2): 400, (32, 0): 400, (28, 0): 256, (64, 0): 2704, (36, 2): 784, (30, 0): 256}
     for (size, padding), expected in cases.items():
         got = fc1_inputs(size, padding)
         _expect(got is not None, "fc1_inputs returned None: return the number of features.")
+        _expect((size, padding) != (30, 0) or int(got) != 324,
+                f"fc1_inputs(30, 0) gave {got}, expected 256: after conv1 and the first pool the side is 13, and a "
+                "2 × 2 max-pool of an odd side drops the last row and column.")
         _expect(int(got) == expected, f"fc1_inputs({size}, {padding}) gave {got}, expected {expected}. Follow "
                                       "one side: + 2·padding, − 4 (conv1), ÷ 2 (pool), − 4 (conv2), ÷ 2 (pool); then "
                                       "16 channels × side × side.")
-    return "right for 28×28 with and without padding, 32×32 and larger inputs."
+    return "right for 28×28 with and without padding, 32×32, larger inputs, and an odd side that a pool rounds down."
 
 
 @_check
-def ex01_3(snapshot: Callable) -> str:
-    """snapshot(model) -> a CPU copy of the state_dict, whatever the model's device, that training leaves alone."""
-    model = BatchNormNet()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    snap = snapshot(model)
-    _expect(snap is not None, "snapshot returned None: return a dict from each key to a copy of its tensor.")
-    _expect(isinstance(snap, dict), f"return a dict of tensors (an OrderedDict), not {type(snap).__name__}.")
-    _expect(list(snap) == list(before), "the snapshot must have the same keys, in the same order, as state_dict().")
+def ex01_3(train_keep_best: Callable) -> str:
+    """train_keep_best(model, epochs, train_one_epoch, score) -> (best epoch, CPU snapshot), the model put back."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    generator = torch.Generator().manual_seed(0)
+    model = BatchNormNet().to(device)
+    scores = [0.61, 0.83, 0.72, 0.79]  # the best epoch is the second, not the last
+    after = []  # the model's state after each epoch, as the check saw it
+
+    def train_one_epoch(trained: torch.nn.Module) -> None:
+        with torch.no_grad():
+            for p in trained.parameters():
+                p.add_(0.1 * torch.randn(p.shape, generator=generator).to(p.device))
+            trained.train()(torch.randn(16, 1, 28, 28, generator=generator).to(device))  # moves BatchNorm's buffers
+        after.append({k: v.detach().to("cpu", copy=True) for k, v in trained.state_dict().items()})
+
+    def score(scored: torch.nn.Module) -> float:
+        return scores[max(len(after), 1) - 1]  # the score of the epoch just trained
+
+    result = train_keep_best(model, len(scores), train_one_epoch, score)
+    _expect(result is not None, "train_keep_best returned None: return the best epoch and the snapshot you kept.")
+    _expect(isinstance(result, tuple) and len(result) == 2, "return a pair: (the best epoch, the snapshot).")
+    epoch, snap = result
+    _expect(len(after) == len(scores), f"train_one_epoch ran {len(after)} times for epochs={len(scores)}: call it "
+                                       "once per epoch.")
+    _expect(epoch == 2, f"you returned epoch {epoch!r}; the scores were 0.61, 0.83, 0.72, 0.79, so the best is "
+                        "epoch 2 (count from 1).")
+    keys = list(model.state_dict())
+    _expect(isinstance(snap, dict) and list(snap) == keys,
+            "the snapshot must be a dict with the state_dict's keys, in its order: buffers included.")
     _expect(all(isinstance(v, torch.Tensor) for v in snap.values()), "map each key to a tensor (a copy of it).")
     live = model.state_dict()
-    shared = [k for k in snap if snap[k].untyped_storage().data_ptr() == live[k].untyped_storage().data_ptr()]
+    shared = [k for k in keys if snap[k].untyped_storage().data_ptr() == live[k].untyped_storage().data_ptr()]
     if shared:
-        raise _Wrong(f"{len(shared)} of your {len(snap)} tensors ({shared[0]}, …) share memory with the model: "
-                     "state_dict() returns the live tensors, and on a model that is already on the CPU, .cpu() and "
-                     ".to('cpu') return those very tensors, not copies. Ask for a copy: .to('cpu', copy=True), "
-                     "or .cpu().clone().")
+        raise _Wrong(f"{len(shared)} of your {len(snap)} tensors ({shared[0]}, …) are the model's own: "
+                     "state_dict() returns the live tensors (section 3), and .to('cpu') of a tensor already on the "
+                     "CPU returns that same tensor. Such a snapshot follows the model to its last epoch: keep "
+                     "copies that own their memory.")
+    devices = sorted({str(v.device) for v in snap.values()})
+    _expect(devices == ["cpu"], f"for a model on the GPU your snapshot is on {devices}: keep it in the computer's "
+                                "memory, on the CPU.")
     _expect(all(not v.requires_grad for v in snap.values()),
             "detach the tensors: a snapshot needs no autograd history.")
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(1.0)
-    model.train()(torch.randn(8, 1, 28, 28))  # updates the BatchNorm buffers
-    changed = [k for k in before if not torch.equal(snap[k].cpu(), before[k])]
-    _expect(not changed, f"after the model changed, your snapshot changed too ({', '.join(changed[:3])}…): "
-                         "copy the tensors.")
-    model.load_state_dict(snap)
-    _expect(all(torch.equal(v, before[k]) for k, v in model.state_dict().items()),
-            "load_state_dict(snapshot) did not put the old values back.")
-    if not torch.cuda.is_available():
-        return ("the CPU copy kept the old values while the model trained, and loading it put them back. This machine "
-                "has no GPU, so the check could not also snapshot a model on cuda.")
-    model = BatchNormNet().cuda()
-    snap = snapshot(model)
-    devices = sorted({str(v.device) for v in snap.values()})
-    _expect(devices == ["cpu"], f"for a model on the GPU your snapshot is on {devices}: move it with .to('cpu').")
-    model.load_state_dict(snap)  # copies back into the GPU tensors
-    _expect(all(torch.equal(v.cpu(), snap[k]) for k, v in model.state_dict().items()),
-            "loading the CPU snapshot into the GPU model did not restore it.")
-    return "a CPU copy from a CPU model and from a GPU model: training left it alone, and loading it restored both."
+    differ = [k for k in keys if not torch.equal(snap[k], after[1][k])]
+    _expect(not differ, f"your snapshot is not the state after epoch 2 ({', '.join(differ[:3])}…): take it right "
+                        "after the best epoch is scored, running statistics included.")
+    _expect(all(torch.equal(v.cpu(), after[1][k]) for k, v in model.state_dict().items()),
+            "the model ends with another epoch's weights: put the best ones back into it at the end.")
+    _expect(all(v.device.type == device for v in model.state_dict().values()),
+            f"the model is no longer on {device}: load_state_dict copies into the model's own tensors, wherever "
+            "they are.")
+    if device == "cpu":
+        return ("epoch 2 of 4 kept as a copy, running statistics included, and put back at the end. This machine has "
+                "no GPU, so the check trained on the CPU, where .to('cpu') alone copies nothing.")
+    return "epoch 2 of 4 kept in the computer's memory while the model trained on the GPU, and put back at the end."
