@@ -40,7 +40,7 @@ def claims_03(m: dict) -> None:
     assert m["save_checkpoint_survived_full_disk"] is True, "save_checkpoint_survived_full_disk"
     assert raised(m["whole_model_error"]) == "AttributeError" and re.search(r"\bNet\b", m["whole_model_error"]), \
         f"whole_model_error: unpickling needs the class Net: {m['whole_model_error']}"
-    assert set(m["timings_ms"]) == {"state_dict .pt", "full checkpoint .pt", ".safetensors", "save_checkpoint .pt"}
+    assert "timings_ms" not in m, "03 measures sizes only; speed is notebook 08's subject"
 
 
 def claims_04(m: dict) -> None:

@@ -7,39 +7,91 @@ from pathlib import Path
 import torch
 
 from ..models import Net
-from ._core import _check, _expect, _expect_atomic, _watching_renames_and_fsyncs, _weights_only_round_trip, _Wrong  # noqa: F401
+from ._core import (_check, _expect, _expect_atomic, _raised_in_learners_code, _watching_renames_and_fsyncs,  # noqa: F401
+                    _weights_only_round_trip, _Wrong)
 
 __all__ = ["ex03_1", "ex03_2", "ex03_3"]
 
 
+def _call(function: Callable, *args) -> tuple[object, str | None]:
+    """Call the learner's `function`; return (its result, None), or (None, "Error: message") if their code raised."""
+    try:
+        return function(*args), None
+    except Exception as err:
+        if not _raised_in_learners_code(err):
+            raise
+        return None, f"{type(err).__name__}: {err}"
+
+
 @_check
 def ex03_1(make_checkpoint: Callable) -> str:
-    """make_checkpoint(model, optimizer, epoch, loss) -> a dict that resumes training and loads weights-only."""
+    """make_checkpoint(model, optimizer, scheduler, epoch, loss) -> a dict that resumes training and loads
+    weights-only, with or without a scheduler, whatever type the epoch and the loss come as."""
+    import numpy as np
     import torch.nn.functional as F
 
     torch.manual_seed(0)
     model = Net()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss = F.cross_entropy(model(torch.randn(8, 1, 28, 28)), torch.arange(8))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    loss = F.cross_entropy(model(torch.randn(8, 1, 28, 28)), torch.arange(8))  # a tensor attached to its graph
     loss.backward()
     optimizer.step()
-    got = make_checkpoint(model, optimizer, 3, loss)
-    _expect(got is not None, "make_checkpoint returned None: return a dict with model, optimizer, epoch and loss.")
+    scheduler.step()
+    value = loss.item()
+
+    # 1. a loop like section 3's: a scheduler, an int epoch, the loss tensor
+    got, error = _call(make_checkpoint, model, optimizer, scheduler, 3, loss)
+    _expect(error is None, f"with a scheduler, epoch 3 and a loss tensor, your code raised {error}.")
+    _expect(got is not None,
+            "make_checkpoint returned None: return a dict with model, optimizer, scheduler, epoch and loss.")
     _expect(isinstance(got, dict), f"return a dict, not {type(got).__name__}.")
-    missing = {"model", "optimizer", "epoch", "loss"} - set(got)
+    missing = {"model", "optimizer", "scheduler", "epoch", "loss"} - set(got)
     _expect(not missing, f"the checkpoint lacks {', '.join(sorted(missing))}.")
-    loaded = _weights_only_round_trip(got, "save model.state_dict() and optimizer.state_dict(), not the objects.")
-    _expect(type(loaded["loss"]) is float, f"the loss is a {type(loaded['loss']).__name__}: store loss.item(), a "
+    loaded = _weights_only_round_trip(got, "save the state_dict() of the model, the optimizer and the scheduler, "
+                                           "not the objects.")
+    _expect(type(loaded["loss"]) is float, f"the loss came back as a {type(loaded['loss']).__name__}: store a "
                                            "Python float (a tensor keeps its graph alive, NumPy values need code).")
-    _expect(loaded["epoch"] == 3, f"epoch should be 3, the value passed in, not {loaded['epoch']!r}.")
+    _expect(loaded["loss"] == value, f"the loss should be {value}, the value passed in, not {loaded['loss']!r}.")
+    _expect(type(loaded["epoch"]) is int and loaded["epoch"] == 3,
+            f"epoch should be 3, the value passed in, as an int, not {loaded['epoch']!r}.")
     fresh = Net()
     fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=1e-3)
+    fresh_scheduler = torch.optim.lr_scheduler.StepLR(fresh_optimizer, step_size=1, gamma=0.5)
     fresh.load_state_dict(loaded["model"])
     fresh_optimizer.load_state_dict(loaded["optimizer"])
     state = optimizer.state_dict()["state"]
-    _expect(all(torch.equal(value, fresh_optimizer.state_dict()["state"][i][name])
-                for i in state for name, value in state[i].items()), "the optimizer state did not come back.")
-    return "model and optimizer state_dicts, the epoch and a float loss: it loads with weights_only=True and resumes."
+    _expect(all(torch.equal(tensor, fresh_optimizer.state_dict()["state"][i][name])
+                for i in state for name, tensor in state[i].items()), "the optimizer state did not come back.")
+    _expect(isinstance(loaded["scheduler"], dict), "store scheduler.state_dict() under \"scheduler\".")
+    fresh_scheduler.load_state_dict(loaded["scheduler"])
+    _expect(fresh_scheduler.get_last_lr() == scheduler.get_last_lr(), "the scheduler's state did not come back.")
+
+    # 2. a loop without a schedule
+    got, error = _call(make_checkpoint, model, optimizer, None, 3, loss)
+    _expect(error is None, f"with scheduler=None, your code raised {error}. A loop without a schedule passes None: "
+                           "the checkpoint then stores None under \"scheduler\".")
+    loaded = _weights_only_round_trip(got, "with scheduler=None, store None under \"scheduler\".")
+    _expect(isinstance(loaded, dict) and "scheduler" in loaded and loaded["scheduler"] is None,
+            "with scheduler=None, store None under \"scheduler\", so that the loader knows there was none.")
+
+    # 3. a loop that keeps its numbers in NumPy
+    got, error = _call(make_checkpoint, model, optimizer, scheduler, np.int64(3), np.float32(value))
+    _expect(error is None, f"with a NumPy epoch and loss (np.int64(3), np.float32), your code raised {error}.")
+    loaded = _weights_only_round_trip(got, "the epoch and the loss came as NumPy scalars and stayed NumPy values: "
+                                           "store Python numbers, an int and a float (section 3).")
+    _expect(type(loaded["epoch"]) is int and type(loaded["loss"]) is float and loaded["loss"] == value,
+            "with a NumPy epoch and loss, store an int and a float equal to what was passed in.")
+
+    # 4. a loop that already took .item()
+    got, error = _call(make_checkpoint, model, optimizer, scheduler, 3, value)
+    _expect(error is None, f"with the loss already a Python float, your code raised {error}. `.item()` belongs to "
+                           "tensors and NumPy values, and a Python float has none: handle that case too.")
+    loaded = _weights_only_round_trip(got, "with the loss as a Python float, keep it a float.")
+    _expect(type(loaded["loss"]) is float and loaded["loss"] == value,
+            "with the loss as a Python float, store that float.")
+    return ("model, optimizer and scheduler state_dicts (or None), an int epoch and a float loss, whatever type "
+            "they came as: it loads with weights_only=True and resumes.")
 
 
 @_check
