@@ -10,7 +10,7 @@ from ..models import BatchNormNet, Net
 from ._core import _check, _equal_states, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
 __all__ = ["ex09_1", "ex09_2", "ex09_3", "ex09_4", "ex09_5", "ex09_6", "ex09_7", "ex09_8", "ex09_9", "TinyNet",
-           "write_tiny_pickle"]
+           "write_tiny_pickle", "write_two_gpu_checkpoint"]
 
 
 @_check
@@ -41,25 +41,66 @@ def ex09_1(save_everything: Callable) -> str:
     return "parameters and buffers saved: the rebuilt model computes the same outputs."
 
 
+def _two_gpu_checkpoint() -> tuple[dict, dict[int, str]]:
+    """A Net split over two GPUs, with Adam's state and metadata; and the device each storage was saved from."""
+    torch.manual_seed(0)
+    model = Net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.randn(2, 1, 28, 28)).sum().backward()
+    optimizer.step()
+    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 4,
+                  "layout": "conv1 and conv2 on cuda:0, fc1 to fc3 on cuda:1"}
+    names = [name for name, _ in model.named_parameters()]
+    device = {}  # storage address -> the device a two-GPU run would have saved it from
+    for name, tensor in checkpoint["model"].items():
+        device[tensor.untyped_storage().data_ptr()] = "cuda:0" if name.startswith("conv") else "cuda:1"
+    for i, state in checkpoint["optimizer"]["state"].items():
+        for key, tensor in state.items():  # Adam keeps its step counts on the CPU, whatever the parameters' device
+            device[tensor.untyped_storage().data_ptr()] = (
+                "cpu" if key == "step" else "cuda:0" if names[i].startswith("conv") else "cuda:1")
+    return checkpoint, device
+
+
+def write_two_gpu_checkpoint(path) -> None:
+    """Write the checkpoint of exercise 09.2 as a two-GPU run saves it: its tensors name cuda:0, cuda:1 and cpu."""
+    from unittest import mock
+
+    checkpoint, device = _two_gpu_checkpoint()
+    with mock.patch.object(torch.serialization, "location_tag", lambda storage: device[storage.data_ptr()]):
+        torch.save(checkpoint, path)  # torch.save asks location_tag for each storage's device: the labels, no GPU
+
+
+def _same(a, b) -> bool:
+    """True when two loaded checkpoints hold equal values (tensors compared on the CPU), at every depth."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and torch.equal(a.cpu(), b.cpu())
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
 @_check
 def ex09_2(make_portable: Callable) -> str:
-    """make_portable(path, out_path) -> writes a copy of a GPU checkpoint that a plain torch.load reads anywhere."""
+    """make_portable(path, out_path) -> a copy a plain torch.load reads anywhere; returns the bytes per saved device."""
     import pickle
     import tempfile
     from pathlib import Path
 
-    from ..notebook import save_as_from_gpu
-
-    torch.manual_seed(0)
-    state = Net().state_dict()
+    checkpoint, device = _two_gpu_checkpoint()
+    held: dict[str, int] = {}
+    for tensor in [*checkpoint["model"].values(),
+                   *(t for state in checkpoint["optimizer"]["state"].values() for t in state.values())]:
+        where = device[tensor.untyped_storage().data_ptr()]
+        held[where] = held.get(where, 0) + tensor.untyped_storage().nbytes()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        torch.save(state, folder / "cpu.pt")
-        save_as_from_gpu(folder / "cpu.pt", folder / "gpu.pt")
-        original = (folder / "gpu.pt").read_bytes()
-        make_portable(folder / "gpu.pt", folder / "portable.pt")
-        _expect((folder / "gpu.pt").read_bytes() == original,
-                "you changed gpu.pt: leave the original as it is and write the copy to out_path.")
+        write_two_gpu_checkpoint(folder / "two_gpus.pt")
+        original = (folder / "two_gpus.pt").read_bytes()
+        returned = make_portable(folder / "two_gpus.pt", folder / "portable.pt")
+        _expect((folder / "two_gpus.pt").read_bytes() == original,
+                "you changed two_gpus.pt: leave the original as it is and write the copy to out_path.")
         _expect((folder / "portable.pt").is_file(), "nothing was written at out_path: save the portable copy there.")
         locations: list[str] = []
 
@@ -71,13 +112,38 @@ def ex09_2(make_portable: Callable) -> str:
             got = torch.load(folder / "portable.pt", weights_only=True, map_location=record)
         except pickle.UnpicklingError as err:
             needs = ", ".join(unsafe_globals(folder / "portable.pt", err)) or "code"
-            raise _Wrong(f"portable.pt does not load with weights_only=True (it needs {needs}): save the state_dict "
+            raise _Wrong(f"portable.pt does not load with weights_only=True (it needs {needs}): save the checkpoint "
                          "you loaded, not a model or another object.") from None
     places = sorted(set(locations))
     _expect(places == ["cpu"], f"portable.pt still says its tensors live on {places}: a plain torch.load on a "
-                               "laptop fails. Load the original with map_location='cpu', then save what you loaded.")
-    _expect(isinstance(got, dict) and _equal_states(got, state), "the copy's tensors differ from the original's.")
-    return "the copy names only the CPU: a plain torch.load reads it on any machine, and the original is untouched."
+                               "laptop fails. Case 2's hint says which argument of torch.load decides that.")
+    _expect(_same(got, checkpoint), "the copy differs from the original: keep the model, the optimizer's state and "
+                                    "the metadata, every value as it was.")
+    _expect(returned is not None, "make_portable returned None: also return how many bytes of tensors the file put on "
+                                  "each device it names, a dict such as {'cuda:0': ..., ...}.")
+    _expect(isinstance(returned, dict), f"make_portable returned a {type(returned).__name__}: return a dict of "
+                                        "device -> bytes.")
+    returned = {str(k): v for k, v in returned.items()}
+    if returned == held:
+        report = ", ".join(f"{k} {v:,}" for k, v in sorted(held.items()))
+        return (f"the copy names only the CPU, the original is untouched, and you report what each device held: "
+                f"{report}.")
+    if set(returned) <= {"cpu"}:
+        raise _Wrong(f"you report {returned}, but the file names {len(held)} devices. A map_location string "
+                     "relabels every storage before you see where it was; the paragraph above the exercise says "
+                     "what else map_location can be.")
+    if set(returned) != set(held):
+        raise _Wrong(f"you report the devices {sorted(returned)}; the file names others. Read each storage's "
+                     "device as torch.load reads it; Adam's state holds more than the parameters' moments.")
+    counts = {}
+    for where in device.values():
+        counts[where] = counts.get(where, 0) + 1
+    if returned == counts:
+        raise _Wrong("you counted tensors: count their bytes (storage.nbytes()).")
+    if all(returned[k] * 4 == v for k, v in held.items() if k != "cpu"):
+        raise _Wrong("you counted elements: a float32 element takes 4 bytes. Count bytes.")
+    raise _Wrong(f"you report {returned}: not the bytes the file put on each device. Count every storage once, "
+                 "under the device the file names for it.")
 
 
 @_check
@@ -183,39 +249,80 @@ class _RunsCode:
         return (os.path.exists, (".",))
 
 
+def _script_arguments(runs_code: bool = False):
+    """A training script's arguments as argparse parsed them: a Namespace, with its optimizer's settings nested."""
+    import argparse
+
+    optim = argparse.Namespace(name="adam", lr=_RunsCode() if runs_code else 0.001, betas=(0.9, 0.999))
+    return argparse.Namespace(epochs=3, batch_size=64, seed=0, data="mnist", optim=optim)
+
+
+def _plain(value):
+    import argparse
+
+    return {k: _plain(v) for k, v in vars(value).items()} if isinstance(value, argparse.Namespace) else value
+
+
+def _namespaces_in(value, where: str = "checkpoint") -> list[str]:
+    """Where a loaded checkpoint still holds an argparse.Namespace, as paths such as checkpoint['args']."""
+    import argparse
+
+    if isinstance(value, argparse.Namespace):
+        return [where]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _namespaces_in(v, f"{where}[{k!r}]")]
+    return []
+
+
 @_check
-def ex09_6(load_with_numpy: Callable) -> str:
-    """load_with_numpy(path) -> a checkpoint holding NumPy scalars, loaded with weights_only=True; code refused."""
+def ex09_6(make_plain: Callable) -> str:
+    """make_plain(path, out_path) -> a copy whose script arguments are plain dicts: weights_only needs no allow-list."""
+    import argparse
     import pickle
     import re
     import tempfile
     from pathlib import Path
 
-    import numpy as np
-
+    torch.manual_seed(0)
+    state = Net().state_dict()
     with tempfile.TemporaryDirectory() as tmp:
-        good, evil = Path(tmp) / "numpy.pt", Path(tmp) / "evil.pt"
-        torch.save({"model": Net().state_dict(), "best_acc": np.float64(0.9911), "epoch": np.int64(3)}, good)
-        torch.save({"model": Net().state_dict(), "best_acc": _RunsCode()}, evil)
+        good, evil, out = Path(tmp) / "run.pt", Path(tmp) / "stranger.pt", Path(tmp) / "plain.pt"
+        torch.save({"model": state, "args": _script_arguments(), "epoch": 3}, good)
+        torch.save({"model": state, "args": _script_arguments(runs_code=True), "epoch": 3}, evil)
         try:
-            got = load_with_numpy(good)
+            make_plain(good, out)
         except pickle.UnpicklingError as err:
-            refused = re.search(r"GLOBAL (\S+) was not|but got <class '([^']+)'>", str(err))
-            name = (refused.group(1) or refused.group(2)) if refused else "a global"
-            raise _Wrong(f"weights_only still refused {name}."
-                         " Allow the scalar (np._core.multiarray.scalar), np.dtype, and the class of each scalar's "
-                         "dtype: type(np.dtype(np.float64)) and type(np.dtype(np.int64)).") from None
-        _expect(got is not None, "load_with_numpy returned None: return the loaded checkpoint.")
-        _expect(float(got["best_acc"]) == 0.9911 and int(got["epoch"]) == 3, "best_acc or epoch came back wrong.")
+            refused = re.search(r"GLOBAL (\S+) was not", str(err))
+            raise _Wrong(f"weights_only refused {refused.group(1) if refused else 'a global'} in run.pt, a file you "
+                         "trust. Its error message says how to allow exactly that, for one load.") from None
+        _expect(out.is_file(), "nothing was written at out_path: write the plain copy there.")
+        needs = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(out))
+        if needs:
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                try:
+                    still = _namespaces_in(torch.load(out, weights_only=True))
+                except pickle.UnpicklingError:
+                    still = []
+            where = f" ({', '.join(still)} is one)" if still else ""
+            raise _Wrong(f"plain.pt still needs {', '.join(needs)}{where}: whoever loads it must allow that again. "
+                         "Keep the arguments as types weights_only loads by itself, at every depth.")
+        got = torch.load(out, weights_only=True)
+        _expect(isinstance(got, dict) and _equal_states(got.get("model", {}), state) and got.get("epoch") == 3,
+                "plain.pt lost or changed the model or the epoch: keep everything but the arguments' type.")
+        args = got.get("args")
+        _expect(args is not None, "plain.pt has no arguments: keep them, as plain Python values.")
+        _expect(isinstance(args, dict), f"the arguments became a {type(args).__name__}: keep each value reachable "
+                                        "by its name, args['epochs'], as it was.")
+        _expect(args == _plain(_script_arguments()), "the arguments in plain.pt differ from the original's: keep "
+                                                     "every name and value, the nested ones too.")
         try:
-            load_with_numpy(evil)
+            make_plain(evil, Path(tmp) / "stranger-plain.pt")
         except Exception:
             pass
         else:
-            raise _Wrong("your function also loaded a file that calls os.path.exists() while it loads: any code could "
-                         "have run. Keep weights_only=True and allow only NumPy's globals (torch.serialization."
-                         "safe_globals).")
-    return "the NumPy scalars load with weights_only=True, and a file that runs code is still refused."
+            raise _Wrong("your function also loaded a file whose arguments call os.path.exists() while it loads: any "
+                         "code could have run. Keep weights_only=True and allow the one class these files need.")
+    return "the arguments are plain dicts now: plain.pt loads with weights_only=True and nothing allowed."
 
 
 @_check

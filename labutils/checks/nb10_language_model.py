@@ -57,73 +57,84 @@ def ex10_1(lora_parameter_count: Callable) -> str:
 
 @_check
 def ex10_2(save_for_sharing: Callable) -> str:
-    """save_for_sharing(model, tokenizer, folder): from_pretrained loads both; shards of 100 KB; a SHA256SUMS."""
-    import json
+    """save_for_sharing(model, tokenizer, folder): a bfloat16 copy, its tokenizer, a SHA256SUMS sha256sum -c accepts."""
     import shutil
+    import subprocess
     import tempfile
     from pathlib import Path
 
-    from safetensors import safe_open
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .. import sha256sums
-    from ..checkpoint import ChecksumMismatchError, ChecksumMissingError
-    from ..lm import answer, char_tokenizer, problems, tiny_gpt2
+    from ..checkpoint import CheckpointError
+    from ..lm import char_tokenizer, tiny_gpt2
     from ..share import CHECKSUMS, verify_checksums
 
     tokenizer = char_tokenizer()
     model = tiny_gpt2(tokenizer, n_embd=64, n_layer=2, n_head=4, seed=3).eval()
-    prompts, _ = problems("+", [(a, (7 * a + 3) % 100) for a in range(0, 100, 7)])
+    before = {k: t.clone() for k, t in model.state_dict().items()}
+
+    def accepted(folder: Path) -> str | None:
+        """None when `sha256sum -c` (or, without it, the same rules in Python) accepts folder's SHA256SUMS."""
+        if shutil.which("sha256sum"):
+            done = subprocess.run(["sha256sum", "--strict", "-c", CHECKSUMS], cwd=folder, capture_output=True,
+                                  text=True, timeout=60)
+            said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+            return None if done.returncode == 0 else (said[-1] if said else f"exit status {done.returncode}")
+        try:
+            verify_checksums(folder, required=())
+        except (CheckpointError, ValueError) as err:
+            return str(err).splitlines()[0]
+        return None
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "shared"
         save_for_sharing(model, tokenizer, folder)
         _expect(folder.is_dir() and any(folder.iterdir()), "nothing was written in `folder`: save the model and the "
                 "tokenizer there with save_pretrained.")
-        _expect((folder / "config.json").is_file(), "no config.json: save the model with model.save_pretrained"
-                "(folder, ...), which writes it; without it from_pretrained cannot know what to build.")
+        after = model.state_dict()
+        _expect(all(t.dtype == torch.float32 for t in after.values()) and after.keys() == before.keys() and all(
+            torch.equal(after[k], t) for k, t in before.items()), "the model you were given changed (its dtype or "
+            "its weights): model.to(...) and model.half() change the model itself, and the caller still uses it.")
+        _expect((folder / "config.json").is_file(), "no config.json: save the model with save_pretrained, which "
+                "writes it; without it from_pretrained cannot know what to build.")
         missing = [name for name in ("tokenizer.json", "tokenizer_config.json") if not (folder / name).is_file()]
-        _expect(not missing, f"no {', '.join(missing)}: save the tokenizer too, tokenizer.save_pretrained(folder); "
-                "without its files AutoTokenizer builds an empty one, silently.")
-        index_path = folder / "model.safetensors.index.json"
-        _expect(index_path.is_file(), "the weights are in one file: pass max_shard_size=\"100KB\" to "
-                "save_pretrained, which then writes shards and model.safetensors.index.json.")
-        shards = sorted(set(json.loads(index_path.read_text())["weight_map"].values()))
-        for shard in shards:
-            with safe_open(folder / shard, framework="pt") as f:
-                keys = list(f.keys())
-                data = sum(f.get_tensor(k).nbytes for k in keys)
-            _expect(data <= 100_000 or len(keys) == 1, f"{shard} holds {data:,} bytes of weights: the limit is "
-                    "100 KB, max_shard_size=\"100KB\" (100,000 bytes).")
-        _expect((folder / CHECKSUMS).is_file(), f"no {CHECKSUMS}: write it last, over every file "
-                "(labutils.share.write_checksums(folder), or sha256sum * > SHA256SUMS).")
-        listed = {name for _digest, name in sha256sums.parse((folder / CHECKSUMS).read_text())}
+        _expect(not missing, f"no {', '.join(missing)}: save the tokenizer too; without its files AutoTokenizer "
+                "builds an empty one, silently.")
+        loaded = AutoModelForCausalLM.from_pretrained(folder)
+        _expect(loaded.dtype != torch.float16, "from_pretrained(folder) gives float16 weights: float16 is not "
+                "bfloat16 (it has fewer exponent bits, so large and tiny values overflow or vanish).")
+        _expect(loaded.dtype == torch.bfloat16, f"from_pretrained(folder) gives {str(loaded.dtype).split('.')[-1]} "
+                "weights: the copy must be bfloat16, half the bytes of float32.")
+        for key, tensor in before.items():
+            _expect(torch.equal(loaded.state_dict()[key], tensor.to(torch.bfloat16)), f"{key} is not the given "
+                    "model's weight rounded to bfloat16: save the model you were given.")
+        _expect(AutoTokenizer.from_pretrained(folder).get_vocab() == tokenizer.get_vocab(), "the tokenizer loaded "
+                "from the folder has another vocabulary: save the tokenizer you were given.")
+        _expect((folder / CHECKSUMS).is_file(), f"no {CHECKSUMS}: write it last, over every file of the folder.")
+        try:
+            listed = {name for _digest, name in sha256sums.parse((folder / CHECKSUMS).read_text())}
+        except ValueError:
+            listed = set()
         unlisted = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS
                           and not p.name.startswith(".") and p.name not in listed)
+        size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+        moved = Path(tmp) / "copied elsewhere"
+        shutil.move(folder, moved)  # as on another machine: the original place is gone
+        refused = accepted(moved)
+        _expect(refused is None, f"`sha256sum -c {CHECKSUMS}`, run in a copy of the folder, refuses it: {refused}. "
+                "Each line is the digest, two spaces, and the file's name relative to the folder.")
         _expect(not unlisted, f"{CHECKSUMS} does not list {', '.join(unlisted)}: write it after every other file.")
-        verify_checksums(folder, required=("config.json", "tokenizer.json", *shards))
-        loaded_tokenizer = AutoTokenizer.from_pretrained(folder)
-        loaded = AutoModelForCausalLM.from_pretrained(folder)
-        _expect(loaded_tokenizer.get_vocab() == tokenizer.get_vocab(), "the tokenizer loaded from the folder has "
-                "another vocabulary: save the tokenizer you were given.")
-        for key, tensor in model.state_dict().items():
-            _expect(torch.equal(loaded.state_dict()[key], tensor), f"{key} came back different: save the model "
-                    "you were given, in float32.")
-        _expect(answer(loaded, loaded_tokenizer, prompts) == answer(model, tokenizer, prompts),
-                "the loaded model answers differently.")
-        damaged = Path(tmp) / "damaged"
-        shutil.copytree(folder, damaged)
-        with open(damaged / shards[-1], "r+b") as f:
+        weights = sorted(p.name for p in moved.glob("*.safetensors"))
+        with open(moved / weights[-1], "r+b") as f:
             f.seek(-1, 2)
             last = f.read(1)
             f.seek(-1, 2)
             f.write(bytes([last[0] ^ 1]))
-        try:
-            verify_checksums(damaged, required=("config.json",))
-        except (ChecksumMismatchError, ChecksumMissingError):
-            pass
-        else:
-            raise _Wrong(f"one byte of {shards[-1]} changed and {CHECKSUMS} did not notice: list every shard.")
-    return f"{len(shards)} shards of at most 100 KB, the tokenizer, and a {CHECKSUMS} that catches a changed byte."
+        _expect(accepted(moved) is not None, f"one byte of {weights[-1]} changed and `sha256sum -c {CHECKSUMS}` "
+                "still accepts the folder: list every file with its own digest.")
+    return (f"a bfloat16 copy ({size:,} bytes of weights) with its tokenizer, and a {CHECKSUMS} that `sha256sum -c` "
+            "accepts and that catches a changed byte; your float32 model is untouched.")
 
 
 TRAINER_FILES = ("config.json", "model.safetensors", "training_args.bin", "optimizer.pt", "scheduler.pt",

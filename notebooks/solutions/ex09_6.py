@@ -1,9 +1,17 @@
-import numpy as np
+import argparse
+
 import torch
 
 
-def load_with_numpy(path):
-    # only the NumPy pieces a float64 and an int64 scalar need; everything else stays refused
-    allowed = [np._core.multiarray.scalar, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.int64))]
-    with torch.serialization.safe_globals(allowed):
-        return torch.load(path, weights_only=True)
+def plain(value):
+    # a Namespace becomes a dict, at every depth; anything else stays as it is
+    if isinstance(value, argparse.Namespace):
+        return {key: plain(item) for key, item in vars(value).items()}
+    return value
+
+
+def make_plain(path, out_path):
+    with torch.serialization.safe_globals([argparse.Namespace]):  # this one class, for this one load of our file
+        checkpoint = torch.load(path, weights_only=True)
+    checkpoint["args"] = plain(checkpoint["args"])
+    torch.save(checkpoint, out_path)  # needs nothing allowed any more

@@ -1,11 +1,15 @@
+import copy
+import hashlib
 from pathlib import Path
 
 import torch
 
-from labutils.share import write_checksums
-
 
 def save_for_sharing(model: torch.nn.Module, tokenizer, folder: Path) -> None:
-    model.save_pretrained(folder, max_shard_size="100KB")  # config.json, generation_config.json, shards, index
-    tokenizer.save_pretrained(folder)  # tokenizer.json, tokenizer_config.json
-    write_checksums(folder)  # last, over every file
+    half = copy.deepcopy(model).to(torch.bfloat16)  # a copy: .to() changes the model it is called on
+    half.save_pretrained(folder)  # config.json records "dtype": "bfloat16", which from_pretrained keeps
+    tokenizer.save_pretrained(folder)
+    folder = Path(folder)
+    lines = [f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n"  # two spaces, a name, no folder
+             for path in sorted(folder.iterdir()) if path.is_file()]
+    (folder / "SHA256SUMS").write_text("".join(lines))  # last, over every other file
