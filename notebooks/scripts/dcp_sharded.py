@@ -35,6 +35,10 @@ from labutils.models import Net
 def sharded_net(seed: int, mesh) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """A Net whose parameters FSDP2 shards over the mesh (each process keeps its rows), and its Adam."""
     torch.manual_seed(seed)
+    # One call on the root makes the whole Net one unit, gathered whole for each forward: enough for a tiny model.
+    # For a real one, shard each block first and the root last, so that one block at a time is gathered:
+    #     for block in model.blocks: fully_shard(block, mesh=mesh)
+    #     fully_shard(model, mesh=mesh)
     net = fully_shard(Net(), mesh=mesh)
     return net, torch.optim.Adam(net.parameters(), lr=1e-3)
 
