@@ -114,7 +114,7 @@ def claims_10(m: dict) -> None:
     assert m["adapter_fresh_process_same"] is True and m["merged_answers_changed"] <= 5
     assert m["trainer_resume_exact"] is True
     differs = {"complete": False, "without rng_state.pth": True, "without optimizer.pt": True,
-               "ignore_data_skip=True": True}
+               "without scheduler.pt": True, "ignore_data_skip=True": True}
     assert m["trainer_variant_differs"] == differs, "every missing piece changes the resume"
     assert m["trainer_resume_warnings_same"] is True, "no variant warns of what it lacks"
 
