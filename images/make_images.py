@@ -56,13 +56,13 @@ def state_dict_figure() -> plt.Figure:
 
 
 def save_load_flow_figure() -> plt.Figure:
-    """The first save and load: state_dict -> torch.save -> file -> torch.load -> load_state_dict."""
+    """The first save and load: state_dict -> torch.save -> file -> torch.load -> load_state_dict -> eval()."""
     fig, ax = plt.subplots(figsize=(11, 2.6))
     ax.set(xlim=(0, 12), ylim=(0, 3.2))
     ax.axis("off")
     box(ax, 0.1, 1.0, 1.8, 1.1, "trained\nNet", "#cfe2f3", weight="bold")
     box(ax, 5.0, 1.0, 2.0, 1.1, "net_mnist.pt\n(a zip: pickle +\none entry per tensor)", "#fff2cc", size=8.5)
-    box(ax, 10.1, 1.0, 1.8, 1.1, "new Net()\nsame weights", "#d9ead3", weight="bold")
+    box(ax, 10.1, 0.85, 1.8, 1.4, "new Net()\nsame weights\nthen .eval()", "#d9ead3", weight="bold")
     arrow(ax, (1.95, 1.55), (4.95, 1.55), "torch.save(\nmodel.state_dict(), path)", offset=0.12)
     arrow(ax, (7.05, 1.55), (10.05, 1.55), "model.load_state_dict(\ntorch.load(path,\n weights_only=True))",
           offset=0.12)

@@ -119,6 +119,38 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
             "accuracy": (logits.argmax(1) == labels).float().mean().item()}
 
 
+def progress_bar(total: int, desc: str, disable: bool = False) -> tqdm:
+    """Return a tqdm.auto bar whose text form, kept in a saved notebook for viewers that draw no widgets, ends full.
+
+    A notebook stores a widget's text form as it was when the widget was shown: 0 %. This bar shows itself with a
+    display id and, when it closes, updates that display, so the saved text reads as the bar ended.
+    """
+    bar = tqdm(total=total, desc=desc, disable=disable, **({"display": False} if _is_widget_bar() else {}))
+    container = getattr(bar, "container", None)
+    if disable or container is None:
+        return bar
+    from IPython.display import display
+
+    handle = display(container, display_id=True)
+    close = bar.close
+
+    def close_and_update() -> None:
+        done = bar.disable  # closed before: nothing new to show
+        close()
+        if handle is not None and not done:
+            handle.update(container)
+
+    bar.close = close_and_update
+    return bar
+
+
+def _is_widget_bar() -> bool:
+    """Whether tqdm.auto draws widgets here (in a Jupyter kernel with ipywidgets) rather than text."""
+    from tqdm.notebook import tqdm_notebook
+
+    return issubclass(tqdm, tqdm_notebook)
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig, steps_per_epoch: int):
     """Return the lab's optimizer (Adam) and schedule (one cycle: warm up, then anneal to almost 0)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -136,7 +168,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], test: tuple[
     loader = make_loader(*train, batch_size=config.batch_size, seed=config.seed)
     optimizer, scheduler = make_optimizer(model, config, len(loader))
     history = []
-    with tqdm(total=config.epochs * len(loader), desc="training", disable=not progress) as bar:
+    with progress_bar(config.epochs * len(loader), "training", disable=not progress) as bar:
         for epoch in range(1, config.epochs + 1):
             start = time.perf_counter()
             stats = train_one_epoch(model, loader, optimizer, scheduler, bar)

@@ -1,6 +1,7 @@
 """Checks for the exercises of notebook 02 (train mnist): solutions in notebooks/solutions/ex02_*.py."""
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -13,16 +14,42 @@ __all__ = ["ex02_1", "ex02_2", "ex02_3"]
 
 @_check
 def ex02_1(accuracy: Callable) -> str:
-    """accuracy(logits, labels) -> the fraction of rows whose largest logit is at the label."""
-    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 5.0], [9.0, 0.0, 0.0]])
-    labels = torch.tensor([0, 1, 1, 2])
+    """accuracy(logits, labels, k=1) -> the fraction of rows whose label is among the row's k largest logits."""
+    logits = torch.tensor([[3.0, 1.0, 0.0, 2.0],  # label 0: the largest logit
+                           [0.0, 2.0, 1.0, 0.5],  # label 1: the largest
+                           [0.0, 3.0, 1.0, 2.0],  # label 3: the second largest
+                           [1.0, 0.0, 4.0, 2.0],  # label 0: the third largest
+                           [2.0, 1.0, 0.0, 5.0]])  # label 2: the smallest
+    labels = torch.tensor([0, 1, 3, 0, 2])
     got = accuracy(logits, labels)
     _expect(got is not None, "accuracy returned None: return a float between 0 and 1.")
     _expect(isinstance(got, float), f"return a Python float (use .item()), not {type(got).__name__}.")
-    _expect(abs(got - 0.5) < 1e-9, f"for 2 right out of 4 you returned {got}, expected 0.5: compare "
-                                   "logits.argmax(dim=1) with the labels.")
-    _expect(abs(accuracy(logits[:1], labels[:1]) - 1.0) < 1e-9, "one right out of one must give 1.0.")
-    return "argmax over the classes, compared with the labels, averaged."
+    _expect(abs(got - 0.4) < 1e-6, f"with k=1 (2 right out of 5) you returned {got}, expected 0.4: a row is right "
+                                   "when its largest logit sits at its label.")
+    _expect("k" in inspect.signature(accuracy).parameters,
+            "accuracy needs a third parameter, k (how many of the largest logits count), with the default 1.")
+    got = accuracy(logits, labels, k=2)
+    _expect(isinstance(got, float), f"return a Python float (use .item()), not {type(got).__name__}.")
+    _expect(abs(got - 0.4) > 1e-6, "with k=2 you returned 0.4, the same as with k=1: a row now counts when its label "
+                                   "is any of its 2 largest logits (section 4 picks the 24 largest losses the same "
+                                   "way).")
+    _expect(abs(got - 0.3) > 1e-6, "with k=2 you returned 0.3, the right rows divided by 5 × 2 guesses: each row "
+                                   "counts once, right if any of its k guesses is its label.")
+    _expect(abs(got - 0.6) < 1e-6, f"with k=2 you returned {got}, expected 0.6 (the labels of rows 0, 1 and 2 are "
+                                   "among their 2 largest logits).")
+    for k, expected in ((3, 0.8), (4, 1.0)):
+        got = accuracy(logits, labels, k=k)
+        _expect(abs(got - expected) < 1e-6, f"with k={k} you returned {got}, expected {expected}.")
+    generator = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(1000, 10, generator=generator), torch.randint(0, 10, (1000,), generator=generator)
+    ranks = (logits > logits.gather(1, labels[:, None])).sum(1)  # how many logits beat the label's
+    for k in (1, 5):
+        expected = (ranks < k).double().mean().item()
+        got = accuracy(logits, labels, k=k)
+        _expect(abs(got - expected) < 1e-6, f"on 1,000 random rows of 10 logits, k={k} gave {got}, expected "
+                                            f"{expected}.")
+    return ("top-1 is the accuracy of section 2; top-k counts a row when the label is among its k best guesses "
+            "(top-10 of 10 classes is always 1.0).")
 
 
 @_check
@@ -38,7 +65,7 @@ def ex02_2(per_class_accuracy: Callable) -> str:
             "you divided by the column sums (how often a class was predicted); rows are the true classes.")
     _expect(torch.allclose(got, expected), f"got {got.tolist()}, expected {expected.tolist()}: the diagonal "
                                            "divided by each row's total.")
-    return "diagonal over row totals: the recall of each digit."
+    return "diagonal over row totals: each digit's recall, the share of its images that the model gets right."
 
 
 @_check
