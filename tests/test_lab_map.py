@@ -6,6 +6,7 @@ import re
 import runpy
 import shutil
 
+import nbformat
 import pytest
 
 from labutils.paths import REPO_ROOT
@@ -25,6 +26,7 @@ def copy(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
     for path in NOTEBOOKS:
         shutil.copy(path, tmp_path / "notebooks" / path.name)
+    shutil.copytree(REPO_ROOT / "notebooks" / "solutions", tmp_path / "notebooks" / "solutions")  # study times
     main = LAB_MAP["main"]
     monkeypatch.setitem(main.__globals__, "README", tmp_path / "README.md")
     monkeypatch.setitem(main.__globals__, "NOTEBOOK_DIR", tmp_path / "notebooks")
@@ -78,3 +80,57 @@ def test_a_file_without_its_markers_is_named_with_the_fix(copy, capsys):
     readme.write_text(readme.read_text().replace(LAB_MAP["BEGIN"], ""))
     assert LAB_MAP["main"](["--check"]) == 1
     assert "README.md has no lab map: put the two lines" in capsys.readouterr().err
+
+
+AGENDA = {  # where docs/INSTRUCTOR.md quotes each figure of tools/lab_map.py's agenda_figures()
+    "hours for 00-06": r"00 to 06 alone take a learner working alone ([\d.]+) hours",
+    "homework of the 90 minutes": r"the exercises of 03, 04 and 06 \((\d+) minutes by the table\)",
+    "homework of the 3 hours": r"every exercise but 03\.2 \((\d+) minutes by the table\)",
+    "study of 10": r"10, the small language model \((\d+) minutes\)",
+    "study of 11": r"11, the capstone, or a second session \((\d+) minutes\)",
+}
+
+
+def agenda_problems(guide: str) -> list[str]:
+    figures = LAB_MAP["agenda_figures"]()
+    problems = []
+    for name, pattern in AGENDA.items():
+        found = re.search(pattern, guide.replace("\n", " "))
+        if not found or float(found.group(1)) != figures[name]:
+            problems.append(f"{name}: the guide says {found and found.group(1)}, the estimates {figures[name]}")
+    return problems
+
+
+def test_the_agendas_quote_the_estimates_and_say_what_is_homework():
+    guide = (REPO_ROOT / "docs" / "INSTRUCTOR.md").read_text()
+    assert not agenda_problems(guide), agenda_problems(guide)
+    ninety = guide[guide.index("**90 minutes"):guide.index("**3 hours")]
+    rows = re.findall(r"^\| (\d):(\d\d) \|", ninety, re.M)
+    assert [60 * int(h) + int(m) for h, m in rows][-1] + 10 <= 90, "the 90-minute agenda's last row ends in time"
+    assert "| homework |" in ninety and "| homework |" in guide[guide.index("**3 hours"):]
+
+
+def test_an_agenda_figure_left_behind_is_named():
+    guide = (REPO_ROOT / "docs" / "INSTRUCTOR.md").read_text()
+    figure = LAB_MAP["agenda_figures"]()["homework of the 90 minutes"]
+    stale = guide.replace(f"03, 04 and 06 ({figure} minutes", f"03, 04 and 06 ({figure + 5} minutes")
+    said = f"homework of the 90 minutes: the guide says {figure + 5}, the estimates {figure}"
+    assert agenda_problems(stale) == [said]
+
+
+def test_a_notebook_gets_longer_to_study_when_it_gains_an_exercise(tmp_path):
+    estimate = LAB_MAP["estimate"]
+    source = next(p for p in NOTEBOOKS if p.name.startswith("02"))
+    before = estimate(source, "under a minute")
+    nb = read(source)
+    nb.cells.append(nbformat.v4.new_markdown_cell(" ".join(["word"] * 300)))
+    (tmp_path / "solutions").mkdir()
+    for solution in (REPO_ROOT / "notebooks" / "solutions").glob("ex02_*.py"):
+        shutil.copy(solution, tmp_path / "solutions" / solution.name)
+    nbformat.write(nb, tmp_path / source.name)
+    after = estimate(tmp_path / source.name, "under a minute")
+    assert after.reading == pytest.approx(before.reading + 2) and after.exercises == before.exercises
+    nb.cells.append(nbformat.v4.new_code_cell("pass", metadata={"tags": ["exercise", "ex02_9"]}))
+    nbformat.write(nb, tmp_path / source.name)
+    with pytest.raises(ValueError, match="no stars for ex02_9"):
+        estimate(tmp_path / source.name, "under a minute")

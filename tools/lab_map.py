@@ -4,12 +4,16 @@ notebook's "You will need" and the "← previous · next →" line that ends eve
     python tools/lab_map.py           # rewrite them from NOTEBOOKS (make map)
     python tools/lab_map.py --check   # change nothing; exit 1 naming each file that differs (a test runs it)
 
-Study minutes are our estimate for reading a notebook and doing its exercises (docs/INSTRUCTOR.md uses the same);
-run times are measured (docs/INSTRUCTOR.md gives the figures), rounded up so that a slower laptop stays within them.
+Study minutes are computed from each notebook by the method docs/INSTRUCTOR.md states ("How study times are
+estimated"): its prose at a careful reading speed, its code read and run line by line, each exercise by its stars and
+the length of its reference solution, and its run time. Run times are measured (docs/INSTRUCTOR.md gives the figures),
+rounded up so that a slower laptop stays within them.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -29,7 +33,6 @@ class Notebook:
     name: str   # the file in notebooks/, without .ipynb
     title: str  # short, for tables and links
     learn: str  # what you learn, for the tables
-    study: int  # minutes to read it and do its exercises (an estimate)
     run: str    # to run it top to bottom on a 2-core CPU with the model cache filled (measured, rounded up)
 
     @property
@@ -40,51 +43,153 @@ class Notebook:
     def file(self) -> str:
         return f"{self.name}.ipynb"
 
+    @property
+    def estimate(self) -> "Estimate":
+        return estimate(NOTEBOOK_DIR / self.file, self.run)
+
+    @property
+    def study(self) -> int:
+        """Minutes to study it, exercises included (the method of docs/INSTRUCTOR.md, rounded up to 5)."""
+        return self.estimate.total
+
+
+# How study time is estimated (docs/INSTRUCTOR.md, "How study times are estimated", explains each figure).
+PROSE_WORDS_PER_MINUTE = 150     # careful reading of technical prose: about half of everyday reading speed
+CODE_LINES_PER_MINUTE = 15       # a line of code read, run and its output looked at: 4 seconds
+STAR_MINUTES = {1: 2, 2: 4, 3: 8}    # understanding an exercise and finding its idea, by its stars
+SOLUTION_LINE_MINUTES = 0.4      # writing one line of the reference solution, debugging included (2.5 a minute)
+EXERCISE = re.compile(r"(🌟+) Exercise (\d\d)\.(\d+)|Step (\d+) [^\n]*\((🌟+)\)")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The minutes a careful learner needs for one notebook, and what they are made of."""
+    reading: float    # the prose
+    code: float       # the code cells, read and run
+    exercises: float  # every exercise, thought about and written
+    count: int        # how many exercises
+    run: float        # the notebook's run time
+
+    @property
+    def total(self) -> int:
+        """All of it, rounded up to 5 minutes."""
+        return 5 * math.ceil((self.reading + self.code + self.exercises + self.run) / 5)
+
+    @property
+    def read_and_run(self) -> int:
+        """The notebook without its exercises, rounded up to 5 minutes."""
+        return 5 * math.ceil((self.reading + self.code + self.run) / 5)
+
+
+def agenda_figures() -> dict[str, float]:
+    """The figures docs/INSTRUCTOR.md's agendas quote, from the same estimates (a test compares them): the hours a
+    learner alone needs for 00-06, and the minutes of homework each agenda leaves."""
+    by_number = {nb.number: nb.estimate for nb in NOTEBOOKS}
+
+    def exercises(*numbers: str) -> int:
+        return sum(by_number[n].total - by_number[n].read_and_run for n in numbers)
+
+    atomic_save = STAR_MINUTES[2] + SOLUTION_LINE_MINUTES * _solution_lines(NOTEBOOK_DIR, "ex03_2")  # done in class
+    return {"hours for 00-06": round(sum(by_number[f"0{n}"].total for n in range(7)) / 60, 1),
+            "homework of the 90 minutes": exercises("03", "04", "06"),
+            "homework of the 3 hours": 5 * round((exercises("00", "01", "02", "03", "04", "05", "06", "07", "09")
+                                                  - atomic_save) / 5),
+            "study of 10": by_number["10"].total, "study of 11": by_number["11"].total}
+
+
+def _run_minutes(run: str) -> float:
+    """Minutes from a run time: "under 10 s" -> 1/6, "under a minute" -> 1, "under 2 minutes" -> 2."""
+    number = re.search(r"(\d+|a) (s\b|minute)", run)
+    if not number:
+        raise ValueError(f"a run time reads like 'under 30 s' or 'under 2 minutes', not {run!r}")
+    amount = 1 if number.group(1) == "a" else int(number.group(1))
+    return amount / 60 if number.group(2) == "s" else amount
+
+
+def _solution_lines(folder: Path, check: str) -> int:
+    """The lines of the reference solution of `check` that are code (not blank, not a comment or a docstring)."""
+    path = folder / "solutions" / f"{check}.py"
+    if not path.is_file():
+        raise ValueError(f"no solution {path.name} in {folder.name}/solutions for the study time of {check}")
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    return sum(1 for line in lines if line and not line.startswith(("#", '"""', "'''")))
+
+
+def estimate(path: Path, run: str) -> Estimate:
+    """The study time of the notebook at `path` by the lab's method: words of prose (a code span or a link counts as
+    one word), lines of code outside the exercise cells, each exercise's stars and solution, and `run`."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    words = lines = 0
+    stars: dict[str, int] = {}
+    for cell in cells:
+        source = "".join(cell["source"])
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] == "markdown" and NAVIGATION not in tags:
+            words += len(re.sub(r"`[^`]*`|\]\([^)]*\)|<[^>]+>", " x ", source).split())
+            for match in EXERCISE.finditer(source):
+                if match.group(2):
+                    stars[f"ex{match.group(2)}_{match.group(3)}"] = len(match.group(1))
+                else:
+                    stars[f"ex{path.name[:2]}_{match.group(4)}"] = len(match.group(5))
+        elif cell["cell_type"] == "code" and "exercise" not in tags:
+            lines += sum(1 for line in source.splitlines() if line.strip())
+    checks = sorted({tag for cell in cells for tag in cell.get("metadata", {}).get("tags", [])
+                     if re.fullmatch(r"ex\d\d_\d+", tag)})
+    unrated = [check for check in checks if check not in stars]
+    if unrated:
+        raise ValueError(f"{path.name}: no stars for {', '.join(unrated)}: its text must start "
+                         "\"**🌟🌟 Exercise NN.M: ...\"")
+    exercises = sum(STAR_MINUTES[stars[c]] + SOLUTION_LINE_MINUTES * _solution_lines(path.parent, c) for c in checks)
+    return Estimate(words / PROSE_WORDS_PER_MINUTE, lines / CODE_LINES_PER_MINUTE, exercises, len(checks),
+                    _run_minutes(run))
+
 
 NOTEBOOKS = [
     Notebook("00_welcome", "Welcome",
-             "how the lab works; your environment; MNIST as a `Dataset` and as in-memory tensors", 10, "under 10 s"),
+             "how the lab works; your environment; MNIST as a `Dataset` and as in-memory tensors", "under 10 s"),
     Notebook("01_define_net", "Define the Net",
              "the `Net` of the article the lab follows and its two bugs; parameters vs buffers; the anatomy of a "
-             "`state_dict`", 15, "under 10 s"),
+             "`state_dict`", "under 10 s"),
     Notebook("02_train_mnist", "Train on MNIST",
              "a complete training loop to 99 % in 10–25 s on a 2-core CPU; curves and mistakes; the first "
-             "`torch.save`", 15, "under a minute"),
+             "`torch.save`", "under a minute"),
     Notebook("03_saving", "Saving",
              "what `torch.save` writes; whole-model pickles and why not; full checkpoints; safetensors; atomic saves "
-             "that survive a full disk", 25, "under 30 s"),
+             "that survive a full disk", "under 30 s"),
     Notebook("04_loading", "Loading",
              "exact round trips; why a loaded model scores worse; `map_location`; `weights_only` against a malicious "
-             "file; an error clinic with `diagnose`", 25, "under a minute"),
+             "file; an error clinic with `diagnose`", "under a minute"),
     Notebook("05_partial_loading", "Partial loading",
-             "`strict=False` and its silent failure; saving part of a model; new heads; key remapping; optimizer "
-             "state that no longer fits; transfer measured, with a layer picker", 20, "under a minute"),
+             "`strict=False` and its silent failure; saving part of a model; new heads; freezing, and the BatchNorm "
+             "it does not freeze; key remapping; optimizer state that no longer fits; transfer measured, with a layer "
+             "picker", "under a minute"),
     Notebook("06_resume_training", "Resume training",
-             "what a resumable checkpoint holds; a checkpoint manager; preemption with `SIGTERM` (save, exit 143) and "
-             "`kill -9`, resume, and proof that the run is identical, with augmentation in `DataLoader` workers; "
-             "what each missing piece breaks", 25, "under a minute"),
+             "what a resumable checkpoint holds; a checkpoint manager; a `SIGTERM` handler of your own (save, exit "
+             "143) and `kill -9`, resume, and proof that the run is identical, with augmentation in `DataLoader` "
+             "workers; what each missing piece breaks", "under a minute"),
     Notebook("07_deploy_and_share", "Deploy and share",
              "inference vs training artifacts; `torch.export`; ONNX with onnxruntime parity; a Hugging Face-style "
-             "model folder with a model card; `tools/predict.py`; formats compared", 20, "under 30 s"),
+             "model folder with a model card; `tools/predict.py`; formats compared", "under 30 s"),
     Notebook("08_large_models", "Large models",
              "checkpoint sizes from parameters and dtype; bfloat16; peak memory of four ways to load (meta device, "
              "`mmap`, `assign=True`); what a safe save costs per GiB and how to check and load in one read; sharded "
              "safetensors; `torch.distributed.checkpoint` with two processes, resharding and `async_save`; which "
-             "format when", 30, "under a minute"),
+             "format when", "under a minute"),
     Notebook("09_troubleshooting_clinic", "Troubleshooting clinic",
              "nine broken checkpoints made on the spot, each with the real error, a hint and a checked fix: missing "
              "buffers, a GPU file on a CPU, a worse model, `module.` prefixes, a new head, a NumPy scalar, a "
-             "truncated file, a jumping learning rate, a pickle without its class; ONNX for other frameworks",
-             30, "under 30 s"),
+             "truncated file, a jumping learning rate, a pickle without its class; which files other frameworks and "
+             "runtimes can load",
+             "under 30 s"),
     Notebook("10_language_model", "A small language model",
              "a tiny GPT-2 trained offline to add; `save_pretrained` folders (config, tokenizer, tied weights, "
              "shards), bfloat16, what breaks without the config or the tokenizer; a LoRA adapter saved, loaded in a "
-             "fresh process and merged; the `Trainer`'s checkpoints, interrupted and resumed bit for bit", 35,
+             "fresh process and merged; the `Trainer`'s checkpoints, interrupted and resumed bit for bit",
              "under 2 minutes"),
     Notebook("11_capstone_project", "Capstone: your own project",
              "on your own, in plain PyTorch: a training loop with a schedule, atomic checkpoints with sha256 "
              "sidecars, keep the last k and the best, a run killed with `SIGKILL` and resumed bit for bit, an ONNX "
-             "export and a folder that loads without your code", 60, "under 40 s"),
+             "export and a folder that loads without your code", "under 40 s"),
 ]
 
 BEGIN = "<!-- the lab map: written by tools/lab_map.py from its NOTEBOOKS list; edit it there -->"
@@ -110,7 +215,9 @@ def with_table(text: str, folder: str, where: str) -> str:
 
 
 def time_line(nb: Notebook) -> str:
-    return f"- about {nb.study} minutes to study, exercises included; {nb.run} to run on a 2-core CPU (no GPU needed);"
+    e = nb.estimate
+    return (f"- about {e.total} minutes to study: {e.read_and_run} to read and run it, {e.total - e.read_and_run} for "
+            f"its {e.count} exercises; {nb.run} to run on a 2-core CPU (no GPU needed);")
 
 
 def navigation(index: int) -> str:
