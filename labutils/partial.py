@@ -86,25 +86,53 @@ def freeze(model: nn.Module, prefixes: Iterable[str]) -> list[str]:
 
 
 def optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, Any]:
-    """Return the optimizer's state_dict with what it was made for: its class, hyperparameters and parameters."""
+    """Return the optimizer's state_dict with what it was made for: its class, each group's settings and parameters."""
     names = {id(p): name for name, p in model.named_parameters()}
     groups = [[names.get(id(p), "?") for p in group["params"]] for group in optimizer.param_groups]
     shapes = [[list(p.shape) for p in group["params"]] for group in optimizer.param_groups]
-    return {"class": type(optimizer).__qualname__, "hyperparameters": _hyperparameters(optimizer),
-            "parameters": groups, "shapes": shapes, "state_dict": optimizer.state_dict()}
+    settings = [_settings(group) for group in optimizer.param_groups]
+    return {"class": type(optimizer).__qualname__, "settings": settings, "parameters": groups, "shapes": shapes,
+            "state_dict": optimizer.state_dict()}
 
 
-def _hyperparameters(optimizer: torch.optim.Optimizer) -> dict:
-    """Return the settings the optimizer was built with (its defaults; a scheduler changes only the groups' lr)."""
-    return {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in optimizer.defaults.items()}
+# what an lr scheduler adds to a group or moves there on its own; a resumed run should take the saved values
+_SCHEDULED = ("initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum")
+
+
+def _settings(group: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a param group's settings (lr, betas, weight_decay, ...), without its parameters; where a scheduler
+    drives the group, its lr is the one the group was built with (initial_lr) and the momentum it cycles is left out."""
+    settings = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in group.items()
+                if k not in ("params", "param_names", *_SCHEDULED)}
+    if "initial_lr" in group:
+        initial = group["initial_lr"]
+        settings["lr"] = initial.item() if isinstance(initial, torch.Tensor) else initial
+    if "base_momentum" in group:  # OneCycleLR, CyclicLR with cycle_momentum
+        settings.pop("betas" if "betas" in settings else "momentum", None)
+    return settings
+
+
+def _changed_settings(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Describe, group by group, the settings that differ ("lr 0.001 → 0.0001 in group 1 (fc3.weight, fc3.bias)")."""
+    # records made before the groups' settings were recorded: the saved state_dict holds each group's settings
+    old_groups = saved.get("settings") or [_settings(group) for group in saved["state_dict"]["param_groups"]]
+    changes = []
+    for i, (old, new, names) in enumerate(zip(old_groups, current["settings"], current["parameters"])):
+        cycled = (old.keys() ^ new.keys()) & {"betas", "momentum"}  # left out on the side a scheduler cycles it
+        changed = [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in sorted((old.keys() | new.keys()) - cycled)
+                   if old.get(k) != new.get(k)]
+        if changed:
+            changes.append(f"{', '.join(changed)} in group {i} ({_short(names, 2)})")
+    return changes
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module, saved: Mapping[str, Any], *,
                          keep_new_hyperparameters: bool = False) -> None:
     """Load state saved by `optimizer_state`, refusing another optimizer class, other parameters or settings.
 
-    With keep_new_hyperparameters=True, the moments are loaded but the optimizer keeps the settings it was built
-    with (for example a lower learning rate for fine-tuning) instead of taking the saved ones.
+    The settings are compared group by group, because optimizer.load_state_dict replaces every group's settings
+    with the saved group's. With keep_new_hyperparameters=True, the moments are loaded but every group keeps the
+    settings it was built with (for example a lower learning rate for fine-tuning) instead of taking the saved ones.
     """
     if not isinstance(saved, Mapping) or "state_dict" not in saved or "class" not in saved:
         raise OptimizerMismatchError("this is a bare optimizer.state_dict(): it does not record the optimizer class or "
@@ -121,13 +149,11 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module, sav
                                      f"({_parameter_changes(saved, current)}): the model, or the set of parameters "
                                      "being trained (frozen ones are left out), changed. Fix: start the optimizer "
                                      "fresh for the changed model")
-    if not keep_new_hyperparameters and current["hyperparameters"] != saved["hyperparameters"]:
-        old, new = saved["hyperparameters"], current["hyperparameters"]
-        changed = [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in sorted(old.keys() | new.keys())
-                   if old.get(k) != new.get(k)]
-        raise OptimizerMismatchError(f"the optimizer was built with other settings ({', '.join(changed)}) than the "
-                                     "saved one, and loading would silently replace them with the saved values. Fix: "
-                                     "build it with the saved settings, or pass keep_new_hyperparameters=True")
+    if not keep_new_hyperparameters and (changed := _changed_settings(saved, current)):
+        raise OptimizerMismatchError(f"the optimizer was built with other settings than the saved one: "
+                                     f"{'; '.join(changed)}. Loading would silently replace them with the saved "
+                                     "values. Fix: build it with the saved settings, or pass "
+                                     "keep_new_hyperparameters=True")
     settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
     optimizer.load_state_dict(saved["state_dict"])
     if keep_new_hyperparameters:

@@ -105,6 +105,60 @@ def test_other_settings_are_refused_unless_the_new_ones_are_kept(recorded):
     assert adam.state_dict()["state"][0]["exp_avg"].abs().sum() > 0, "the moments were loaded"
 
 
+def _two_groups(model, head_lr):
+    """Adam with the body in a first group (lr 1e-3) and the head in a second, with its own lr."""
+    body = [p for n, p in model.named_parameters() if not n.startswith("fc3.")]
+    return torch.optim.Adam([{"params": body}, {"params": [model.fc3.weight, model.fc3.bias], "lr": head_lr}],
+                            lr=1e-3)
+
+
+def test_a_group_with_its_own_settings_is_refused_unless_they_are_kept():
+    # the defaults are the same (lr 1e-3); only the second group's own lr differs, and a plain load would replace it
+    torch.manual_seed(0)
+    model = Net()
+    adam = _two_groups(model, head_lr=1e-3)
+    _stepped(model, adam)
+    recorded = optimizer_state(adam, model)
+    twin = Net()
+    gentle = _two_groups(twin, head_lr=1e-4)
+    assert gentle.defaults["lr"] == adam.defaults["lr"]
+    with pytest.raises(OptimizerMismatchError, match=r"lr 0.001 → 0.0001 in group 1 \(fc3.weight, fc3.bias\)"
+                                                     r".*Fix: .*keep_new_hyperparameters=True"):
+        load_optimizer_state(gentle, twin, recorded)
+    assert [group["lr"] for group in gentle.param_groups] == [1e-3, 1e-4] and not gentle.state, "left untouched"
+    load_optimizer_state(gentle, twin, recorded, keep_new_hyperparameters=True)
+    assert [group["lr"] for group in gentle.param_groups] == [1e-3, 1e-4]
+    assert torch.equal(gentle.state[twin.fc3.weight]["exp_avg"], adam.state[model.fc3.weight]["exp_avg"])
+
+
+def test_a_record_saved_before_the_groups_settings_were_recorded_still_loads_and_is_checked(recorded):
+    old = {k: v for k, v in recorded.items() if k != "settings"}
+    old["hyperparameters"] = dict(recorded["settings"][0])  # what optimizer_state recorded then: the defaults
+    model = Net()
+    same = torch.optim.Adam(model.parameters(), lr=1e-3)
+    load_optimizer_state(same, model, old)
+    assert same.state_dict()["state"][0]["exp_avg"].abs().sum() > 0, "the moments were loaded"
+    gentle = torch.optim.Adam([{"params": list(model.parameters()), "lr": 1e-4}], lr=1e-3)
+    with pytest.raises(OptimizerMismatchError, match=r"lr 0.001 → 0.0001 in group 0"):
+        load_optimizer_state(gentle, model, old)
+
+
+def test_a_resumed_lr_schedule_is_not_taken_for_other_settings():
+    # a scheduler lowers the groups' lr as it runs; the resumed optimizer, built with the same lr, should take it
+    torch.manual_seed(0)
+    model = Net()
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(adam, step_size=1, gamma=0.1)
+    _stepped(model, adam)
+    scheduler.step()
+    recorded = optimizer_state(adam, model)
+    twin = Net()
+    resumed = torch.optim.Adam(twin.parameters(), lr=1e-3)
+    torch.optim.lr_scheduler.StepLR(resumed, step_size=1, gamma=0.1)
+    load_optimizer_state(resumed, twin, recorded)
+    assert resumed.param_groups[0]["lr"] == adam.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
 def test_a_bare_state_dict_cannot_be_checked(recorded):
     model = Net()
     with pytest.raises(OptimizerMismatchError, match="bare optimizer.state_dict"):
