@@ -155,8 +155,9 @@ WRONG = {
     "ex02_3": (("import torch\ndef evaluate_properly(model, images, labels):\n    model.eval()\n"
                 "    with torch.no_grad():\n        return (model(images).argmax(1) == labels).float().mean().item()"),
                "must be again after"),
-    "ex03_1": (("def make_checkpoint(model, optimizer, scheduler, epoch, loss):\n    return {'model': model.state_dict(), "
-                "'optimizer': optimizer.state_dict(), 'scheduler': scheduler and scheduler.state_dict(), "
+    "ex03_1": (("def make_checkpoint(model, optimizer, scheduler, epoch, loss):\n"
+                "    return {'model': model.state_dict(), 'optimizer': optimizer.state_dict(), "
+                "'scheduler': scheduler and scheduler.state_dict(), "
                 "'epoch': epoch, 'loss': loss}"), "the loss came back as a Tensor: store a Python float"),
     "ex03_2": (("import os, tempfile, torch\ndef save_atomically(obj, path):\n    fd, tmp = tempfile.mkstemp()\n"
                 "    with os.fdopen(fd, 'wb') as f:\n        torch.save(obj, f)\n        f.flush()\n"
@@ -196,7 +197,8 @@ WRONG = {
                 "    def handler(signum, frame):\n        sys.exit(128 + signum)\n"
                 "    for sig in (signal.SIGTERM, signal.SIGINT):\n        previous[sig] = signal.signal(sig, handler)\n"
                 "    def uninstall():\n        for sig, old in previous.items():\n            signal.signal(sig, old)\n"
-                "    return (lambda: False), uninstall"), "raised SystemExit in the middle of what the program was doing"),
+                "    return (lambda: False), uninstall"),
+               "raised SystemExit in the middle of what the program was doing"),
     "ex07_1": (("import torch\ndef export_dynamic(model, image):\n"
                 "    return torch.export.export(model, (image.expand(2, -1, -1, -1),),\n"
                 "                               dynamic_shapes={'x': {0: torch.export.Dim('batch')}})"),
@@ -302,7 +304,8 @@ MORE_WRONG = [
     ("ex01_3", ("def train_keep_best(model, epochs, train_one_epoch, score):\n    best_score = float('-inf')\n"
                 "    for epoch in range(1, epochs + 1):\n        train_one_epoch(model)\n"
                 "        if score(model) > best_score:\n            best_score, best_epoch = score(model), epoch\n"
-                "            best = {k: v.tolist() for k, v in model.state_dict().items()}\n    return best_epoch, best"),
+                "            best = {k: v.tolist() for k, v in model.state_dict().items()}\n"
+                "    return best_epoch, best"),
      "map each key to a tensor"),
     ("ex04_3", ("import torch\ndef audit(folder):\n    found = {}\n"
                 "    for path in sorted(folder.iterdir()):\n        if path.suffix in ('.pt', '.pth'):\n"

@@ -15,6 +15,7 @@ from labutils.paths import REPO_ROOT
 
 LAB = REPO_ROOT / "notebooks"
 SOLUTIONS = LAB / "solutions"
+EXERCISES = len(list(SOLUTIONS.glob("ex*.py")))  # one solution per exercise (tests/test_exercises.py checks it)
 
 
 def _notebook(name: str) -> dict:
@@ -77,16 +78,16 @@ def test_saved_outputs_give_one_row_per_learner_and_a_line_per_problem(room, cap
     assert status == 0
     assert lines[0].split() == ["learner", *[f"{n:02d}" for n in range(12)], "solved"]
     # alice: 01.1 solved, 01.2 shows the ✓ she saved (outputs are trusted), 01.3 changed but never checked
-    assert _row(lines, "alice").split()[2] == "✓✓·" and _row(lines, "alice").endswith("2/41")
+    assert _row(lines, "alice").split()[2] == "✓✓·" and _row(lines, "alice").endswith(f"2/{EXERCISES}")
     assert _row(lines, "bob").split()[1:4] == ["··", "·✗·", "???"]  # 02 is corrupt: not graded, the rest is
     assert "bob/02_train_mnist.ipynb: not a notebook this report can read (JSONDecodeError" in err
     dave = _row(lines, "dave").split()
-    assert dave[5] == "··?" and dave[6] == "??" and dave[-1] == "0/41"
+    assert dave[5] == "··?" and dave[6] == "???" and dave[-1] == f"0/{EXERCISES}"
     assert ("dave/04_loading.ipynb: exercise 04.3 is checked with `labutils.checks.ex04_3(unsafe_globals);` there "
             "and `labutils.checks.ex04_3(audit);` in this lab: another version of the lab. Not graded.") in err
     assert "dave/05_partial_loading.ipynb: missing. Not graded." in err
-    assert _row(lines, "carol").split()[1:-1] == ["??", "???", "???", "???", "???", "??", "???", "??", "???",
-                                                  "?" * 9, "???", "?" * 5]
+    assert _row(lines, "carol").split()[1:-1] == ["??", "???", "???", "???", "???", "???", "????", "??",
+                                                  "???", "?" * 9, "???", "?" * 5]
     assert "carol: not a copy of the lab (no numbered notebooks" in err
     assert "Traceback" not in err
     # nothing else is flagged: a copy of this lab, as it ships, is all "not tried"
@@ -105,7 +106,7 @@ def test_a_changed_signature_is_not_graded_as_a_wrong_answer(room, tmp_path, cap
 def test_csv_has_a_column_per_exercise_and_words_not_marks(room, tmp_path, capsys):
     status, lines, _ = _report(capsys, room / "alice", room / "bob", "--csv", tmp_path / "room.csv")
     rows = list(csv.reader((tmp_path / "room.csv").open(encoding="utf-8")))
-    assert rows[0][:4] == ["learner", "00.1", "00.2", "01.1"] and rows[0][-1] == "solved" and len(rows[0]) == 43
+    assert rows[0][:4] == ["learner", "00.1", "00.2", "01.1"] and rows[0][-1] == "solved" and len(rows[0]) == EXERCISES + 2
     assert rows[1][:6] == ["alice", "not tried", "not tried", "solved", "solved", "not tried"] and rows[1][-1] == "2"
     assert rows[2][4:9] == ["not passing", "not tried", "not graded", "not graded", "not graded"]
     status, _, err = _report(capsys, room / "alice", "--csv", tmp_path / "no such folder" / "room.csv")
@@ -220,7 +221,7 @@ def test_an_exercise_done_in_the_chinese_edition_counts(tmp_path, capsys):
     (erin / "notebooks" / "02_train_mnist.zh-CN.ipynb").write_text("{")
     status, lines, err = _report(capsys, tmp_path)
     assert status == 0
-    assert _row(lines, "erin").split()[2] == "✓✗·" and _row(lines, "erin").endswith("1/41")
+    assert _row(lines, "erin").split()[2] == "✓✗·" and _row(lines, "erin").endswith(f"1/{EXERCISES}")
     assert _row(lines, "erin").split()[3] == "···", "a broken Chinese copy does not hide the English one"
     assert "erin/02_train_mnist.zh-CN.ipynb: not a notebook this report can read" in err
     (erin / "notebooks" / "01_define_net.ipynb").unlink()
