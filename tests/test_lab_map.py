@@ -85,7 +85,7 @@ def test_a_file_without_its_markers_is_named_with_the_fix(copy, capsys):
 AGENDA = {  # where docs/INSTRUCTOR.md quotes each figure of tools/lab_map.py's agenda_figures()
     "hours for 00-06": r"00 to 06 alone take a learner working alone ([\d.]+) hours",
     "homework of the 90 minutes": r"the exercises of 03, 04 and 06 \((\d+) minutes by the table\)",
-    "homework of the 3 hours": r"every exercise but 03\.2 \((\d+) minutes by the table\)",
+    "homework of the 3 hours": r"every exercise of 00 to 09 but 03\.2 \((\d+) minutes by the table\)",
     "study of 10": r"10, the small language model \((\d+) minutes\)",
     "study of 11": r"11, the capstone, or a second session \((\d+) minutes\)",
 }

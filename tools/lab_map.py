@@ -92,7 +92,7 @@ def agenda_figures() -> dict[str, float]:
     atomic_save = STAR_MINUTES[2] + SOLUTION_LINE_MINUTES * _solution_lines(NOTEBOOK_DIR, "ex03_2")  # done in class
     return {"hours for 00-06": round(sum(by_number[f"0{n}"].total for n in range(7)) / 60, 1),
             "homework of the 90 minutes": exercises("03", "04", "06"),
-            "homework of the 3 hours": 5 * round((exercises("00", "01", "02", "03", "04", "05", "06", "07", "09")
+            "homework of the 3 hours": 5 * round((exercises(*(f"0{n}" for n in range(10)))
                                                   - atomic_save) / 5),
             "study of 10": by_number["10"].total, "study of 11": by_number["11"].total}
 
