@@ -15,4 +15,5 @@ from .nb07_deploy_and_share import *  # noqa: F403
 from .nb08_large_models import *  # noqa: F403
 from .nb09_troubleshooting_clinic import *  # noqa: F403
 from .nb10_language_model import *  # noqa: F403
+from .nb11_frameworks import *  # noqa: F403
 from .nb11_capstone_project import *  # noqa: F403

@@ -1,0 +1,2 @@
+"""Checks for notebook 11 (checkpoints in Lightning, accelerate and transformers)."""
+__all__: list[str] = []
