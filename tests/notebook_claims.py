@@ -119,15 +119,15 @@ def claims_10(m: dict) -> None:
     assert m["trainer_resume_warnings_same"] is True, "no variant warns of what it lacks"
 
 
-def claims_11(m: dict) -> None:
+def claims_12(m: dict) -> None:
     """As it ships: no step solved, so every part that runs the steps waited (tests/test_capstone.py runs it solved)."""
-    assert m["passed"] == {f"ex11_{n}": False for n in range(1, 6)} and m["total_steps"] == 126
+    assert m["passed"] == {f"ex12_{n}": False for n in range(1, 6)} and m["total_steps"] == 126
     assert m["resumed_from_step"] is None and m["identical"] is None and m["shared_loaded_without_labutils"] is None
 
 
 CLAIMS = {"03_saving": claims_03, "04_loading": claims_04, "05_partial_loading": claims_05,
           "07_deploy_and_share": claims_07, "08_large_models": claims_08, "09_troubleshooting_clinic": claims_09,
-          "10_language_model": claims_10, "11_capstone_project": claims_11}
+          "10_language_model": claims_10, "12_capstone_project": claims_12}
 
 
 def check_default_run(notebook: str, metrics: dict) -> None:

@@ -1,7 +1,7 @@
-"""Notebook 11 with the five solutions in place of the learner's cells: it trains, kills, resumes, proves, shares.
+"""Notebook 12 with the five solutions in place of the learner's cells: it trains, kills, resumes, proves, shares.
 
 nbval runs the notebook as it ships, where no step is solved and every part that runs the steps waits
-(tests/notebook_claims.py's claims_11); this module runs it as a learner who solved every step sees it.
+(tests/notebook_claims.py's claims_12); this module runs it as a learner who solved every step sees it.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from labutils.paths import REPO_ROOT
 from labutils.runner import run_notebook
 from notebook_files import NOTEBOOK_DIR, read
 
-CAPSTONE = NOTEBOOK_DIR / "11_capstone_project.ipynb"
+CAPSTONE = NOTEBOOK_DIR / "12_capstone_project.ipynb"
 SOLUTIONS = NOTEBOOK_DIR / "solutions"
-STEPS = [f"ex11_{n}" for n in range(1, 6)]
+STEPS = [f"ex12_{n}" for n in range(1, 6)]
 
 
 def solved(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -44,8 +44,8 @@ def solved_run(tmp_path_factory) -> tuple[dict, object]:
         patch.setenv("LAB_ARTIFACTS_DIR", str(folder / "artifacts"))
         patch.delenv("LAB_METRICS_DIR", raising=False)
         run_notebook(folder / "solved.ipynb", folder / "ran.ipynb", cwd=NOTEBOOK_DIR)
-    metrics = json.loads((folder / "artifacts" / "metrics" / "11_capstone_project.json").read_text())
-    return metrics, folder / "artifacts" / "11_capstone_project"
+    metrics = json.loads((folder / "artifacts" / "metrics" / "12_capstone_project.json").read_text())
+    return metrics, folder / "artifacts" / "12_capstone_project"
 
 
 def test_the_solutions_replace_exactly_the_five_step_cells():
@@ -114,7 +114,7 @@ def test_a_crash_between_the_two_renames_of_a_new_best_keeps_the_old_best(tmp_pa
         exec(source, namespace)
     (given,) = [c.source for c in nb.cells if "def checkpointing(" in c.source]
     exec(given, namespace)
-    for step in ("ex11_1", "ex11_2", "ex11_3"):
+    for step in ("ex12_1", "ex12_2", "ex12_3"):
         exec((SOLUTIONS / f"{step}.py").read_text(), namespace)
     namespace["CHECKPOINT_EVERY"] = 1
     images, labels = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))

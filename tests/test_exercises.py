@@ -103,7 +103,7 @@ def test_check_passes_on_the_solution(check, capsys):
 # (as torch.save does), what is missing.
 SKELETON_HINT = {"ex03_2": "nothing was written at `path`", "ex09_2": "nothing was written at out_path",
                  "ex09_6": "nothing was written at out_path", "ex10_2": "nothing was written in `folder`",
-                 "ex11_2": "nothing was written at `path`", "ex11_5": "export wrote nothing"}
+                 "ex12_2": "nothing was written at `path`", "ex12_5": "export wrote nothing"}
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -270,15 +270,15 @@ WRONG |= {  # notebook 10's exercises: the solutions with one thing done wrong
 }
 
 WRONG |= {  # the capstone's steps: its solutions with one thing done wrong
-    "ex11_1": (_changed("ex11_1", "    while run[\"step\"] < until_step:\n        model.train()",
+    "ex12_1": (_changed("ex12_1", "    while run[\"step\"] < until_step:\n        model.train()",
                         "    model.train()\n    while run[\"step\"] < until_step:"),
                "call model.train() at the start of every step"),
-    "ex11_2": (_changed("ex11_2", 'f"{digest}  {path.name}\\n"', 'f"{digest}  {path}\\n"'),
+    "ex12_2": (_changed("ex12_2", 'f"{digest}  {path.name}\\n"', 'f"{digest}  {path}\\n"'),
                "so that `sha256sum -c` works wherever the folder is copied"),
-    "ex11_3": (_changed("ex11_3", "        path.with_name(path.name + \".sha256\").unlink(missing_ok=True)\n", ""),
+    "ex12_3": (_changed("ex12_3", "        path.with_name(path.name + \".sha256\").unlink(missing_ok=True)\n", ""),
                "delete them too"),
-    "ex11_4": (_changed("ex11_4", "    torch.set_rng_state(checkpoint[\"rng\"])", ""), "torch.set_rng_state"),
-    "ex11_5": (_changed("ex11_5", "    model.eval()", ""), "Call model.eval() before exporting"),
+    "ex12_4": (_changed("ex12_4", "    torch.set_rng_state(checkpoint[\"rng\"])", ""), "torch.set_rng_state"),
+    "ex12_5": (_changed("ex12_5", "    model.eval()", ""), "Call model.eval() before exporting"),
 }
 
 
@@ -355,19 +355,19 @@ MORE_WRONG = [
     ("ex10_3", _changed("ex10_3", " and (\n                (path / \"model.safetensors\").is_file() or "
                                   "(path / \"model.safetensors.index.json\").is_file())", ""),
      "check the weights are there too"),
-    ("ex11_1", _changed("ex11_1", "        optimizer.zero_grad()\n", ""),
+    ("ex12_1", _changed("ex12_1", "        optimizer.zero_grad()\n", ""),
      "weights differ from those of the lab's loop"),
-    ("ex11_1", _changed("ex11_1", "        scheduler.step()", "        if run[\"step\"] % 5 == 0:\n"
+    ("ex12_1", _changed("ex12_1", "        scheduler.step()", "        if run[\"step\"] % 5 == 0:\n"
                                                                "            scheduler.step()"),
      "call scheduler.step() once per step"),
-    ("ex11_2", _changed("ex11_2", "    folder = os.open(", "    return\n    folder = os.open("),
+    ("ex12_2", _changed("ex12_2", "    folder = os.open(", "    return\n    folder = os.open("),
      "fsync the folder too"),
-    ("ex11_2", _changed("ex11_2", "        os.unlink(tmp)\n", ""), "the failed save left"),
-    ("ex11_3", _changed("ex11_3", "found = [(int(m.group(1)), p)", "found = [(p.stat().st_mtime, p)"),
+    ("ex12_2", _changed("ex12_2", "        os.unlink(tmp)\n", ""), "the failed save left"),
+    ("ex12_3", _changed("ex12_3", "found = [(int(m.group(1)), p)", "found = [(p.stat().st_mtime, p)"),
      "by modification time"),
-    ("ex11_3", _changed("ex11_3", "        if is_good(path):", "        if path.stat().st_size:"), "is truncated"),
-    ("ex11_4", _changed("ex11_4", "weights_only=True", "weights_only=False"), "load it with weights_only=True"),
-    ("ex11_4", _changed("ex11_4", "    run[\"optimizer\"].load_state_dict(checkpoint[\"optimizer\"])\n", ""),
+    ("ex12_3", _changed("ex12_3", "        if is_good(path):", "        if path.stat().st_size:"), "is truncated"),
+    ("ex12_4", _changed("ex12_4", "weights_only=True", "weights_only=False"), "load it with weights_only=True"),
+    ("ex12_4", _changed("ex12_4", "    run[\"optimizer\"].load_state_dict(checkpoint[\"optimizer\"])\n", ""),
      "momentum buffers were not restored"),
 ]
 

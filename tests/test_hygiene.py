@@ -89,7 +89,7 @@ class TestStructure:
         words = edition(path)
         headings = [line for c in read(path).cells if c.cell_type == "markdown"
                     for line in c.source.splitlines() if line.startswith("## ")]
-        if path.name.startswith("11_capstone_project"):  # its exercises are its five steps, then it puts them together
+        if path.name.startswith("12_capstone_project"):  # its exercises are its five steps, then it puts them together
             steps = re.findall(rf"^## {words['step']}$", "\n".join(headings), re.M)
             assert headings[-1] == f"## {words['summary']}" and len(steps) == 5 and steps[0] == "🌟", path.name
             return

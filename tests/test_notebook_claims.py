@@ -104,13 +104,13 @@ def test_a_claim_on_an_error_holds_when_torch_or_python_words_it_otherwise(noteb
 @pytest.fixture(scope="module")
 def checked_session(tmp_path_factory) -> subprocess.CompletedProcess:
     """One pytest session with the lab's settings (one start instead of two) of
-    - notebook 11 as it ships (the shortest run), whose baseline is made to say KILL_AT_STEP 71: its cells pass,
+    - notebook 12 as it ships (the shortest run), whose baseline is made to say KILL_AT_STEP 71: its cells pass,
       its metrics item must fail;
     - notebook 01 with only its metrics item selected: skipped, as its cells did not run;
     - a copy of 00, up to the cell whose committed output says 59,999 training images: nbval must fail that cell."""
     folder = tmp_path_factory.mktemp("checked")
     (folder / "off_baseline.py").write_text("import regression.regress as r\n_load = r.load_baselines\n"
-                                            "def _off():\n    b = _load()\n    b['11-defaults']['kill_at_step'] = 71\n"
+                                            "def _off():\n    b = _load()\n    b['12-defaults']['kill_at_step'] = 71\n"
                                             "    return b\nr.load_baselines = _off\n")
     nb = read(NOTEBOOK_DIR / "00_welcome.ipynb")
     checked = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
@@ -125,7 +125,7 @@ def checked_session(tmp_path_factory) -> subprocess.CompletedProcess:
     for name in ("PYTEST_XDIST_WORKER", "LAB_TEST_SESSION_ARTIFACTS"):  # a session of its own, in its own folder
         environment.pop(name, None)
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "off_baseline", "-k",
-                           "00_welcome or 11_capstone or metrics", "notebooks/11_capstone_project.ipynb",
+                           "00_welcome or 12_capstone or metrics", "notebooks/12_capstone_project.ipynb",
                            "notebooks/01_define_net.ipynb",
                            str(folder / "tampered" / "00_welcome.ipynb")],
                           capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=environment)
@@ -135,8 +135,8 @@ def checked_session(tmp_path_factory) -> subprocess.CompletedProcess:
 def test_the_metrics_item_fails_a_run_off_its_baseline_and_skips_a_notebook_that_did_not_run(checked_session):
     out = checked_session.stdout
     assert checked_session.returncode == 1, out[-3000:]
-    assert "FAILED notebooks/11_capstone_project.ipynb::metrics" in out, out[-3000:]
-    assert "11-defaults (11_capstone_project): kill_at_step is 70, baseline 71" in out
+    assert "FAILED notebooks/12_capstone_project.ipynb::metrics" in out, out[-3000:]
+    assert "12-defaults (12_capstone_project): kill_at_step is 70, baseline 71" in out
     assert "only some of the notebook's cells ran in this session" in out
     assert re.search(r"\b2 failed, \d+ passed, 1 skipped\b", out), out[-500:]
 

@@ -114,7 +114,7 @@ def test_compare_names_the_notebook_metric_baseline_and_value():
 
 def test_regress_exits_1_on_a_regression_and_writes_the_reports(tmp_path, monkeypatch, capsys):
     plan = tmp_path / "params.yaml"
-    plan.write_text("runs:\n  - {id: capstone, notebook: 11_capstone_project, parameters: {KILL_AT_STEP: 71}}\n"
+    plan.write_text("runs:\n  - {id: capstone, notebook: 12_capstone_project, parameters: {KILL_AT_STEP: 71}}\n"
                     "tolerances:\n  - {match: '*seconds*', kind: info}\n  - {match: '*', kind: exact}\n")
     baselines = tmp_path / "baselines.json"
     baselines.write_text(json.dumps({"capstone": {"kill_at_step": 70}}))
@@ -122,10 +122,10 @@ def test_regress_exits_1_on_a_regression_and_writes_the_reports(tmp_path, monkey
     monkeypatch.setattr(regress, "BASELINES", baselines)
     assert regress.main(["--out", str(tmp_path / "reports")]) == 1
     err = capsys.readouterr().err
-    assert "REGRESSION capstone (11_capstone_project): kill_at_step is 71, baseline 70 (exact)" in err
+    assert "REGRESSION capstone (12_capstone_project): kill_at_step is 71, baseline 70 (exact)" in err
     rows = json.loads((tmp_path / "reports" / "regression.json").read_text())
     assert {r["metric"]: r["status"] for r in rows}["kill_at_step"] == "REGRESSION"
-    assert "| capstone | 11_capstone_project | kill_at_step | 70 | 71 | exact | REGRESSION |" in (
+    assert "| capstone | 12_capstone_project | kill_at_step | 70 | 71 | exact | REGRESSION |" in (
         tmp_path / "reports" / "regression.md").read_text()
 
     ran = json.loads((tmp_path / "reports" / "regression.json").read_text())

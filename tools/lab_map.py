@@ -94,7 +94,7 @@ def agenda_figures() -> dict[str, float]:
             "homework of the 90 minutes": exercises("03", "04", "06"),
             "homework of the 3 hours": 5 * round((exercises(*(f"0{n}" for n in range(10)))
                                                   - atomic_save) / 5),
-            "study of 10": by_number["10"].total, "study of 11": by_number["11"].total}
+            "study of 10": by_number["10"].total, "study of 12": by_number["12"].total}
 
 
 def _run_minutes(run: str) -> float:
@@ -186,7 +186,7 @@ NOTEBOOKS = [
              "shards), bfloat16, what breaks without the config or the tokenizer; a LoRA adapter saved, loaded in a "
              "fresh process and merged; the `Trainer`'s checkpoints, interrupted and resumed bit for bit",
              "under 2 minutes"),
-    Notebook("11_capstone_project", "Capstone: your own project",
+    Notebook("12_capstone_project", "Capstone: your own project",
              "on your own, in plain PyTorch: a training loop with a schedule, atomic checkpoints with sha256 "
              "sidecars, keep the last k and the best, a run killed with `SIGKILL` and resumed bit for bit, an ONNX "
              "export and a folder that loads without your code", "under 40 s"),

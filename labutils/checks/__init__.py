@@ -16,4 +16,4 @@ from .nb08_large_models import *  # noqa: F403
 from .nb09_troubleshooting_clinic import *  # noqa: F403
 from .nb10_language_model import *  # noqa: F403
 from .nb11_frameworks import *  # noqa: F403
-from .nb11_capstone_project import *  # noqa: F403
+from .nb12_capstone_project import *  # noqa: F403

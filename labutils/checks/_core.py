@@ -79,7 +79,7 @@ _PASSED: dict[str, bool] = {}  # each check's latest verdict in this session
 
 
 def passed(*names: str) -> bool:
-    """Return True when each named check (such as "ex11_1") has run in this session and its latest verdict is ✓."""
+    """Return True when each named check (such as "ex12_1") has run in this session and its latest verdict is ✓."""
     return all(_PASSED.get(name, False) for name in names)
 
 

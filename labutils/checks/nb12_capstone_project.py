@@ -1,4 +1,4 @@
-"""Checks for the steps of notebook 11 (the capstone): solutions in notebooks/solutions/ex11_*.py.
+"""Checks for the steps of notebook 12 (the capstone): solutions in notebooks/solutions/ex12_*.py.
 
 Each check tests one step on its own, with small data and, where a step needs the others, the lab's own version
 of them (_runs.py, written to the contract the notebook states), so that a mistake in step 1 does not show up as
@@ -23,7 +23,7 @@ from ._core import _check, _equal_states, _expect, _expect_atomic, _watching_ren
 from ._runs import _batches, _data, _reference_run, _reference_save, _reference_train, _same_optimizer_state
 
 
-__all__ = ["ex11_1", "ex11_2", "ex11_3", "ex11_4", "ex11_5"]
+__all__ = ["ex12_1", "ex12_2", "ex12_3", "ex12_4", "ex12_5"]
 
 CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "step", "best_acc", "rng"}
 RUN_KEYS = {"model", "optimizer", "scheduler", "step", "best_acc"}
@@ -38,7 +38,7 @@ def _is_run(run: object, what: str) -> dict:
 
 
 @_check
-def ex11_1(functions: tuple[Callable, Callable]) -> str:
+def ex12_1(functions: tuple[Callable, Callable]) -> str:
     """(make_run(seed, total_steps, lr) -> run, train(run, batch, until_step, on_step=None))."""
     make_run, train = functions
     run = _is_run(make_run(3, 40, 0.05), "make_run")
@@ -111,7 +111,7 @@ def ex11_1(functions: tuple[Callable, Callable]) -> str:
 
 
 @_check
-def ex11_2(save: Callable[[dict, Path], None]) -> str:
+def ex12_2(save: Callable[[dict, Path], None]) -> str:
     """save(run, path) -> None: atomic, with a sha256 sidecar, loadable with weights_only=True."""
     run = _reference_run(2, 10)
     _reference_train(run, _batches(*_data()), 2)
@@ -190,7 +190,7 @@ def _fake_checkpoint(path: Path, step: int) -> None:
 
 
 @_check
-def ex11_3(functions: tuple[Callable, Callable]) -> str:
+def ex12_3(functions: tuple[Callable, Callable]) -> str:
     """(keep(folder, keep_last) -> None, newest_good(folder) -> the newest step-*.pt whose sidecar matches)."""
     keep, newest_good = functions
     with tempfile.TemporaryDirectory() as tmp:
@@ -262,7 +262,7 @@ def _recording_loads() -> Iterator[list]:
 
 
 @_check
-def ex11_4(resume: Callable[[Path, dict], dict]) -> str:
+def ex12_4(resume: Callable[[Path, dict], dict]) -> str:
     """resume(path, run) -> the run, with every piece of state loaded from the checkpoint at `path`."""
     batch = _batches(*_data(64, seed=4), size=16)
     straight = _reference_run(5, 12)
@@ -304,7 +304,7 @@ def ex11_4(resume: Callable[[Path, dict], dict]) -> str:
 
 
 @_check
-def ex11_5(export: Callable[[torch.nn.Module, Path, float], None]) -> str:
+def ex12_5(export: Callable[[torch.nn.Module, Path, float], None]) -> str:
     """export(model, folder, test_acc) -> None: model.onnx, model.safetensors, model.py, config.json, README.md,
     SHA256SUMS."""
     import copy
