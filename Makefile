@@ -24,7 +24,7 @@ OFFLINE ?=
 WHEELHOUSE := wheelhouse
 PIP_FROM := $(if $(OFFLINE),--no-index --find-links $(WHEELHOUSE))
 
-.PHONY: lab test check browser doctor hub rehearsal proxy setup check-python second-python wheelhouse data notebooks map glossary images screenshots benchmarks stress \
+.PHONY: lab test check browser doctor hub rehearsal proxy setup tensorflow check-python second-python wheelhouse data notebooks map glossary images screenshots benchmarks stress \
 	regress translations clean
 
 # JupyterLab on the lab's folder, opened on notebook 00, with the lab's kernel and settings (tools/lab.py says how);
@@ -57,7 +57,7 @@ MINOR := import sys; print("%d.%d" % sys.version_info[:2])
 # the order conftest.py sets (the browser tests and the two papermill chains first). TEST_WORKERS=0 runs it all in one
 # process.
 TEST_WORKERS ?= auto
-test: data proxy $(if $(SECOND_PYTHON),second-python)
+test: data proxy tensorflow $(if $(SECOND_PYTHON),second-python)
 	$(SECOND_ENV)$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The quick loop while editing (under 90 s on 2 cores): lint, the unit tests, hygiene, links and translations,
@@ -142,11 +142,20 @@ $(STAMP): requirements.txt pyproject.toml tools/lab.py
 	$(BIN)/python tools/lab.py --install-kernel
 	touch $(STAMP)
 
+# TensorFlow, the optional extra of notebook 07's last section (requirements-tensorflow.txt: about 274 MB to download,
+# 1.4 GB installed); without it that section says how to add it and skips. `make test` installs it, so the suite runs it.
+TF_STAMP := $(VENV)/.lab-tensorflow
+tensorflow: setup $(TF_STAMP)
+
+$(TF_STAMP): requirements-tensorflow.txt $(STAMP)
+	$(BIN)/python -m pip install $(PIP_FROM) -r requirements-tensorflow.txt
+	touch $(TF_STAMP)
+
 # Download every wheel the lab installs (for this machine's OS, CPU and Python) into wheelhouse/; with
 # SECOND_PYTHON=..., the second Python's too.
-wheelhouse: requirements.txt
+wheelhouse: requirements.txt requirements-tensorflow.txt
 	$(if $(TORCH_INDEX),$(PYTHON) -m pip download --dest $(WHEELHOUSE) --index-url $(TORCH_INDEX) $(TORCH_PINS))
-	$(PYTHON) -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) -r requirements.txt
+	$(PYTHON) -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) -r requirements.txt -r requirements-tensorflow.txt
 	$(if $(SECOND_PYTHON),"$(SECOND_PYTHON)" -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) $(SECOND_PINS))
 
 # Decompress the bundled MNIST once and check every file's sha256.

@@ -20,15 +20,15 @@ from notebook_files import NOTEBOOKS
 README = (REPO_ROOT / "README.md").read_text()
 
 
-def _requirements() -> dict[str, str]:
+def _requirements(name: str = "requirements.txt") -> dict[str, str]:
     pins = {}
-    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+    for line in (REPO_ROOT / name).read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         spec, sep, comment = line.partition("#")
-        assert sep and comment.strip(), f"requirements.txt: every pin needs a comment saying what needs it: {line!r}"
+        assert sep and comment.strip(), f"{name}: every pin needs a comment saying what needs it: {line!r}"
         name, eq, version = spec.strip().partition("==")
-        assert eq and re.fullmatch(r"[0-9][0-9a-z.]*", version), f"requirements.txt: pin exactly with ==: {line!r}"
+        assert eq and re.fullmatch(r"[0-9][0-9a-z.]*", version), f"{name}: pin exactly with ==: {line!r}"
         pins[name.lower()] = version
     return pins
 
@@ -94,6 +94,18 @@ def test_requirements_txt_is_the_only_place_versions_are_written():
     for name in ("Makefile", "pyproject.toml", ".ci/run", "environment.yml"):
         text = (REPO_ROOT / name).read_text()
         assert not re.search(r"[A-Za-z0-9_-]==[0-9]", text), f"{name} writes a version; only requirements.txt may"
+
+
+def test_tensorflow_is_an_extra_that_make_test_installs_and_make_lab_does_not():
+    """requirements-tensorflow.txt pins the one optional extra (07's TensorFlow section) exactly, apart from
+    requirements.txt; `make test` installs it so that the suite runs that section, `make lab` and `make setup` do not."""
+    extra = _requirements("requirements-tensorflow.txt")
+    assert list(extra) == ["tensorflow-cpu"] and not set(extra) & set(_requirements()), extra
+    installs_extra = "pip install  -r requirements-tensorflow.txt"
+    assert installs_extra in _make_dry_run("-W", "requirements-tensorflow.txt", "test")
+    for target in ("lab", "setup"):
+        assert "requirements-tensorflow.txt" not in _make_dry_run("-W", "requirements.txt", target), target
+    assert "-r requirements.txt -r requirements-tensorflow.txt" in _make_dry_run("wheelhouse")
 
 
 def test_the_supported_pythons_are_written_once_in_the_python_check():
