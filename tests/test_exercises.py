@@ -14,7 +14,7 @@ from labutils import i18n
 from labutils.paths import REPO_ROOT
 from notebook_files import NOTEBOOKS, read, tagged
 
-CHECKS = sorted(name for name in dir(labutils.checks) if re.fullmatch(r"ex\d\d_\d", name))
+CHECKS = sorted(name for name in dir(labutils.checks) if re.fullmatch(r"ex\d\d_\d+", name))
 SOLUTIONS = REPO_ROOT / "notebooks" / "solutions"
 
 
@@ -249,6 +249,8 @@ WRONG = {
                 "    return model, optimizer, scheduler"), "create all three objects first"),
     "ex09_9": (("import torch\ndef rescue_pickle(path, cls, out_path):\n"
                 "    torch.save(torch.load(path, weights_only=False).state_dict(), out_path)"), "Can't get attribute"),
+    "ex09_10": (("def judge_drift(model, state_dict):\n    result = model.load_state_dict(state_dict, strict=False)\n"
+                 "    return result.unexpected_keys, result.missing_keys"), "not in the model at all"),
 }
 
 

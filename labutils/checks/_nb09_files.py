@@ -150,3 +150,41 @@ def write_tiny_pickle(path, reference) -> None:
             _TINY_FILES.extend(file.read_bytes() for file in made)
     for target, data in zip((path, reference), _TINY_FILES, strict=True):
         Path(target).write_bytes(data)
+
+
+class _EncoderOld(torch.nn.Module):
+    """Exercise 09.10: a library's text encoder as an older release wrote it (every buffer saved)."""
+
+    def __init__(self, length: int = 6):
+        super().__init__()
+        self.tokens = torch.nn.Embedding(20, 4)
+        self.positions = torch.nn.Embedding(8, 4)
+        self.register_buffer("position_ids", torch.arange(8).unsqueeze(0))
+        self.register_buffer("mask", torch.ones(length, length).tril())
+
+
+class _EncoderNew(torch.nn.Module):
+    """The release after it: a layer renamed, the two buffers no longer saved, the mask longer."""
+
+    def __init__(self):
+        super().__init__()
+        self.tokens = torch.nn.Embedding(20, 4)
+        self.position_embeddings = torch.nn.Embedding(8, 4)
+        self.register_buffer("position_ids", torch.arange(8).unsqueeze(0), persistent=False)
+        self.register_buffer("mask", torch.ones(8, 8).tril(), persistent=False)
+
+
+def _drift_cases() -> list[tuple[str, torch.nn.Module, dict, list[str], list[str]]]:
+    """(file name, model, state_dict, harmless keys, keys that need action) for exercise 09.10."""
+    from ..models import BatchNormNet
+
+    torch.manual_seed(0)
+    upgrade = _EncoderOld().state_dict()
+    batchnorm = BatchNormNet()
+    statistics = batchnorm.state_dict()
+    for key in ("bn1.running_mean", "bn1.running_var"):
+        del statistics[key]  # a file whose writer kept only some of the buffers
+    return [("encoder_release_1.pt", _EncoderNew(), upgrade, ["position_ids"],
+             ["mask", "position_embeddings.weight", "positions.weight"]),
+            ("batchnorm_net_partial.pt", batchnorm, statistics, [],
+             ["bn1.running_mean", "bn1.running_var"])]

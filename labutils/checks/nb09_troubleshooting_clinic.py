@@ -8,12 +8,12 @@ import torch
 from ..checkpoint import unsafe_globals
 from ..models import BatchNormNet, Net
 from ._core import _check, _equal_states, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
-from ._nb09_files import (TinyNet, _lr_steps, _make_model, _make_optimizer, _make_scheduler, _namespaces_in,
+from ._nb09_files import (TinyNet, _drift_cases, _lr_steps, _make_model, _make_optimizer, _make_scheduler, _namespaces_in,
                           _plain, _same, _script_arguments, _two_gpu_checkpoint, write_tiny_pickle,
                           write_two_gpu_checkpoint)
 
-__all__ = ["ex09_1", "ex09_2", "ex09_3", "ex09_4", "ex09_5", "ex09_6", "ex09_7", "ex09_8", "ex09_9", "TinyNet",
-           "write_tiny_pickle", "write_two_gpu_checkpoint"]
+__all__ = ["ex09_1", "ex09_2", "ex09_3", "ex09_4", "ex09_5", "ex09_6", "ex09_7", "ex09_8", "ex09_9", "ex09_10",
+           "TinyNet", "write_tiny_pickle", "write_two_gpu_checkpoint"]
 
 
 @_check
@@ -342,3 +342,35 @@ def ex09_9(rescue_pickle: Callable) -> str:
         _expect(_equal_states(model.state_dict(), torch.load(reference, weights_only=True)),
                 "the rescued weights differ from the pickled model's.")
     return "the pickle unpickled with its class, and its weights saved as a plain state_dict."
+
+
+@_check
+def ex09_10(judge_drift: Callable) -> str:
+    """judge_drift(model, state_dict) -> (harmless, needs_action): the keys a strict load names, judged."""
+    for what, model, state, harmless, action in _drift_cases():
+        got = judge_drift(model, state)
+        _expect(got is not None, "judge_drift returned None: return two lists, (harmless, needs_action).")
+        _expect(isinstance(got, (tuple, list)) and len(got) == 2, "return two lists, (harmless, needs_action).")
+        said_harmless, said_action = sorted(got[0]), sorted(got[1])
+        named = sorted(said_harmless + said_action)
+        _expect(named == sorted(harmless + action), f"with {what}, a strict load names {sorted(harmless + action)}; "
+                f"you judged {named}. Judge every missing and every unexpected key, once.")
+        buffers = dict(model.named_buffers())
+        wrong = [key for key in said_harmless if key in action]
+        for key in wrong:
+            _expect(key in buffers or key not in state, f"{key} is in the file but not in the model at all: its "
+                    "weights would be thrown away (a layer renamed?). Only a buffer the model still has can be left "
+                    "out safely.")
+        for key in wrong:
+            _expect(key not in state, f"{key} is a buffer of the model, but the file's {key} differs from the "
+                    "model's: loading would silently keep the model's own. Compare the values, not only the names.")
+        for key in wrong:
+            _expect(key not in buffers, f"{key} is missing from the file: the model keeps the value its __init__ "
+                    "gave it, which for running statistics is not what training made (case 1). The file has "
+                    "nothing to compare with: that needs action.")
+            raise _Wrong(f"{key} is a parameter the file does not have: it would stay as initialised.")
+        for key in said_action:
+            _expect(key not in harmless, f"{key} needs no action: the model still has it as a buffer, with the very "
+                    "value the file holds. A buffer registered with persistent=False is not in state_dict(); "
+                    "named_buffers() lists it.")
+    return "harmless buffers told apart from the keys that need action, in both files."
