@@ -199,12 +199,6 @@ WRONG = {
                 "    def uninstall():\n        for sig, old in previous.items():\n            signal.signal(sig, old)\n"
                 "    return (lambda: False), uninstall"),
                "raised SystemExit in the middle of what the program was doing"),
-    "ex06_5": (("def save_state(run):\n    return {'model': run.model.state_dict(), 'optimizer': "
-                "run.optimizer.state_dict(),\n            'step': run.step, 'scaler': run.scaler.state_dict(), "
-                "'ema': run.ema.state_dict()}\ndef load_state(run, state):\n"
-                "    run.model.load_state_dict(state['model'])\n    run.optimizer.load_state_dict(state['optimizer'])\n"
-                "    run.step = state['step']\n    run.scaler.load_state_dict(state['scaler'])\n"
-                "    run.ema.load_state_dict(state['ema'])"), "the schedule starts over"),
     "ex07_1": (("import torch\ndef export_dynamic(model, image):\n"
                 "    return torch.export.export(model, (image.expand(2, -1, -1, -1),),\n"
                 "                               dynamic_shapes={'x': {0: torch.export.Dim('batch')}})"),
@@ -215,8 +209,6 @@ WRONG = {
                 "        if (folder / name).is_file() and \\\n"
                 "                hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:\n"
                 "            out.append(name)\n    return sorted(out)"), "a missing file counts as changed"),
-    "ex07_3": ("def dense_kernel_for_keras(weight, chw):\n    return weight.T",
-               "the rows are in PyTorch's flatten order"),
     "ex08_1": ("def adam_checkpoint_bytes(n_params, dtype):\n    return 2 * n_params * dtype.itemsize",
                "two averages per parameter"),
     "ex08_2": (("import json, safetensors.torch\nfrom huggingface_hub import save_torch_state_dict\n"
@@ -229,8 +221,6 @@ WRONG = {
                 "        shard_state = safetensors.torch.load_file(folder / shard)\n"
                 "        model.load_state_dict(shard_state, strict=False, assign=True)\n"
                 "    return model"), "strict=False hides missing keys"),
-    "ex08_4": ("def map_location_for(rank, local_rank, gpus):\n    return f'cuda:{rank}' if gpus else 'cpu'",
-               "local_rank (1) numbers them on their machine"),
     "ex09_1": ("import torch\ndef save_everything(model, path):\n    torch.save(dict(model.named_parameters()), path)",
                "buffers such as running_mean"),
     "ex09_2": ("import shutil\ndef make_portable(path, out_path):\n    shutil.copyfile(path, out_path)",
