@@ -221,6 +221,8 @@ WRONG = {
                 "        shard_state = safetensors.torch.load_file(folder / shard)\n"
                 "        model.load_state_dict(shard_state, strict=False, assign=True)\n"
                 "    return model"), "strict=False hides missing keys"),
+    "ex08_4": ("def map_location_for(rank, local_rank, gpus):\n    return f'cuda:{rank}' if gpus else 'cpu'",
+               "local_rank (1) numbers them on their machine"),
     "ex09_1": ("import torch\ndef save_everything(model, path):\n    torch.save(dict(model.named_parameters()), path)",
                "buffers such as running_mean"),
     "ex09_2": ("import shutil\ndef make_portable(path, out_path):\n    shutil.copyfile(path, out_path)",

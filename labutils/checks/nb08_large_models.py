@@ -8,7 +8,7 @@ import torch
 from ..models import Net
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
-__all__ = ["ex08_1", "ex08_2", "ex08_3"]
+__all__ = ["ex08_1", "ex08_2", "ex08_3", "ex08_4"]
 
 
 def _adam_bytes(model: torch.nn.Module) -> int:
@@ -177,3 +177,83 @@ def ex08_3(fill_from_shards: Callable) -> str:
                      "device). strict=False hides missing keys: check them yourself and raise.")
     return ("the meta model filled shard by shard; a missing shard of parameters, and one of buffers only, refused "
             "by name.")
+
+
+class _Storage:
+    """Stands for a storage that torch.load hands to map_location: it records where it is sent, needs no GPU."""
+
+    def __init__(self) -> None:
+        self.device: str | None = None
+
+    def cuda(self, device=None, non_blocking: bool = False) -> _Storage:
+        self.device = "cuda:0" if device is None else str(torch.device("cuda", device) if isinstance(device, int)
+                                                          else torch.device(device))
+        return self
+
+    def cpu(self) -> _Storage:
+        self.device = "cpu"
+        return self
+
+    def to(self, device=None, non_blocking: bool = False) -> _Storage:
+        self.device = str(torch.device(device))
+        return self
+
+
+def _restored_to(map_location, label: str) -> str:
+    """Where torch.load puts a tensor saved with location `label`, given `map_location`, decided as torch 2.14 does
+    (torch.serialization._get_restore_location) but recorded instead of moved, so that no GPU is needed."""
+    import torch.serialization as serialization
+
+    where: list[str] = []
+    original = serialization.default_restore_location
+    serialization.default_restore_location = lambda storage, location: where.append(str(location)) or storage
+    try:
+        result = serialization._get_restore_location(map_location)(_Storage(), label)
+    finally:
+        serialization.default_restore_location = original
+    if where:
+        return where[-1]
+    if isinstance(result, _Storage):
+        return result.device or "cpu"  # a function that returned the storage untouched leaves it on the CPU
+    return "cpu"
+
+
+@_check
+def ex08_4(map_location_for: Callable) -> str:
+    """map_location_for(rank, local_rank, gpus) -> a map_location that loads every tensor onto this process's own
+    GPU (the CPU where the machine has no GPU), wherever the file was saved."""
+    # (rank, local_rank, GPUs on this machine): one machine of 2 GPUs, the second machine of a job on 2 x 4 GPUs,
+    # a CPU-only machine
+    cases = ((1, 1, 2), (0, 0, 2), (5, 1, 4), (3, 3, 4), (1, 1, 0))
+    # the locations a file can hold: saved by rank 0, by rank 1, by rank 5 of an 8-GPU machine, on a CPU
+    labels = ("cuda:0", "cuda:1", "cuda:5", "cpu")
+    for rank, local_rank, gpus in cases:
+        answer = map_location_for(rank, local_rank, gpus)
+        _expect(answer is not None, "map_location_for returned None: return what you "
+                "would pass as torch.load's map_location (None keeps every tensor where the file says it was).")
+        own = f"cuda:{local_rank}" if gpus else "cpu"
+        for label in labels:
+            try:
+                target = _restored_to(answer, label)
+            except _Wrong:
+                raise
+            except Exception as err:  # noqa: BLE001 - a map_location torch would refuse
+                raise _Wrong(f"torch.load could not use what you returned for rank {rank} ({answer!r}): "
+                             f"{type(err).__name__}: {err}") from None
+            if target == own or (label == "cpu" and gpus and target == "cpu"):
+                continue
+            if not gpus:
+                raise _Wrong(f"on a machine without a GPU (gpus=0) a tensor saved on {label} would go to {target}: "
+                             "torch.load fails there (section 5 printed the error). Send everything to the CPU.")
+            if target == f"cuda:{rank}" and rank != local_rank:
+                raise _Wrong(f"rank {rank} would load onto cuda:{rank}, a GPU its machine ({gpus} GPUs) does not "
+                             f"have. rank numbers the processes of the whole job; local_rank ({local_rank}) numbers "
+                             "them on their machine, as its GPUs are numbered.")
+            if target == label:
+                raise _Wrong(f"rank {rank}: a tensor saved on {label} would stay on {label}, not go to this "
+                             f"process's GPU, cuda:{local_rank}. A dict maps only the locations it lists; a file "
+                             "saved by another rank, or on a machine with more GPUs, holds others.")
+            raise _Wrong(f"rank {rank} (local_rank {local_rank}, {gpus} GPUs): a tensor saved on {label} would go "
+                         f"to {target}; it belongs on {own}.")
+    return ("every tensor, saved on any GPU, lands on this process's own GPU (cuda:local_rank), and on the CPU "
+            "where there is none.")

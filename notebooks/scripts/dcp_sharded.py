@@ -11,6 +11,8 @@ on dim 0 over a CPU device mesh), then saves:
   FOLDER/fsdp   what training code does: a Net sharded with FSDP2 (`fully_shard`) takes an Adam step, and
                 `get_state_dict` gives its model and optimizer state as DTensor shards for `dcp.save`; a second
                 Net, built from another seed, gets them back through `dcp.load` and `set_state_dict`.
+  FOLDER/fsdp_full.pt  the same sharded Net's weights gathered into one plain state_dict
+                (`get_model_state_dict` with `full_state_dict=True, cpu_offload=True`), saved by rank 0 alone.
 Each process writes FOLDER/rank-N.json with what it held and how long each save blocked it.
 """
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
+                                                     set_state_dict)
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor, Shard, distribute_tensor
@@ -51,6 +54,12 @@ def fsdp_round_trip(folder: Path, seed: int, mesh) -> dict:
     optimizer.step()
     model_state, optimizer_state = get_state_dict(net, optimizer)  # DTensor shards, keyed by parameter name
     dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=folder)
+    # One plain file instead: every rank takes part in gathering the shards (a collective), rank 0 alone gets them,
+    # on the CPU (cpu_offload=True: the whole model never sits in one GPU's memory), and saves.
+    full = get_model_state_dict(net, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if dist.get_rank() == 0:
+        torch.save(full, folder.parent / "fsdp_full.pt")
+    dist.barrier()  # nobody goes on (or loads the file) before it is written
 
     other, other_optimizer = sharded_net(seed + 1, mesh)
     model_state, optimizer_state = get_state_dict(other, other_optimizer)  # the layout to load into
@@ -59,7 +68,8 @@ def fsdp_round_trip(folder: Path, seed: int, mesh) -> dict:
     set_state_dict(other, other_optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
     saved, restored = get_state_dict(net, optimizer), get_state_dict(other, other_optimizer)
     weight = saved[0]["conv1.weight"]
-    return {"fsdp_weight_type": type(weight).__name__, "fsdp_local_shape": list(weight.to_local().shape),
+    return {"fsdp_full_keys": len(full), "fsdp_full_types": sorted({type(t).__name__ for t in full.values()}),
+            "fsdp_weight_type": type(weight).__name__, "fsdp_local_shape": list(weight.to_local().shape),
             "fsdp_global_shape": list(weight.shape), "fsdp_optimizer_keys": sorted(saved[1]["state"]["conv1.weight"]),
             "fsdp_model_equal": all(torch.equal(saved[0][k].to_local(), restored[0][k].to_local()) for k in saved[0]),
             "fsdp_optimizer_equal": all(torch.equal(v.to_local(), restored[1]["state"][k][name].to_local())
