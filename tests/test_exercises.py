@@ -209,6 +209,8 @@ WRONG = {
                 "        if (folder / name).is_file() and \\\n"
                 "                hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:\n"
                 "            out.append(name)\n    return sorted(out)"), "a missing file counts as changed"),
+    "ex07_3": ("def dense_kernel_for_keras(weight, chw):\n    return weight.T",
+               "the rows are in PyTorch's flatten order"),
     "ex08_1": ("def adam_checkpoint_bytes(n_params, dtype):\n    return 2 * n_params * dtype.itemsize",
                "two averages per parameter"),
     "ex08_2": (("import json, safetensors.torch\nfrom huggingface_hub import save_torch_state_dict\n"

@@ -65,6 +65,8 @@ TERMS: dict[str, str | None] = {
     "model sharing": None,
     "model card": None,
     "Hugging Face Hub": None,
+    "Keras": None,
+    "NCHW and NHWC": None,
     "GiB": r"\bGiB\b",
     "bfloat16": r"`(?:torch\.)?bfloat16`|\bbfloat16\b",
     "mantissa": None,

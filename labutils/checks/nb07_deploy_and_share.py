@@ -8,7 +8,7 @@ import torch
 from ..models import Net
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
-__all__ = ["ex07_1", "ex07_2"]
+__all__ = ["ex07_1", "ex07_2", "ex07_3"]
 
 
 @_check
@@ -75,3 +75,39 @@ def ex07_2(changed_files: Callable) -> str:
                 f"config.json is missing and model.safetensors changed; you returned {got!r} (a missing file counts "
                 "as changed; sort the names).")
     return "changed and missing files found, unlisted ones ignored."
+
+
+@_check
+def ex07_3(dense_kernel_for_keras: Callable) -> str:
+    """dense_kernel_for_keras(weight, chw) -> the Keras Dense kernel of a Linear weight that reads a flattened CHW map."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    cases = [((16, 5, 5), 120), ((8, 3, 4), 7)]  # the lab's fc1, then another network's first Linear layer
+    for number, ((channels, height, width), out) in enumerate(cases):
+        weight = rng.standard_normal((out, channels * height * width)).astype(np.float32)
+        try:
+            got = dense_kernel_for_keras(weight.copy(), (channels, height, width))
+        except Exception as err:
+            if number == 0:
+                raise  # the learner's own error, reported as theirs
+            raise _Wrong(f"with chw={(channels, height, width)} and a weight of shape {weight.shape}, your function "
+                         f"raised {type(err).__name__}: take the sizes from `chw` and `weight.shape`, not fc1's "
+                         "numbers.") from None
+        _expect(got is not None, "dense_kernel_for_keras returned None: return the Dense kernel, a NumPy array.")
+        got = np.asarray(got)
+        inputs = channels * height * width
+        _expect(got.shape == (inputs, out),
+                f"for a weight of shape {weight.shape} you returned shape {got.shape}: a Dense kernel is "
+                f"(inputs, outputs), here {(inputs, out)}.")
+        feature_maps = rng.standard_normal((3, channels, height, width)).astype(np.float32)
+        in_torch = feature_maps.reshape(3, -1) @ weight.T  # what the Linear layer gives after torch.flatten
+        in_keras = feature_maps.transpose(0, 2, 3, 1).reshape(3, -1) @ got  # Keras's Flatten of the NHWC map
+        if not np.allclose(in_keras, in_torch, atol=1e-4):
+            _expect(not np.array_equal(got, weight.T),
+                    "the shape is right, but the rows are in PyTorch's flatten order (channel, row, column); "
+                    "Keras flattens an NHWC map by row, column, then channel: reorder the rows (section 7).")
+            raise _Wrong(f"with chw={(channels, height, width)}, your kernel gives other outputs than the Linear "
+                         "layer on the same maps: row i of the kernel must hold the weights of the pixel and channel "
+                         "that Keras's Flatten puts at position i.")
+    return "the kernel gives the Linear layer's outputs on Keras's flattened maps, for fc1 and for another shape."
