@@ -101,6 +101,10 @@ TERMS: dict[str, str | None] = {
     "LoRA": r"\bLoRA\b",
     "adapter": r"\b[Aa]dapters?\b",
     "Trainer": r"`Trainer`",
+    "LightningModule": None,
+    "callback": None,
+    "accelerate": None,
+    "load report": None,
 }
 
 HEADING = re.compile(r"^### +(.+?) *$", re.M)
