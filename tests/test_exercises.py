@@ -199,6 +199,12 @@ WRONG = {
                 "    def uninstall():\n        for sig, old in previous.items():\n            signal.signal(sig, old)\n"
                 "    return (lambda: False), uninstall"),
                "raised SystemExit in the middle of what the program was doing"),
+    "ex06_5": (("def save_state(run):\n    return {'model': run.model.state_dict(), 'optimizer': "
+                "run.optimizer.state_dict(),\n            'step': run.step, 'scaler': run.scaler.state_dict(), "
+                "'ema': run.ema.state_dict()}\ndef load_state(run, state):\n"
+                "    run.model.load_state_dict(state['model'])\n    run.optimizer.load_state_dict(state['optimizer'])\n"
+                "    run.step = state['step']\n    run.scaler.load_state_dict(state['scaler'])\n"
+                "    run.ema.load_state_dict(state['ema'])"), "the schedule starts over"),
     "ex07_1": (("import torch\ndef export_dynamic(model, image):\n"
                 "    return torch.export.export(model, (image.expand(2, -1, -1, -1),),\n"
                 "                               dynamic_shapes={'x': {0: torch.export.Dim('batch')}})"),

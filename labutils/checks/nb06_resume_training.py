@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from ._core import _check, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 
-__all__ = ["ex06_1", "ex06_2", "ex06_3", "ex06_4"]
+__all__ = ["ex06_1", "ex06_2", "ex06_3", "ex06_4", "ex06_5"]
 
 
 @_check
@@ -161,3 +161,100 @@ def ex06_4(install_stop_handler: Callable) -> str:
             signal.signal(sig, handler)
     return ("SIGTERM and SIGINT only noted, the step finishes; a second signal acts as before; uninstall() puts "
             "back exactly the handlers that were there.")
+
+
+def _mixed_precision_run(seed: int):
+    """A small run with every piece of state of notebook 06 (section 7 included), built as a script builds it."""
+    from types import SimpleNamespace
+
+    import torch
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    return SimpleNamespace(model=model, optimizer=optimizer,
+                           scheduler=torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5),
+                           scaler=torch.amp.GradScaler("cpu", growth_interval=3),
+                           ema=AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9)),
+                           order=torch.Generator().manual_seed(seed), step=0)
+
+
+def _train_mixed_precision(run, data: tuple, until: int) -> None:
+    import warnings
+
+    import torch
+    import torch.nn.functional as F
+
+    inputs, targets = data
+    with warnings.catch_warnings():  # a step the scaler skips makes the scheduler warn that it stepped first
+        warnings.simplefilter("ignore", UserWarning)
+        while run.step < until:
+            pick = torch.randint(len(targets), (16,), generator=run.order)
+            run.optimizer.zero_grad()
+            with torch.autocast("cpu", dtype=torch.float16):
+                loss = F.cross_entropy(run.model(inputs[pick]), targets[pick], reduction="sum")
+            run.scaler.scale(loss).backward()
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+            run.scheduler.step()
+            run.ema.update_parameters(run.model)
+            run.step += 1
+
+
+@_check
+def ex06_5(functions: tuple[Callable, Callable]) -> str:
+    """(save_state(run) -> a weights-only dict of every piece of a mixed-precision run with an EMA,
+    load_state(run, state) that puts it back into a run built afresh)."""
+    import torch
+
+    from ._core import _equal_states
+
+    save_state, load_state = functions
+    generator = torch.Generator().manual_seed(5)
+    data = torch.randn(256, 20, generator=generator), torch.randint(4, (256,), generator=generator)
+    straight = _mixed_precision_run(0)
+    _train_mixed_precision(straight, data, 12)
+    stopped = _mixed_precision_run(0)
+    _train_mixed_precision(stopped, data, 7)
+    state = save_state(stopped)
+    _expect(state is not None, "save_state returned None: return a dict that holds the state of every piece of the "
+                               "run.")
+    loaded = _weights_only_round_trip(state, "keep tensors and plain values only: each object's state_dict(), the "
+                                             "generator's get_state(), the step as an int.")
+    resumed = _mixed_precision_run(99)  # another process: other initial weights, every object new
+    load_state(resumed, loaded)
+    _expect(resumed.step == stopped.step, f"after load_state, run.step is {resumed.step}, not {stopped.step}: put "
+                                          "the step back too.")
+    _expect(_equal_states(resumed.model.state_dict(), stopped.model.state_dict()),
+            "after load_state the model's weights are not the saved ones.")
+    saved_moments, moments = stopped.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    _expect(saved_moments.keys() == moments.keys() and all(_equal_states(moments[i], saved_moments[i])
+                                                           for i in saved_moments),
+            "after load_state Adam's running averages are not the saved ones: save and load the optimizer's "
+            "state_dict.")
+    _expect(resumed.scheduler.state_dict() == stopped.scheduler.state_dict(),
+            f"after load_state the learning rate is {resumed.optimizer.param_groups[0]['lr']}, the saved run's was "
+            f"{stopped.optimizer.param_groups[0]['lr']}: the schedule starts over. Section 1's table lists what a "
+            "resume needs besides the model and the optimizer.")
+    _expect(resumed.scaler.state_dict() == stopped.scaler.state_dict(),
+            f"after load_state the GradScaler's scale is {resumed.scaler.get_scale()} and its growth tracker "
+            f"{resumed.scaler.state_dict()['_growth_tracker']}; the saved run had {stopped.scaler.get_scale()} and "
+            f"{stopped.scaler.state_dict()['_growth_tracker']}. A new GradScaler starts from 65536 and counts from 0: "
+            "save its state_dict().")
+    _expect(int(resumed.ema.n_averaged) != 0,
+            "after load_state the EMA's n_averaged is 0, so its next update_parameters copies the model and the "
+            "average starts over: keep the whole AveragedModel's state_dict(), not only its module's.")
+    _expect(_equal_states(resumed.ema.state_dict(), stopped.ema.state_dict()),
+            "after load_state the EMA's averaged weights or its n_averaged are not the saved ones.")
+    _expect(torch.equal(resumed.order.get_state(), stopped.order.get_state()),
+            "after load_state the generator that picks the batches is not where the saved run's was: the next "
+            "batches would differ. Save run.order's state too.")
+    _train_mixed_precision(resumed, data, 12)
+    _expect(_equal_states(resumed.model.state_dict(), straight.model.state_dict())
+            and _equal_states(resumed.ema.state_dict(), straight.ema.state_dict())
+            and resumed.scaler.state_dict() == straight.scaler.state_dict(),
+            "after the resume the run parted from the one that was never interrupted: some state is missing.")
+    return ("stopped after step 7, loaded into new objects and continued to step 12: the model, Adam's averages, "
+            "the schedule, the GradScaler, the EMA and the batches are those of the run that was never interrupted, "
+            "bit for bit.")
