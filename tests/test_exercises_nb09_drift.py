@@ -23,7 +23,8 @@ def test_ex09_10_case_11s_cell_copied_breaks_on_a_key_the_model_does_not_have(ca
     copied = ("import torch\ndef judge_drift(model, state_dict):\n"
               "    result = model.load_state_dict(state_dict, strict=False)\n"
               "    buffers = dict(model.named_buffers())\n"
-              "    harmless = [key for key in result.unexpected_keys if torch.equal(state_dict[key], buffers[key])]\n"
+              "    harmless = [key for key in result.unexpected_keys\n"
+              "                if torch.equal(state_dict[key], buffers[key])]\n"
               "    return harmless, [k for k in result.missing_keys + result.unexpected_keys if k not in harmless]")
     ok, out = _run("ex09_10", copied, capsys)
     assert ok is False and out.startswith("✗") and "KeyError" in out and "positions.weight" in out, out
@@ -34,7 +35,8 @@ def test_ex09_10_judging_only_the_unexpected_keys_is_refused(capsys):
     half = ("import torch\ndef judge_drift(model, state_dict):\n"
             "    result = model.load_state_dict(state_dict, strict=False)\n"
             "    buffers = dict(model.named_buffers())\n"
-            "    harmless = [k for k in result.unexpected_keys if k in buffers and torch.equal(state_dict[k], buffers[k])]\n"
+            "    harmless = [k for k in result.unexpected_keys\n"
+            "                if k in buffers and torch.equal(state_dict[k], buffers[k])]\n"
             "    return harmless, [k for k in result.unexpected_keys if k not in harmless]")
     ok, out = _run("ex09_10", half, capsys)
     assert ok is False and "Judge every missing and every unexpected key, once" in out, out
@@ -56,7 +58,8 @@ def test_ex09_10_buffers_looked_up_in_the_state_dict_miss_the_non_persistent_one
                        "    buffers = model.state_dict()\n"
                        "    harmless = [k for k in result.unexpected_keys\n"
                        "                if k in buffers and torch.equal(state_dict[k], buffers[k])]\n"
-                       "    return harmless, [k for k in result.missing_keys + result.unexpected_keys if k not in harmless]")
+                       "    named = result.missing_keys + result.unexpected_keys\n"
+                       "    return harmless, [k for k in named if k not in harmless]")
     ok, out = _run("ex09_10", from_state_dict, capsys)
     assert ok is False and "position_ids needs no action" in out and "named_buffers()" in out, out
 
@@ -66,7 +69,8 @@ def test_ex09_10_a_missing_buffer_is_not_harmless(capsys):
     lenient = ("import torch\ndef judge_drift(model, state_dict):\n"
                "    result = model.load_state_dict(state_dict, strict=False)\n"
                "    buffers = dict(model.named_buffers())\n"
-               "    harmless = [k for k in result.unexpected_keys if k in buffers and torch.equal(state_dict[k], buffers[k])]\n"
+               "    harmless = [k for k in result.unexpected_keys\n"
+            "                if k in buffers and torch.equal(state_dict[k], buffers[k])]\n"
                "    harmless += [k for k in result.missing_keys if k in buffers]\n"
                "    return harmless, [k for k in result.missing_keys + result.unexpected_keys if k not in harmless]")
     ok, out = _run("ex09_10", lenient, capsys)

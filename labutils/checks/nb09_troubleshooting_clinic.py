@@ -8,8 +8,8 @@ import torch
 from ..checkpoint import unsafe_globals
 from ..models import BatchNormNet, Net
 from ._core import _check, _equal_states, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
-from ._nb09_files import (TinyNet, _drift_cases, _lr_steps, _make_model, _make_optimizer, _make_scheduler, _namespaces_in,
-                          _plain, _same, _script_arguments, _two_gpu_checkpoint, write_tiny_pickle,
+from ._nb09_files import (TinyNet, _drift_cases, _lr_steps, _make_model, _make_optimizer, _make_scheduler,
+                          _namespaces_in, _plain, _same, _script_arguments, _two_gpu_checkpoint, write_tiny_pickle,
                           write_two_gpu_checkpoint)
 
 __all__ = ["ex09_1", "ex09_2", "ex09_3", "ex09_4", "ex09_5", "ex09_6", "ex09_7", "ex09_8", "ex09_9", "ex09_10",
