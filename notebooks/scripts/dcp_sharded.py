@@ -13,6 +13,9 @@ on dim 0 over a CPU device mesh), then saves:
                 Net, built from another seed, gets them back through `dcp.load` and `set_state_dict`.
   FOLDER/fsdp_full.pt  the same sharded Net's weights gathered into one plain state_dict
                 (`get_model_state_dict` with `full_state_dict=True, cpu_offload=True`), saved by rank 0 alone.
+  FOLDER/ddp    with two processes or more, notebook 08's section 5 in the same processes (starting processes
+                costs seconds): `demonstrations` of scripts/ddp_save.py, a rank 0 alone at a barrier waiting
+                `--barrier-timeout` seconds.
 Each process writes FOLDER/rank-N.json with what it held and how long each save blocked it.
 """
 from __future__ import annotations
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--megabytes", type=float, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--barrier-timeout", type=float, default=2.0)
     args = parser.parse_args(argv)
 
     dist.init_process_group("gloo")  # gloo: the CPU backend (nccl is for GPUs)
@@ -124,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.folder / f"rank-{rank}.json").write_text(json.dumps(report, indent=1))
     dist.barrier()
+    if world >= 2:
+        from ddp_save import demonstrations  # beside this script
+
+        demonstrations((args.folder / "ddp").resolve(), args.seed, args.steps, args.barrier_timeout)
     dist.destroy_process_group()
     return 0
 

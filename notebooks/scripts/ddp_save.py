@@ -2,7 +2,10 @@
 
     torchrun --standalone --nproc-per-node 2 scripts/ddp_save.py FOLDER [--seed 0] [--steps 3] [--timeout 2]
 
-Every process trains the same tiny model with DistributedDataParallel over gloo (the CPU backend), each on its own
+Notebook 08 does not start processes for it: scripts/dcp_sharded.py calls `demonstrations` at its end, in the
+processes it already runs (every start of a process costs seconds). Run alone, as above, it does the same.
+
+Every process (two or more) trains the same tiny model with DistributedDataParallel over gloo (the CPU backend), each on its own
 batches, then, in FOLDER:
   1. rank 0 saves behind a barrier and every rank loads that file (the right way); then rank 0 saves again while
      rank 1, ahead of it with no barrier, loads the file that was already there;
@@ -18,8 +21,10 @@ purpose (a barrier lets one rank run ahead), so that every run shows the same ou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -70,6 +75,8 @@ def rank0_saves(model: DDP, rank: int, steps: int) -> dict:
     dist.barrier()  # lab plumbing: fixes the order a faster rank 1 would give (rank 0 saves after rank 1 has read)
     if rank == 0:
         torch.save(model.module.state_dict(), "model.pt")
+    dist.barrier()  # lab plumbing: the other ranks read after the save
+    if rank != 1:
         early = torch.load("model.pt", map_location="cpu", weights_only=True)
     report["no_barrier_loaded_equals_own_model"] = same(early, model.module.state_dict())
     dist.barrier()
@@ -81,20 +88,23 @@ def only_rank0_waits(rank: int, timeout: float) -> dict:
     report = {}
     late = dist.new_group(backend="gloo", timeout=timedelta(seconds=timeout))  # every rank creates the group
     monitored = dist.new_group(backend="gloo", timeout=timedelta(seconds=timeout))
+
+    def alone_at(name: str, barrier) -> None:
+        start = time.perf_counter()
+        try:
+            barrier()
+        except RuntimeError as err:
+            report[f"{name}_error"] = error_text(err)
+        report[f"{name}_waited"] = time.perf_counter() - start
+
     if rank == 0:
         torch.save({"step": torch.tensor(1)}, "only_rank0.pt")
-        start = time.perf_counter()
-        try:
-            dist.barrier(group=late)  # the mistake: inside `if rank == 0:`, so rank 1 never comes
-        except RuntimeError as err:
-            report["barrier_error"] = error_text(err)
-        report["barrier_waited"] = time.perf_counter() - start
-        start = time.perf_counter()
-        try:
-            dist.monitored_barrier(group=monitored, timeout=timedelta(seconds=timeout))  # gloo only: names the rank
-        except RuntimeError as err:
-            report["monitored_barrier_error"] = error_text(err)
-        report["monitored_barrier_waited"] = time.perf_counter() - start
+        # the mistake: a barrier inside `if rank == 0:`, so rank 1 never comes; dist.barrier, and
+        # dist.monitored_barrier (gloo only), which names the rank that did not come
+        plain = threading.Thread(target=alone_at, args=("barrier", lambda: dist.barrier(group=late)))
+        plain.start()  # lab plumbing: both wait at once, in two threads, so that the demonstration costs one timeout
+        alone_at("monitored_barrier", lambda: dist.monitored_barrier(group=monitored, timeout=timedelta(seconds=timeout)))
+        plain.join()
     dist.barrier()  # lab plumbing: rank 1 waits here, in the default group, until rank 0 gives up
     return report
 
@@ -206,6 +216,25 @@ def map_location_per_rank(model: DDP, rank: int) -> dict:
     return report
 
 
+def demonstrations(folder: Path, seed: int, steps: int, timeout: float) -> dict:
+    """Run 1-4 in this process's group (two ranks or more), in `folder`; write and return this rank's report."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    assert world >= 2, "the demonstrations need two processes or more"
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.chdir(folder):  # file names below are relative: the messages name no machine path
+        model = DDP(tiny_model(seed + rank))  # a different seed per rank: DDP copies rank 0's weights to all
+        start_equal = same(model.module.state_dict(), tiny_model(seed).state_dict())
+        train(model, steps, rank)
+        report = {"rank": rank, "world": world, "started_from_rank0_weights": start_equal}
+        report |= rank0_saves(model, rank, steps)
+        report |= only_rank0_waits(rank, timeout)
+        report |= every_rank_writes(rank, world)
+        report |= map_location_per_rank(model, rank)
+        Path(f"ddp-rank-{rank}.json").write_text(json.dumps(report, indent=1))
+    dist.barrier()
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -213,22 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds rank 0 waits alone at a barrier")
     args = parser.parse_args(argv)
-    args.folder.mkdir(parents=True, exist_ok=True)
-    os.chdir(args.folder)  # file names below are relative: the messages name no machine path
-
     dist.init_process_group("gloo")  # gloo: the CPU backend
-    rank, world = dist.get_rank(), dist.get_world_size()
-    model = DDP(tiny_model(args.seed + rank))  # a different seed per rank: DDP copies rank 0's weights to all
-    start_equal = same(model.module.state_dict(), tiny_model(args.seed).state_dict())
-    train(model, args.steps, rank)
-
-    report = {"rank": rank, "world": world, "started_from_rank0_weights": start_equal}
-    report |= rank0_saves(model, rank, args.steps)
-    report |= only_rank0_waits(rank, args.timeout)
-    report |= every_rank_writes(rank, world)
-    report |= map_location_per_rank(model, rank)
-    Path(f"ddp-rank-{rank}.json").write_text(json.dumps(report, indent=1))
-    dist.barrier()
+    demonstrations(args.folder.resolve(), args.seed, args.steps, args.timeout)
     dist.destroy_process_group()
     return 0
 
