@@ -119,6 +119,17 @@ def claims_10(m: dict) -> None:
     assert m["trainer_resume_warnings_same"] is True, "no variant warns of what it lacks"
 
 
+def claims_11(m: dict) -> None:
+    assert {"state_dict", "optimizer_states", "lr_schedulers", "epoch", "global_step", "hyper_parameters"} <= set(
+        m["ckpt_keys"]) and not [k for k in m["ckpt_keys"] if "rng" in k or "random" in k], "a .ckpt holds no RNG"
+    assert m["lightning_best"] in m["lightning_kept"], "ModelCheckpoint keeps its best file"
+    assert m["resume_difference"]["DistributedSampler(seed=SEED)"] == 0 < m["resume_difference"][
+        "shuffle=True, seeded generator"], "fit(ckpt_path=...) is exact only with an order drawn from seed and epoch"
+    assert [line.split(":")[0] for line in m["ddp_writes"]] == ["rank 0", "rank 0"], "under DDP only rank 0 writes"
+    assert m["accelerate_same_batches"] is True and m["accelerate_largest_difference"] == 0, "skip_first_batches"
+    assert m["trainer_left_at_limit_1"] == [m["trainer_best"]], "save_total_limit=1 keeps the best, not the newest"
+
+
 def claims_12(m: dict) -> None:
     """As it ships: no step solved, so every part that runs the steps waited (tests/test_capstone.py runs it solved)."""
     assert m["passed"] == {f"ex12_{n}": False for n in range(1, 6)} and m["total_steps"] == 126
@@ -127,7 +138,8 @@ def claims_12(m: dict) -> None:
 
 CLAIMS = {"03_saving": claims_03, "04_loading": claims_04, "05_partial_loading": claims_05,
           "07_deploy_and_share": claims_07, "08_large_models": claims_08, "09_troubleshooting_clinic": claims_09,
-          "10_language_model": claims_10, "12_capstone_project": claims_12}
+          "10_language_model": claims_10, "11_frameworks": claims_11,
+          "12_capstone_project": claims_12}
 
 
 def check_default_run(notebook: str, metrics: dict) -> None:

@@ -71,6 +71,8 @@ def test_a_metric_off_its_baseline_a_missing_one_and_a_new_one_fail():
     ("10_language_model", lambda m: m["trainer_variant_differs"].update({"without optimizer.pt": False}),
      "every missing piece changes the resume"),
     ("10_language_model", lambda m: m.update(bf16_largest_relative_change=0.01), "at most 2\\^-8"),
+    ("11_frameworks", lambda m: m.update(trainer_left_at_limit_1=["checkpoint-10"]), "keeps the best, not the newest"),
+    ("11_frameworks", lambda m: m["ddp_writes"].append("rank 1: wrote epoch=0-step=4.ckpt"), "only rank 0 writes"),
     ("03_saving", lambda m: m.update(whole_model_error="ModuleNotFoundError: No module named 'labutils'"),
      "unpickling needs the class Net"),
     ("04_loading", lambda m: m.update(cuda_error="ValueError: bad map_location"), "a CUDA file on a CPU-only load"),

@@ -166,26 +166,34 @@ NOTEBOOKS = [
     Notebook("06_resume_training", "Resume training",
              "what a resumable checkpoint holds; a checkpoint manager; a `SIGTERM` handler of your own (save, exit "
              "143) and `kill -9`, resume, and proof that the run is identical, with augmentation in `DataLoader` "
-             "workers; what each missing piece breaks", "under a minute"),
+             "workers; what each missing piece breaks; a `GradScaler` and averaged (EMA) weights in the resume, and "
+             "which weights to ship", "under a minute"),
     Notebook("07_deploy_and_share", "Deploy and share",
              "inference vs training artifacts; `torch.export`; ONNX with onnxruntime parity; a Hugging Face-style "
-             "model folder with a model card; `tools/predict.py`; formats compared", "under 30 s"),
+             "model folder with a model card; `tools/predict.py`; formats compared; the same weights answering in "
+             "TensorFlow (optional)", "under 30 s"),
     Notebook("08_large_models", "Large models",
              "checkpoint sizes from parameters and dtype; bfloat16; peak memory of four ways to load (meta device, "
              "`mmap`, `assign=True`); what a safe save costs per GiB and how to check and load in one read; sharded "
              "safetensors; `torch.distributed.checkpoint` with two processes, resharding and `async_save`; which "
              "format when", "under a minute"),
     Notebook("09_troubleshooting_clinic", "Troubleshooting clinic",
-             "nine broken checkpoints made on the spot, each with the real error, a hint and a checked fix: missing "
+             "twelve broken checkpoints made on the spot, each with the real error, a hint and a checked fix: missing "
              "buffers, a GPU file on a CPU, a worse model, `module.` prefixes, a new head, a NumPy scalar, a "
-             "truncated file, a jumping learning rate, a pickle without its class; which files other frameworks and "
-             "runtimes can load",
+             "truncated file, a jumping learning rate or a scheduler rebuilt with `last_epoch`, a pickle without its "
+             "class, a buffer a library stopped saving, a file from a newer PyTorch, a lambda that will not pickle; "
+             "which files other frameworks and runtimes can load",
              "under 30 s"),
     Notebook("10_language_model", "A small language model",
              "a tiny GPT-2 trained offline to add; `save_pretrained` folders (config, tokenizer, tied weights, "
              "shards), bfloat16, what breaks without the config or the tokenizer; a LoRA adapter saved, loaded in a "
              "fresh process and merged; the `Trainer`'s checkpoints, interrupted and resumed bit for bit",
              "under 2 minutes"),
+    Notebook("11_frameworks", "Checkpoints in frameworks",
+             "what Lightning, accelerate and transformers save, mapped to the lab's resume state: a `.ckpt` opened, "
+             "resumed and cut down to a plain `state_dict`, `ModelCheckpoint`, one save under DDP; `save_state` with "
+             "`skip_first_batches`; the load report read correctly; `save_total_limit` that keeps the best",
+             "under 30 s"),
     Notebook("12_capstone_project", "Capstone: your own project",
              "on your own, in plain PyTorch: a training loop with a schedule, atomic checkpoints with sha256 "
              "sidecars, keep the last k and the best, a run killed with `SIGKILL` and resumed bit for bit, an ONNX "

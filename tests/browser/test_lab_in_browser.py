@@ -44,7 +44,8 @@ PLAN = {"02_train_mnist": "02-small", "00_welcome": "00-seed-1", "01_define_net"
         "00_welcome.zh-CN": "00-seed-1", "03_saving": "03-small", "04_loading": "04-small",
         "05_partial_loading": "05-small", "06_resume_training": "06-stop-before-first-checkpoint",
         "07_deploy_and_share": "07-small", "08_large_models": "08-small-three-processes",
-        "09_troubleshooting_clinic": "09-small", "10_language_model": "10-small", "12_capstone_project": None}
+        "09_troubleshooting_clinic": "09-small", "10_language_model": "10-small", "11_frameworks": "11-small",
+        "12_capstone_project": None}
 CHAIN = {run.path.stem: run for run in CHAINS["02 to 00"]}  # the chain's runs, by the notebook each runs
 STARTED: set[str] = set()  # the chain's runs begun here, and
 MADE: dict[str, dict] = {}  # {run id: metrics} of those that ended well

@@ -41,7 +41,8 @@ SMALL = {  # notebook -> the id of its small run in tests/regression/params.yaml
     "00_welcome": "00-seed-1", "01_define_net": "01-small", "02_train_mnist": "02-small", "03_saving": "03-small",
     "04_loading": "04-small", "05_partial_loading": "05-small", "06_resume_training": "06-stop-before-first-checkpoint",
     "07_deploy_and_share": "07-small", "08_large_models": "08-small-three-processes",
-    "09_troubleshooting_clinic": "09-small", "10_language_model": "10-small", "12_capstone_project": "12-defaults"}
+    "09_troubleshooting_clinic": "09-small", "10_language_model": "10-small", "11_frameworks": "11-small",
+    "12_capstone_project": "12-defaults"}
 
 
 def parameter_sets(defaults: bool) -> dict[str, dict]:
