@@ -5,8 +5,8 @@
 Notebook 08 does not start processes for it: scripts/dcp_sharded.py calls `demonstrations` at its end, in the
 processes it already runs (every start of a process costs seconds). Run alone, as above, it does the same.
 
-Every process (two or more) trains the same tiny model with DistributedDataParallel over gloo (the CPU backend), each on its own
-batches, then, in FOLDER:
+Every process (two or more) trains the same tiny model with DistributedDataParallel over gloo (the CPU backend),
+each on its own batches, then, in FOLDER:
   1. rank 0 saves behind a barrier and every rank loads that file (the right way); then rank 0 saves again while
      rank 1, ahead of it with no barrier, loads the file that was already there;
   2. only rank 0 reaches a barrier (inside `if rank == 0:`), in a group whose timeout is `--timeout` seconds:
@@ -103,7 +103,8 @@ def only_rank0_waits(rank: int, timeout: float) -> dict:
         # dist.monitored_barrier (gloo only), which names the rank that did not come
         plain = threading.Thread(target=alone_at, args=("barrier", lambda: dist.barrier(group=late)))
         plain.start()  # lab plumbing: both wait at once, in two threads, so that the demonstration costs one timeout
-        alone_at("monitored_barrier", lambda: dist.monitored_barrier(group=monitored, timeout=timedelta(seconds=timeout)))
+        alone_at("monitored_barrier",
+                 lambda: dist.monitored_barrier(group=monitored, timeout=timedelta(seconds=timeout)))
         plain.join()
     dist.barrier()  # lab plumbing: rank 1 waits here, in the default group, until rank 0 gives up
     return report
