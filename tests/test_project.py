@@ -98,7 +98,8 @@ def test_requirements_txt_is_the_only_place_versions_are_written():
 
 def test_tensorflow_is_an_extra_that_make_test_installs_and_make_lab_does_not():
     """requirements-tensorflow.txt pins the one optional extra (07's TensorFlow section) exactly, apart from
-    requirements.txt; `make test` installs it so that the suite runs that section, `make lab` and `make setup` do not."""
+    requirements.txt; `make test` installs it so that the suite runs that section; `make lab` and `make setup` do
+    not."""
     extra = _requirements("requirements-tensorflow.txt")
     assert list(extra) == ["tensorflow-cpu"] and not set(extra) & set(_requirements()), extra
     installs_extra = "pip install  -r requirements-tensorflow.txt"

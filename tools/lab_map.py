@@ -175,7 +175,8 @@ NOTEBOOKS = [
     Notebook("08_large_models", "Large models",
              "checkpoint sizes from parameters and dtype; bfloat16; peak memory of four ways to load (meta device, "
              "`mmap`, `assign=True`); what a safe save costs per GiB and how to check and load in one read; sharded "
-             "safetensors; `torch.distributed.checkpoint` with two processes, resharding and `async_save`; which "
+             "safetensors; `torch.distributed.checkpoint` with two processes, resharding and `async_save`; saving "
+             "from several processes (rank 0 behind a barrier, `map_location` per rank, one file from FSDP); which "
              "format when", "under a minute"),
     Notebook("09_troubleshooting_clinic", "Troubleshooting clinic",
              "twelve broken checkpoints made on the spot, each with the real error, a hint and a checked fix: missing "

@@ -79,7 +79,7 @@ def ex07_2(changed_files: Callable) -> str:
 
 @_check
 def ex07_3(dense_kernel_for_keras: Callable) -> str:
-    """dense_kernel_for_keras(weight, chw) -> the Keras Dense kernel of a Linear weight that reads a flattened CHW map."""
+    """dense_kernel_for_keras(weight, chw) -> the Keras Dense kernel of a Linear weight reading a flattened CHW map."""
     import numpy as np
 
     rng = np.random.default_rng(0)
