@@ -279,6 +279,7 @@ WRONG |= {  # notebook 10's exercises: the solutions with one thing done wrong
     "ex10_1": (_changed("ex10_1", "rank * (rows + columns)", "rows * columns"), "not a full in × out one"),
     "ex10_2": (_changed("ex10_2", "    tokenizer.save_pretrained(folder)", "    pass"), "save the tokenizer too"),
     "ex10_3": (_changed("ex10_3", "int(match.group(1))", "match.group(1)"), "sorted the names as text"),
+    "ex10_4": (_changed("ex10_4", "t.any().item()", "True"), "look at the values of lora_B"),
 }
 
 WRONG |= {  # notebook 11's exercises: the solutions with one thing done wrong
@@ -373,6 +374,7 @@ MORE_WRONG = [
     ("ex10_3", _changed("ex10_3", " and (\n                (path / \"model.safetensors\").is_file() or "
                                   "(path / \"model.safetensors.index.json\").is_file())", ""),
      "check the weights are there too"),
+    ("ex10_4", _changed("ex10_4", "embeddings[0].shape[0]", "embeddings[0].shape[1]"), "its first dimension"),
     ("ex11_2", _changed("ex11_2", '"scheduler": checkpoint["lr_schedulers"][0]',
                         '"scheduler": checkpoint["lr_schedulers"]'), "one per scheduler"),
     ("ex12_1", _changed("ex12_1", "        optimizer.zero_grad()\n", ""),

@@ -4,13 +4,13 @@ transformers and peft are imported inside each check, so that `import labutils` 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
 from ._core import _check, _expect, _Wrong  # noqa: F401
 
-__all__ = ["ex10_1", "ex10_2", "ex10_3"]
+__all__ = ["ex10_1", "ex10_2", "ex10_3", "ex10_4"]
 
 
 @_check
@@ -183,3 +183,84 @@ def ex10_3(newest_complete_checkpoint: Callable) -> str:
         empty.mkdir()
         _expect(newest_complete_checkpoint(empty) is None, "an empty output_dir: return None.")
     return "checkpoint-100 chosen over -40 (numbers, not text), over -120 (half written) and -140 (no weights)."
+
+
+def _adapters(root) -> Iterator[tuple[str, object, dict]]:
+    """Save, one at a time, the adapters exercise 10.4 reads; yield (name, folder, expected report)."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import GPT2ForSequenceClassification
+
+    from ..lm import char_tokenizer, tiny_gpt2
+
+    tokenizer = char_tokenizer()
+    lm = tiny_gpt2(tokenizer, n_embd=32, n_layer=1, n_head=2, seed=4)
+    grown = copy.deepcopy(lm)
+    grown.resize_token_embeddings(len(tokenizer) + 2, mean_resizing=False)  # two tokens added
+    classifier_config = copy.deepcopy(lm.config)
+    classifier_config.num_labels = 2
+    classifier = GPT2ForSequenceClassification(classifier_config)  # a new head, score, at random
+
+    def config(**settings):
+        return LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True, **settings)
+
+    cases = {  # name: (base, LoraConfig settings, trained, save_pretrained settings, expected report)
+        "a LoRA adapter never trained": (lm, {}, False, {}, dict(lora_trained=False, head=False, vocab_size=None)),
+        "a trained LoRA adapter": (lm, {}, True, {}, dict(lora_trained=True, head=False, vocab_size=None)),
+        "a trained classifier saved with modules_to_save=['score']": (
+            classifier, dict(modules_to_save=["score"]), True, {}, dict(lora_trained=True, head=True, vocab_size=None)),
+        "a trained classifier saved without modules_to_save": (
+            classifier, {}, True, {}, dict(lora_trained=True, head=False, vocab_size=None)),
+        "a classifier whose LoRA never trained, saved with modules_to_save=['score']": (
+            classifier, dict(modules_to_save=["score"]), False, {},
+            dict(lora_trained=False, head=True, vocab_size=None)),
+        "a trained adapter of a model with 2 added tokens, saved with save_embedding_layers=True": (
+            grown, {}, True, dict(save_embedding_layers=True),
+            dict(lora_trained=True, head=False, vocab_size=len(tokenizer) + 2)),
+    }
+    torch.manual_seed(4)
+    for i, (name, (base, settings, trained, saving, expected)) in enumerate(cases.items()):
+        model = get_peft_model(copy.deepcopy(base), config(**settings))
+        if trained:  # as training leaves them: B moved away from its zeros
+            for parameter_name, parameter in model.named_parameters():
+                if "lora_B" in parameter_name:
+                    torch.nn.init.normal_(parameter.data, std=0.01)
+        folder = root / f"adapter-{i}"
+        model.save_pretrained(folder, **saving)
+        yield name, folder, expected
+
+
+@_check
+def ex10_4(adapter_report: Callable) -> str:
+    """adapter_report(folder) -> {"lora_trained": bool, "head": bool, "vocab_size": int | None}."""
+    import tempfile
+    from pathlib import Path
+
+    keys = ("lora_trained", "head", "vocab_size")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, folder, expected in _adapters(Path(tmp)):
+            got = adapter_report(folder)
+            _expect(got is not None, "adapter_report returned None: return a dict with the keys lora_trained, head "
+                    "and vocab_size.")
+            _expect(isinstance(got, dict) and sorted(got) == sorted(keys), "return a dict with exactly the keys "
+                    f"'lora_trained', 'head' and 'vocab_size', not {sorted(got) if isinstance(got, dict) else got!r}.")
+            got = {k: v.item() if isinstance(v, torch.Tensor) else v for k, v in got.items()}
+            if got["lora_trained"] != expected["lora_trained"]:
+                _expect(expected["lora_trained"], f"{name}: you said its LoRA weights are trained. Its file holds "
+                        "lora_A and lora_B tensors, yet it changes nothing: look at the values of lora_B, not only "
+                        "at the names (section 3's adapter that learnt nothing).")
+                raise _Wrong(f"{name}: some lora_B tensor in its file is not zero, so it changes the model; you "
+                             "said its LoRA weights are not trained.")
+            if got["head"] != expected["head"]:
+                _expect(expected["head"], f"{name}: the file holds no score tensor; you said it holds the head. "
+                        "Report what the file holds, not what the model had.")
+                raise _Wrong(f"{name}: the file holds the score head, saved whole beside the LoRA weights; you said "
+                             "it does not. Look for it among the file's keys.")
+            if got["vocab_size"] != expected["vocab_size"]:
+                _expect(expected["vocab_size"] is not None, f"{name}: the file holds no token embedding "
+                        f"(transformer.wte); vocab_size must be None, not {got['vocab_size']!r}.")
+                raise _Wrong(f"{name}: vocab_size is the number of rows of the saved transformer.wte weight (its "
+                             f"first dimension), not {got['vocab_size']!r}.")
+    return ("six adapters read right from their files alone: which LoRA weights were trained, which file carries "
+            "its head, and which its grown embedding.")
