@@ -103,6 +103,7 @@ TERMS: dict[str, str | None] = {
     "tied weights": r"\b(?:tied weights|tied)\b",
     "LoRA": r"\bLoRA\b",
     "adapter": r"\b[Aa]dapters?\b",
+    "modules_to_save": r"`modules_to_save`",
     "Trainer": r"`Trainer`",
     "LightningModule": None,
     "callback": None,
