@@ -87,6 +87,7 @@ AGENDA = {  # where docs/INSTRUCTOR.md quotes each figure of tools/lab_map.py's 
     "homework of the 90 minutes": r"the exercises of 03, 04 and 06 \((\d+) minutes by the table\)",
     "homework of the 3 hours": r"every exercise of 00 to 09 but 03\.2 \((\d+) minutes by the table\)",
     "study of 10": r"10, the small language model \((\d+) minutes\)",
+    "study of 11": r"11, the frameworks \((\d+) minutes\)",
     "study of 12": r"12, the capstone, or a second session \((\d+) minutes\)",
 }
 

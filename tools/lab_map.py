@@ -94,7 +94,8 @@ def agenda_figures() -> dict[str, float]:
             "homework of the 90 minutes": exercises("03", "04", "06"),
             "homework of the 3 hours": 5 * round((exercises(*(f"0{n}" for n in range(10)))
                                                   - atomic_save) / 5),
-            "study of 10": by_number["10"].total, "study of 12": by_number["12"].total}
+            "study of 10": by_number["10"].total, "study of 11": by_number["11"].total,
+            "study of 12": by_number["12"].total}
 
 
 def _run_minutes(run: str) -> float:
