@@ -76,7 +76,7 @@ def _row(lines: list[str], name: str) -> str:
 def test_saved_outputs_give_one_row_per_learner_and_a_line_per_problem(room, capsys):
     status, lines, err = _report(capsys, room)
     assert status == 0
-    assert lines[0].split() == ["learner", *[f"{n:02d}" for n in range(12)], "solved"]
+    assert lines[0].split() == ["learner", *[f"{n:02d}" for n in range(13)], "solved"]
     # alice: 01.1 solved, 01.2 shows the ✓ she saved (outputs are trusted), 01.3 changed but never checked
     assert _row(lines, "alice").split()[2] == "✓✓·" and _row(lines, "alice").endswith(f"2/{EXERCISES}")
     assert _row(lines, "bob").split()[1:4] == ["··", "·✗·", "???"]  # 02 is corrupt: not graded, the rest is
@@ -98,7 +98,7 @@ def test_a_changed_signature_is_not_graded_as_a_wrong_answer(room, tmp_path, cap
     earlier = "def resume_all(checkpoint, model, optimizer, scheduler):\n    pass"
     eve = _copy_of_the_lab(tmp_path / "eve", {"09": [("ex09_8", earlier, "✗ ex09_8: returned None")]})
     status, lines, err = _report(capsys, eve, "--notebooks", "09")
-    assert _row(lines, "eve").split()[1] == "·······?·"
+    assert _row(lines, "eve").split()[1] == "·······?··"
     assert ("exercise 09.8's cell does not define resume_all(checkpoint, make_model, make_optimizer, "
             "make_scheduler) as this lab's does") in err
 
@@ -128,9 +128,9 @@ def test_nothing_to_grade_exits_1_with_a_line_not_a_traceback(tmp_path, monkeypa
 
 def test_an_unknown_notebook_number_is_a_usage_error_that_lists_the_right_ones(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
-        progress.main([str(tmp_path), "--notebooks", "12"])
+        progress.main([str(tmp_path), "--notebooks", "13"])
     assert stopped.value.code == 2
-    assert "--notebooks 12: this lab's notebooks with exercises are 00, 01" in capsys.readouterr().err
+    assert "--notebooks 13: this lab's notebooks with exercises are 00, 01" in capsys.readouterr().err
 
 
 def test_run_grades_afresh_and_does_not_trust_a_saved_tick(room, tmp_path, capsys):
