@@ -1,10 +1,10 @@
 """The fast papermill sets that `make test` runs, as two chains that pytest-xdist runs side by side.
 
 tests/regression/params.yaml marks as fast the sets that take a notebook down another path than its defaults,
-which nbval runs (and tests/notebook_claims.py checks): 10 with a shorter training and its Trainer interrupted at
-another checkpoint, 06 stopped before its first checkpoint with its DataLoader in the main process, and 02 to 00
-with another seed and a one-epoch Net. The tests run them as two chains, 10 and 06 (tests/test_papermill_06_08.py)
-and 02 to 00, each in that order on its own empty artifacts folder: 02 trains the one-epoch Net and 01 finds it in
+which nbval runs (and tests/notebook_claims.py checks): 06 stopped before its first checkpoint with its DataLoader
+in the main process, and 02 to 00 with another seed and a one-epoch Net (10 with a shorter training, 10-small, runs
+in `make regress` only). The tests run them as two chains, 06 (tests/test_papermill_06_08.py) and 02 to 00, each
+in that order on its own empty artifacts folder: 02 trains the one-epoch Net and 01 finds it in
 the cache, as in a classroom that jumps around. The chain 02 to 00 runs once: in JupyterLab, from the Run menu, where
 the browser tests run (tests/browser/test_lab_in_browser.py), else with papermill (tests/test_papermill_02_to_00.py);
 its checks, below, hold on what either made. `regress.py --fast` runs them all as one chain.
@@ -31,7 +31,7 @@ from regression.regress import FAILED, execute, load_plan
 
 RUNS, RULES = load_plan()
 FAST = [run for run in RUNS if run.fast]
-CHAINS = {"10 and 06": [run for run in FAST if run.notebook >= "06"],
+CHAINS = {"06": [run for run in FAST if run.notebook >= "06"],
           "02 to 00": [run for run in FAST if run.notebook < "06"]}
 
 

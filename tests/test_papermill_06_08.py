@@ -1,14 +1,16 @@
-"""The chain from 10 down to 06 (papermill): 10 with a shorter training and the Trainer interrupted at another
-checkpoint, 06 stopped before its first checkpoint on an empty cache; and 06, 08 and 10 refusing bad parameters."""
+"""The chain of 06 (papermill): 06 stopped before its first checkpoint on an empty cache; and 06, 08 and 10 refusing
+bad parameters. (10 with a shorter training and its Trainer interrupted at another checkpoint, 10-small, is a set of
+`make regress`, which compares everything it records with its baseline.)"""
 from __future__ import annotations
 
 import papermill
 import pytest
 
 from notebook_claims import assert_the_baselines_hold
-from papermill_chains import assert_ran_in_chinese, CHAINS, FAST, chain, run_alone
+from papermill_chains import assert_ran_in_chinese, CHAINS, FAST, RUNS, chain, run_alone
+from regression.regress import load_baselines
 
-CHAIN, fast_runs = chain("10 and 06")
+CHAIN, fast_runs = chain("06")
 
 
 def _refuses(notebook: str, message: str, tmp_path, monkeypatch, kernel, **parameters) -> None:
@@ -57,16 +59,20 @@ def test_06_resumes_exactly_from_another_interrupt_point(fast_runs, run):
     assert all(v["largest parameter difference"] > 0 for name, v in m["variants"].items() if name != "everything")
 
 
-@pytest.mark.parametrize("run", [run for run in CHAIN if run.notebook == "10_language_model"], ids=lambda r: r.id)
-def test_10_resumes_the_trainer_exactly_from_another_checkpoint(fast_runs, run):
-    m, parameters = _metrics(fast_runs, run.id), run.parameters
-    assert parameters["INTERRUPT_AT"] != 40 and parameters["MAX_SHARD_SIZE"] != "200KB", "not the defaults' path"
-    assert m["trainer_resume_exact"] is True and m["adapter_fresh_process_same"] is True
-    assert m["trainer_variant_differs"] == {"complete": False, "without rng_state.pth": True,
-                                            "without optimizer.pt": True, "without scheduler.pt": True,
-                                            "ignore_data_skip=True": True}
-    assert m["shards"] >= 4, "100 KB shards of 0.4 MB of weights"
-    assert m["adder_acc"] >= parameters["MIN_ACCURACY"] and m["lora_subtract_acc"] > m["lora_before_acc"]
+def test_10_small_is_left_to_make_regress_whose_baseline_holds_what_it_proves():
+    """10-small costs 49 s of one worker; make regress runs it and compares every metric with its baseline, which
+    says what this module asserted of it when make test ran it: the Trainer resumed exactly from another checkpoint,
+    each missing piece changes the resume, 100 KB shards, the accuracies above their floors."""
+    small = {run.id: run for run in RUNS}["10-small"]
+    assert not small.fast and small not in FAST
+    assert small.parameters["INTERRUPT_AT"] != 40 and small.parameters["MAX_SHARD_SIZE"] != "200KB"
+    baseline = load_baselines()["10-small"]
+    assert baseline["trainer_resume_exact"] is True and baseline["adapter_fresh_process_same"] is True
+    assert {k.split("/", 1)[1]: v for k, v in baseline.items() if k.startswith("trainer_variant_differs/")} == {
+        "complete": False, "without rng_state.pth": True, "without optimizer.pt": True, "without scheduler.pt": True,
+        "ignore_data_skip=True": True}
+    assert baseline["shards"] >= 4 and baseline["adder_acc"] >= small.parameters["MIN_ACCURACY"]
+    assert baseline["lora_subtract_acc"] > baseline["lora_before_acc"]
 
 
 def test_10_refuses_an_interrupt_point_without_a_checkpoint(tmp_path, monkeypatch, kernel):
