@@ -180,11 +180,11 @@ NOTEBOOKS = [
              "from several processes (rank 0 behind a barrier, `map_location` per rank, one file from FSDP); which "
              "format when", "under a minute"),
     Notebook("09_troubleshooting_clinic", "Troubleshooting clinic",
-             "twelve broken checkpoints made on the spot, each with the real error, a hint and a checked fix: missing "
-             "buffers, a GPU file on a CPU, a worse model, `module.` prefixes, a new head, a NumPy scalar, a "
+             "thirteen broken checkpoints made on the spot, each with the real error, a hint and a checked fix: "
+             "missing buffers, a GPU file on a CPU, a worse model, `module.` prefixes, a new head, a NumPy scalar, a "
              "truncated file, a jumping learning rate or a scheduler rebuilt with `last_epoch`, a pickle without its "
-             "class, a buffer a library stopped saving, a file from a newer PyTorch, a lambda that will not pickle; "
-             "which files other frameworks and runtimes can load",
+             "class, a buffer a library stopped saving, a file from a newer PyTorch, a lambda that will not pickle, "
+             "a Git LFS pointer where the file should be; which files other frameworks and runtimes can load",
              "under 30 s"),
     Notebook("10_language_model", "A small language model",
              "a tiny GPT-2 trained offline to add; `save_pretrained` folders (config, tokenizer, tied weights, "
