@@ -116,6 +116,14 @@ FORMATS = {f.key: f for f in [
            "its shards", "no for safetensors shards; .bin shards load with weights_only=True",
            "safetensors.torch.load_file(folder / shard) for each shard it names, or "
            "huggingface_hub.load_torch_model(model, folder)", "or load each shard it names on its own"),
+    Format("lfs-pointer", "a Git LFS pointer",
+           "a short text file that Git LFS keeps in git in place of a large file: a version line, the content's "
+           "sha256 (oid) and its size", "the file it points to (git lfs pull in the clone fetches it)",
+           "no: it is three lines of text", "git lfs install, then git lfs pull; compare the file's sha256 with "
+           "the pointer's oid"),
+    Format("web-page", "a web page (HTML)", "HTML saved where a model file should be: the download "
+           "fetched the page that links to the file", "the file the page links to (download the file itself, "
+           "e.g. with huggingface_hub.hf_hub_download)", "no: it is text", "download the file itself and load that"),
     Format("dcp", "a torch.distributed.checkpoint (DCP) folder", "each process's shards (.distcp files) and a "
            ".metadata file that says which piece of which tensor is where",
            "torch.distributed.checkpoint.load(state_dict, checkpoint_id=folder)",
@@ -177,6 +185,10 @@ def _identify_open(f: BinaryIO, path: Path | None, deep: bool) -> Format | None:
         return _format("numpy")
     if head.startswith(b"GGUF") and len(head) >= 8:
         return _format("gguf", f"version {struct.unpack('<I', head[4:8])[0]}")
+    if head.startswith(b"version https://git-lfs"):
+        return _format("lfs-pointer")
+    if head.lstrip()[:1] == b"<" and head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+        return _format("web-page")
     if head.lstrip()[:1] == b"{" and size < 64 * 2**20:
         f.seek(0)
         index = json.loads(f.read())

@@ -94,6 +94,10 @@ def made(tmp_path_factory) -> dict[str, Path]:
     np.savez(files["numpy"], weight=np.ones((2, 3), dtype=np.float32))
     files["gguf"] = folder / "model.gguf"  # the header llama.cpp writes: magic, version 3, 0 tensors, 0 keys
     files["gguf"].write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
+    files["lfs-pointer"] = folder / "lfs.pt"  # what a clone without git lfs leaves (notebook 09, case 14)
+    files["lfs-pointer"].write_text(f"version https://git-lfs.github.com/spec/v1\noid sha256:{'0' * 64}\nsize 246824\n")
+    files["web-page"] = folder / "page.safetensors"  # a download that saved the page, not the file
+    files["web-page"].write_text("<!DOCTYPE html>\n<html><head><title>model.safetensors</title></head></html>\n")
     return files
 
 
@@ -106,6 +110,8 @@ NAMES = {
     "pickle": ("plain Python pickle", "pickle.load(f)"),
     "numpy": ("NumPy file", "numpy.load(path)"),
     "gguf": ("GGUF model file", "gguf.GGUFReader(path)"),
+    "lfs-pointer": ("Git LFS pointer", "git lfs pull"),
+    "web-page": ("web page", "download the file itself"),
 }
 FOLDERS = {
     "hf-folder": ("Hugging Face model folder", "AutoModel.from_pretrained(folder)"),
@@ -216,7 +222,8 @@ def test_a_lab_checkpoint_still_loads_and_inspects(tmp_path):
 
 @pytest.mark.parametrize("data", [b"", b"\x08", b"\x08\x07", b"\x08\x09\x12\x07pytorch",  # ir_version, no graph
                                   b"\x12\x03abc:\x00", b"epoch,loss\n1,0.25\n", bytes(range(7, 256)) * 4,
-                                  b"PK\x03\x04" + b"\x00" * 40, b'{"weights": {}}'])
+                                  b"PK\x03\x04" + b"\x00" * 40, b'{"weights": {}}', b"version 3\n",
+                                  b"<tensor>1</tensor>"])
 def test_bytes_of_no_known_format_are_not_named(tmp_path, data):
     path = tmp_path / "unknown.bin"
     path.write_bytes(data)
