@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from matplotlib.image import imread
+from PIL import Image
 
 from labutils.paths import REPO_ROOT
 from notebook_files import NOTEBOOKS
@@ -215,15 +216,53 @@ def test_ci_installs_chromium_when_missing_then_runs_make_test():
         assert name in text, f".ci/run must look for {name} before installing a Chromium"
 
 
+def _drawn_with(path: Path) -> str | None:
+    """The font a Chinese figure says it was drawn with (make_images.py writes it into the PNG)."""
+    with Image.open(path) as image:
+        return image.info.get("Font")
+
+
 def test_images_are_what_the_script_draws(tmp_path):
-    subprocess.run([sys.executable, str(REPO_ROOT / "images" / "make_images.py"), str(tmp_path)], check=True,
-                   capture_output=True, timeout=300)
+    """Every figure, in English and in Chinese (NAME.zh-CN.png), is what images/make_images.py draws. Without a CJK
+    font the script draws the English ones only and says what to install; a Chinese figure drawn with another font
+    (or another version of it) than the committed one can differ in its pixels, so then only its size is compared."""
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "images" / "make_images.py"), str(tmp_path)], check=True,
+                          capture_output=True, text=True, timeout=300)
     drawn = sorted(p.name for p in tmp_path.glob("*.png"))
     committed = sorted(p.name for p in (REPO_ROOT / "images").glob("*.png"))
-    assert drawn == committed, "run `make images` and commit the result"
+    english = [name for name in committed if not name.endswith(".zh-CN.png")]
+    assert sorted(set(committed) - set(english)) == [name.replace(".png", ".zh-CN.png") for name in english], \
+        "every figure has its Chinese one, and no other: run `make images` and commit the result"
+    if any(name.endswith(".zh-CN.png") for name in drawn):
+        assert drawn == committed, "run `make images` and commit the result"
+    else:
+        assert drawn == english, "run `make images` and commit the result"
+        assert "sudo apt-get install fonts-noto-cjk" in done.stderr, "no CJK font: the script must say what to install"
     for name in drawn:
         new, old = imread(tmp_path / name), imread(REPO_ROOT / "images" / name)
+        if _drawn_with(tmp_path / name) != _drawn_with(REPO_ROOT / "images" / name):
+            assert new.shape == old.shape, f"images/{name} is out of date: run `make images` and commit it"
+            continue
         assert np.array_equal(new, old), f"images/{name} is out of date: run `make images` and commit it"
+
+
+def test_without_a_cjk_font_the_script_draws_english_says_what_to_install_and_keeps_the_chinese(tmp_path, monkeypatch,
+                                                                                              capsys):
+    import labutils.plots
+
+    monkeypatch.setattr(labutils.plots, "cjk_font", lambda: None)
+    script = runpy.run_path(str(REPO_ROOT / "images" / "make_images.py"), run_name="make_images")
+    kept = tmp_path / "state_dict.zh-CN.png"
+    kept.write_bytes(b"the Chinese figure drawn before")
+    script["main"](tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted([*script["FIGURES"], kept.name])
+    assert kept.read_bytes() == b"the Chinese figure drawn before"
+    told = capsys.readouterr().err
+    assert told == script["NO_CJK_FONT"] + "\n" and "font-ttf-noto-cjk" in told and "make images" in told
+    # with a font, the Chinese figures say in Chinese what the English ones say
+    words = script["Words"]("zh-CN", "DejaVu Sans")
+    assert words("resume training") == "断点续训" and words("torch.save(model.state_dict(), path)").startswith("torch")
+    assert script["Words"]()("resume training") == "resume training"
 
 
 @pytest.mark.parametrize("target", ["lab", "test"])
