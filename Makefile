@@ -17,8 +17,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lab-installed
 # requirements.txt is the one place the versions are written; torch's and torchvision's are read from it here.
 TORCH_PINS := $(shell sed -n -E 's/^(torch|torchvision)==([^ #]+).*/\1==\2/p' requirements.txt)
-# For a laptop without a GPU: make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# For a laptop without a GPU: make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu (an index, pip's --index-url),
+# or from a mirror that is only a page of links (pip's --find-links; the rest comes from PIP_INDEX_URL, as always):
+# make lab TORCH_FIND_LINKS=https://mirrors.aliyun.com/pytorch-wheels/cpu/ (README.md, "Installing from mainland China")
 TORCH_INDEX ?=
+TORCH_FIND_LINKS ?=
+TORCH_FROM = $(strip $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(if $(TORCH_FIND_LINKS),--find-links $(TORCH_FIND_LINKS)))
 # For a room without network: `make wheelhouse` once (with network), then `make lab OFFLINE=1` installs from it.
 OFFLINE ?=
 WHEELHOUSE := wheelhouse
@@ -136,7 +140,7 @@ check-python:
 $(STAMP): requirements.txt pyproject.toml tools/lab.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(OFFLINE),@test -d $(WHEELHOUSE) || { echo "OFFLINE=1 installs from $(WHEELHOUSE)/ but it is missing: run make wheelhouse where there is network"; exit 1; })
-	$(if $(and $(TORCH_INDEX),$(if $(OFFLINE),,1)),$(BIN)/python -m pip install --index-url $(TORCH_INDEX) $(TORCH_PINS))
+	$(if $(and $(TORCH_FROM),$(if $(OFFLINE),,1)),$(BIN)/python -m pip install $(TORCH_FROM) $(TORCH_PINS))
 	$(BIN)/python -m pip install $(PIP_FROM) -r requirements.txt
 	$(BIN)/python -m pip install $(PIP_FROM) --no-deps --no-build-isolation -e .
 	$(BIN)/python tools/lab.py --install-kernel
@@ -154,7 +158,7 @@ $(TF_STAMP): requirements-tensorflow.txt $(STAMP)
 # Download every wheel the lab installs (for this machine's OS, CPU and Python) into wheelhouse/; with
 # SECOND_PYTHON=..., the second Python's too.
 wheelhouse: requirements.txt requirements-tensorflow.txt
-	$(if $(TORCH_INDEX),$(PYTHON) -m pip download --dest $(WHEELHOUSE) --index-url $(TORCH_INDEX) $(TORCH_PINS))
+	$(if $(TORCH_FROM),$(PYTHON) -m pip download --dest $(WHEELHOUSE) $(TORCH_FROM) $(TORCH_PINS))
 	$(PYTHON) -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) -r requirements.txt -r requirements-tensorflow.txt
 	$(if $(SECOND_PYTHON),"$(SECOND_PYTHON)" -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) $(SECOND_PINS))
 
