@@ -45,6 +45,16 @@ SETTINGS = ROOT / "tools" / "jupyterlab"
 SERVER = ROOT / "tools" / "lab_server.py"  # JupyterLab with the lab's contents manager
 FIRST_NOTEBOOK = "notebooks/00_welcome.ipynb"
 LANGUAGES = {"en": (FIRST_NOTEBOOK, SETTINGS), "zh-CN": ("notebooks/00_welcome.zh-CN.ipynb", SETTINGS / "zh-CN")}
+# One lab per language in the file browser: each edition's leaves out the other edition's notebooks (a link or a URL
+# still opens them). Patterns match a file's name: the English notebooks are the numbered ones not ending ".zh-CN".
+HIDDEN = {"en": ["*.zh-CN.ipynb"], "zh-CN": ["[0-9][0-9]_*[!N].ipynb"]}
+SERVER_HIDDEN = ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~"]  # jupyter_server's own hide_globs, kept
+
+
+def hidden_args(language: str) -> list[str]:
+    """The server options that hide the other edition's notebooks from the file browser of `language`'s."""
+    return [f"--ContentsManager.hide_globs={pattern}" for pattern in SERVER_HIDDEN + HIDDEN[language]]
+
 KERNEL_NAME = "python3"  # the name the notebooks' metadata gives: a learner is never asked to pick a kernel
 KERNEL_DISPLAY_NAME = "Save & Load Lab (Python 3)"  # the notebooks' metadata gives it too (tests/test_lab_launch.py)
 
@@ -70,7 +80,7 @@ def command(root: Path, *, open_browser: bool, extra: list[str] = (), language: 
     args = [python, str(SERVER), "--ServerApp.contents_manager_class=lab_server.LabContentsManager",
             f"--ServerApp.root_dir={root}",
             "--FileContentsManager.preferred_dir=notebooks", f"--LabApp.default_url=/lab/tree/{first}",
-            f"--LabApp.app_settings_dir={settings}"]
+            f"--LabApp.app_settings_dir={settings}", *hidden_args(language)]
     if not open_browser:
         args.append("--no-browser")
     if hasattr(os, "getuid") and os.getuid() == 0:

@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tools/, for lab.py
 import classroom  # noqa: E402
+import lab  # noqa: E402  (tools/lab.py: what each edition's file browser hides)
 import lab_hub  # noqa: E402
 
 c = get_config()  # noqa: F821  (JupyterHub provides it)
@@ -50,7 +52,8 @@ c.Spawner.args = ["--ServerApp.contents_manager_class=lab_server.LabContentsMana
                   # stops, open tab or not, and the next cell run in it starts a new one (seen in Chromium)
                   f"--MappingKernelManager.cull_idle_timeout={int(os.environ.get('HUB_KERNEL_IDLE') or 1200)}",
                   "--MappingKernelManager.cull_connected=True",  # an open tab counts as idle too
-                  "--MappingKernelManager.cull_interval=60"]
+                  "--MappingKernelManager.cull_interval=60",
+                  *lab.hidden_args(language)]  # the file browser shows the learners' edition only
 threads = os.environ.get("HUB_THREADS") or "1"
 c.Spawner.environment = {
     "PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin",  # a terminal's python is the lab's
