@@ -26,6 +26,7 @@ import torch
 from . import formats, sha256sums
 from ._tuning import HashingWriter, without_crc32
 from ._io import atomic_write, atomic_write_bytes, locked, sha256_file
+from .i18n import N_
 from .errors import (  # noqa: F401  (the family, importable from here as the notebooks do)
     CheckpointCorruptError, CheckpointDeviceError, CheckpointError, CheckpointNotFoundError, CheckpointWriteError,
     ChecksumMismatchError, ChecksumMissingError, NotACheckpointError, UnsafeCheckpointError,
@@ -278,7 +279,7 @@ def load_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", verif
         return state
 
 
-_RESTORE = "the file is incomplete or damaged: restore it from a copy, or save it again from the model"
+_RESTORE = N_("the file is incomplete or damaged: restore it from a copy, or save it again from the model")
 
 
 def _load_error(f: BinaryIO, path: Path, map_location: Any, err: Exception) -> CheckpointError:
@@ -452,8 +453,8 @@ def _require_file(path: Path) -> None:
     if not path.exists():
         nearby = sorted(p.name for p in path.parent.glob("*") if p.is_file() and not p.name.startswith("."))[:6] \
             if path.parent.is_dir() else []
-        hint = f"; the folder holds {', '.join(nearby)}" if nearby else ""
-        raise CheckpointNotFoundError(path, f"no such file{hint}",
+        problem = N_(f"no such file; the folder holds {', '.join(nearby)}") if nearby else N_("no such file")
+        raise CheckpointNotFoundError(path, problem,
                                       "check the name, or run the notebook that saves it first")
 
 

@@ -9,6 +9,7 @@ import errno as errno_codes
 import os
 from pathlib import Path
 
+from .i18n import N_, translate, translate_parts
 from .paths import display_path
 
 
@@ -25,7 +26,8 @@ class CheckpointError(Exception):
         self.path = Path(path)
         self.problem = problem
         self.fix = fix
-        self.message = f"{display_path(self.path)}: {problem}. Fix: {fix}"
+        self.where = display_path(self.path)
+        self.message = f"{self.where}: {problem}. Fix: {fix}"
         super().__init__(self.message)
         if isinstance(self, OSError):
             self.errno = code if code is not None else self.errno_code
@@ -33,7 +35,11 @@ class CheckpointError(Exception):
             self.filename = str(self.path)
 
     def __str__(self) -> str:
-        return self.message
+        """The message in the lab's language: after labutils.set_language("zh-CN"), the problem and the fix in
+        Chinese (`message`, `problem` and `fix` stay English, for code that reads them)."""
+        if self.message != f"{self.where}: {self.problem}. Fix: {self.fix}":  # made in another process
+            return translate(self.message)
+        return translate_parts(N_("{0}: {1}. Fix: {2}"), self.where, self.problem, self.fix)
 
     def __reduce__(self):
         return (_rebuild_error, (type(self), self.path, self.problem, self.fix, self.message,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import CheckpointNotFoundError, NotACheckpointError
+from .i18n import N_
 
 TORCH_LEGACY_MAGIC = bytes.fromhex("8a0a6cfc9c46f9206aa85019")  # torch.save's pre-1.6 magic number, pickled as a long
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -51,7 +52,7 @@ class Format:
 
 _PICKLE = ("no with weights_only=True (the default since 2.6); yes with weights_only=False, which calls any "
            "function the file names")
-_TRUSTED = "so only if you trust its source; otherwise ask for its state_dict as a .safetensors file"
+_TRUSTED = N_("so only if you trust its source; otherwise ask for its state_dict as a .safetensors file")
 FORMATS = {f.key: f for f in [
     Format("torch.save", "a torch.save zip archive", "tensors and plain values pickled by torch.save (PyTorch 1.6+)",
            "torch.load(path, weights_only=True)", _PICKLE, "torch.load(path, weights_only=True)", checkpoint=True),
@@ -409,7 +410,8 @@ def _opcodes(data: bytes) -> Iterator:
 
 def error(path: os.PathLike | str, fmt: Format) -> NotACheckpointError | CheckpointNotFoundError:
     """Return the error that says what the file is and how to open it (a folder's is a CheckpointNotFoundError)."""
-    fix = f"open it with {fmt.opens}" + (f", {fmt.caution}" if fmt.caution else "")
+    # " — " before the caution: the call that opens it may hold ", " itself, and the translation must find its end
+    fix = N_(f"open it with {fmt.opens} — {fmt.caution}") if fmt.caution else N_(f"open it with {fmt.opens}")
     if Path(path).is_dir():
         return CheckpointNotFoundError(path, f"it is {fmt.title}, not a checkpoint file: {fmt.what}", fix)
     return NotACheckpointError(path, f"it is {fmt.title}, not a checkpoint: {fmt.what}", fix)

@@ -8,11 +8,20 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .i18n import N_, language, translate
+
 if TYPE_CHECKING:  # pandas is imported where a table is made
     import pandas as pd
 
 
-class KeyMismatchError(RuntimeError):
+class _Translated:
+    """An error whose message (kept in English in `args`) is shown in the lab's language."""
+
+    def __str__(self) -> str:
+        return translate(super().__str__())
+
+
+class KeyMismatchError(_Translated, RuntimeError):
     """A non-strict load left keys missing or unused that the caller did not allow."""
 
 
@@ -20,7 +29,7 @@ class ShapeMismatchError(KeyMismatchError):
     """A key is in both the model and the state_dict, with different shapes."""
 
 
-class OptimizerMismatchError(ValueError):
+class OptimizerMismatchError(_Translated, ValueError):
     """Saved optimizer state does not fit the optimizer it is loaded into."""
 
 
@@ -48,11 +57,11 @@ def load_partial(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, al
     if reshaped:
         key, in_file, in_model = reshaped[0]
         others = [k for k, _, _ in reshaped[1:]]
-        more = f" (and {len(others)} more: {_short(others)})" if others else ""
-        raise ShapeMismatchError(
+        more = N_(f" (and {len(others)} more: {_short(others)})") if others else ""
+        raise ShapeMismatchError(N_(
             f"{key} has shape {in_file} in the state_dict but {in_model} in the model{more}; nothing was loaded. "
             "Fix: leave these keys out (select_keys, or allow_missing for them after dropping them), or build the "
-            "model with the sizes the weights were saved with.")
+            "model with the sizes the weights were saved with."))
     missing_all = [k for k in expected if k not in found]
     unexpected_all = [k for k in found if k not in expected]
     missing = [k for k in missing_all if not _matches(k, allow_missing)]
@@ -60,18 +69,21 @@ def load_partial(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, al
     if missing or unexpected:
         loadable = len(expected) - len(missing_all)
         causes = sorted(set(diagnose(model, state_dict)["likely cause"]))
-        raise KeyMismatchError(
-            f"strict=False would load {loadable} of {len(expected)} entries; nothing was loaded, because these are "
-            "not allowed: "
-            + "; ".join(part for part in (f"missing {_short(missing)}" if missing else "",
-                                          f"unexpected {_short(unexpected)}" if unexpected else "") if part)
-            + (f". Likely cause: {'; '.join(causes)}" if causes else "")
-            + ". Fix: rename the keys to match the model, or allow these keys if leaving them out is intended.")
+        if missing and unexpected:
+            refused = N_(f"missing {_short(missing)}; unexpected {_short(unexpected)}")
+        else:
+            refused = N_(f"missing {_short(missing)}") if missing else N_(f"unexpected {_short(unexpected)}")
+        start = N_(f"strict=False would load {loadable} of {len(expected)} entries; nothing was loaded, because these "
+                   f"are not allowed: {refused}")
+        fix = N_("rename the keys to match the model, or allow these keys if leaving them out is intended")
+        raise KeyMismatchError(N_(f"{start}. Likely cause: {'; '.join(causes)}. Fix: {fix}.") if causes else
+                               N_(f"{start}. Fix: {fix}."))
     return model.load_state_dict(state_dict, strict=False)
 
 
 def _short(keys: list[str], shown: int = 4) -> str:
-    return ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+    listed = ", ".join(keys[:shown])
+    return N_(f"{listed} and {len(keys) - shown} more") if len(keys) > shown else listed
 
 
 def freeze(model: nn.Module, prefixes: Iterable[str]) -> list[str]:
@@ -135,25 +147,25 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module, sav
     settings it was built with (for example a lower learning rate for fine-tuning) instead of taking the saved ones.
     """
     if not isinstance(saved, Mapping) or "state_dict" not in saved or "class" not in saved:
-        raise OptimizerMismatchError("this is a bare optimizer.state_dict(): it does not record the optimizer class or "
-                                     "its parameters, so it cannot be checked. Fix: save optimizer_state(optimizer, "
-                                     "model) instead")
+        raise OptimizerMismatchError(N_("this is a bare optimizer.state_dict(): it does not record the optimizer "
+                                        "class or its parameters, so it cannot be checked. Fix: save "
+                                        "optimizer_state(optimizer, model) instead"))
     if saved["class"] != type(optimizer).__qualname__:
-        raise OptimizerMismatchError(f"the saved state is from {saved['class']}, this optimizer is "
+        raise OptimizerMismatchError(N_(f"the saved state is from {saved['class']}, this optimizer is "
                                      f"{type(optimizer).__qualname__}: their state means different things. Fix: build "
                                      f"the optimizer as torch.optim.{saved['class']}, or start the new optimizer fresh "
-                                     "(do not load the state)")
+                                     "(do not load the state)"))
     current = optimizer_state(optimizer, model)
     if current["shapes"] != saved["shapes"] or current["parameters"] != saved["parameters"]:
-        raise OptimizerMismatchError(f"the saved state was made for other parameters "
+        raise OptimizerMismatchError(N_(f"the saved state was made for other parameters "
                                      f"({_parameter_changes(saved, current)}): the model, or the set of parameters "
                                      "being trained (frozen ones are left out), changed. Fix: start the optimizer "
-                                     "fresh for the changed model")
+                                     "fresh for the changed model"))
     if not keep_new_hyperparameters and (changed := _changed_settings(saved, current)):
-        raise OptimizerMismatchError(f"the optimizer was built with other settings than the saved one: "
+        raise OptimizerMismatchError(N_(f"the optimizer was built with other settings than the saved one: "
                                      f"{'; '.join(changed)}. Loading would silently replace them with the saved "
                                      "values. Fix: build it with the saved settings, or pass "
-                                     "keep_new_hyperparameters=True")
+                                     "keep_new_hyperparameters=True"))
     settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
     optimizer.load_state_dict(saved["state_dict"])
     if keep_new_hyperparameters:
@@ -181,25 +193,27 @@ def _parameter_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
 # --- diagnosing a state_dict against a model ---------------------------------------------------------------
 
 PREFIXES = {
-    "module.": "saved from nn.DataParallel or DistributedDataParallel",
-    "_orig_mod.": "saved from a torch.compile'd model",
-    "model.": "saved from a wrapper module (Lightning-style `model.` attribute)",
+    "module.": N_("saved from nn.DataParallel or DistributedDataParallel"),
+    "_orig_mod.": N_("saved from a torch.compile'd model"),
+    "model.": N_("saved from a wrapper module (Lightning-style `model.` attribute)"),
 }
+# the table's columns, in English in the DataFrame (code reads table["likely cause"]) and shown translated
+COLUMNS = [N_("key"), N_("problem"), N_("in the model"), N_("in the file"), N_("likely cause"), N_("fix")]
 
 
 def diagnose(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> pd.DataFrame:
     """Return a table of the keys that keep `state_dict` from loading into `model`, with the likely cause and fix."""
 
     expected = model.state_dict()
-    columns = ["key", "problem", "in the model", "in the file", "likely cause", "fix"]
+    columns = COLUMNS
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"diagnose needs a state_dict (a dict of tensors), not {type(state_dict).__name__}")
     nested = [k for k, v in state_dict.items() if isinstance(v, Mapping)]
     if nested and not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        return _whole_table()([("(whole file)", "not a state_dict", f"{len(expected)} tensors",
-                              f"keys {', '.join(map(str, state_dict))}",
-                              "this is a full checkpoint, with the state_dict inside it",
-                              f"pass checkpoint[{nested[0]!r}]")], columns=columns)
+        return _whole_table()([(N_("(whole file)"), N_("not a state_dict"), N_(f"{len(expected)} tensors"),
+                              N_(f"keys {', '.join(map(str, state_dict))}"),
+                              N_("this is a full checkpoint, with the state_dict inside it"),
+                              N_(f"pass checkpoint[{nested[0]!r}]"))], columns=columns)
     rows = []
     found = {k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     missing = [k for k in expected if k not in found]
@@ -207,25 +221,27 @@ def diagnose(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> pd.DataFr
 
     prefix_cause = _prefix_cause(list(expected), list(found))
     for key in missing:
-        rows.append((key, "missing", _shape(expected[key]), "—", *(prefix_cause or _missing_cause(key, unexpected))))
+        rows.append((key, N_("missing"), _shape(expected[key]), "—",
+                     *(prefix_cause or _missing_cause(key, unexpected))))
     for key in unexpected:
-        rows.append((key, "unexpected", "—", _shape(found[key]), *(prefix_cause or _unexpected_cause(key, missing))))
+        rows.append((key, N_("unexpected"), "—", _shape(found[key]),
+                     *(prefix_cause or _unexpected_cause(key, missing))))
     head = _head_keys(model)
     for key in expected:
         if key in found and found[key].shape != expected[key].shape:
             if key in head:
-                cause = ((f"a different head: the file's has {found[key].shape[0]} outputs, the model's "
-                          f"{expected[key].shape[0]}"),
-                         ("drop the head's keys from the state_dict and load the rest with strict=False "
-                          "(then train the new head)"))
+                cause = (N_(f"a different head: the file's has {found[key].shape[0]} outputs, the model's "
+                            f"{expected[key].shape[0]}"),
+                         N_("drop the head's keys from the state_dict and load the rest with strict=False "
+                            "(then train the new head)"))
             else:
-                cause = ("a different architecture (layer sizes changed)",
-                         "build the model with the constructor arguments the file was saved with")
-            rows.append((key, "wrong shape", _shape(expected[key]), _shape(found[key]), *cause))
+                cause = (N_("a different architecture (layer sizes changed)"),
+                         N_("build the model with the constructor arguments the file was saved with"))
+            rows.append((key, N_("wrong shape"), _shape(expected[key]), _shape(found[key]), *cause))
         elif key in found and found[key].dtype != expected[key].dtype:
-            rows.append((key, "different dtype", str(expected[key].dtype), str(found[key].dtype),
-                         "saved in another precision", ("none needed: load_state_dict converts the values "
-                                                         "(precision lost when saving stays lost)")))
+            rows.append((key, N_("different dtype"), str(expected[key].dtype), str(found[key].dtype),
+                         N_("saved in another precision"), N_("none needed: load_state_dict converts the values "
+                                                              "(precision lost when saving stays lost)")))
     return _whole_table()(rows, columns=columns)
 
 
@@ -243,11 +259,21 @@ def _whole_table() -> type:
         def __repr__(self) -> str:
             with pd.option_context("display.max_colwidth", None, "display.width", None,
                                    "display.max_columns", None):
-                return super().__repr__()
+                return pd.DataFrame.__repr__(self._shown())
 
         def _repr_html_(self) -> str:
             with pd.option_context("display.max_colwidth", None, "display.max_columns", None):
-                return super()._repr_html_()
+                return pd.DataFrame._repr_html_(self._shown())
+
+        def _shown(self) -> pd.DataFrame:
+            """The table as the learner reads it: its headers and texts in the lab's language (the keys, shapes
+            and code in it stay as they are; the table itself keeps English, for code that reads its columns)."""
+            if language() == "en":
+                return pd.DataFrame(self)
+            shown = pd.DataFrame(self).rename(columns=translate)
+            words = list(shown.columns[1:])  # every column but the keys
+            shown[words] = shown[words].map(lambda value: translate(value) if isinstance(value, str) else value)
+            return shown
 
     return DiagnosisTable
 
@@ -260,14 +286,14 @@ def _prefix_cause(expected: list[str], found: list[str]) -> tuple[str, str] | No
     """Explain a key mismatch that adding or removing one prefix would fix."""
     for prefix in _candidate_prefixes(found):
         if sorted(k.removeprefix(prefix) for k in found) == sorted(expected):
-            cause = PREFIXES.get(prefix,
-                                 f"saved from a model wrapped in another module (every key starts with {prefix!r})")
-            return (cause, (f"torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(state_dict, {prefix!r}) "
-                            "(or save the unwrapped model: model.module / model._orig_mod)"))
+            cause = PREFIXES.get(prefix, N_(
+                f"saved from a model wrapped in another module (every key starts with {prefix!r})"))
+            return (cause, N_(f"torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(state_dict, {prefix!r}) "
+                              "(or save the unwrapped model: model.module / model._orig_mod)"))
     for prefix in _candidate_prefixes(expected):
         if sorted(k.removeprefix(prefix) for k in expected) == sorted(found):
-            return (f"the model is wrapped (its keys start with {prefix!r}) but the file is not",
-                    "load into the inner model (e.g. model.module.load_state_dict(...))")
+            return (N_(f"the model is wrapped (its keys start with {prefix!r}) but the file is not"),
+                    N_("load into the inner model (e.g. model.module.load_state_dict(...))"))
     return None
 
 
@@ -283,21 +309,21 @@ def _candidate_prefixes(keys: list[str]) -> list[str]:
 def _missing_cause(key: str, unexpected: list[str]) -> tuple[str, str]:
     layer = key.rsplit(".", 1)[0]
     if any(u.rsplit(".", 1)[0] == layer for u in unexpected):
-        return ("the layer is in both, under different parameter names", "check the layer types match")
+        return (N_("the layer is in both, under different parameter names"), N_("check the layer types match"))
     if unexpected:
-        return ("a different architecture: the file has other layers (renamed or another model class)",
-                "build the model class the file was saved from, or rename the keys to match")
-    return ("the model has a layer the file lacks (e.g. BatchNorm added to the code after saving)",
-            ("build the model the file was saved from; or, if the new layer should start fresh, load with "
-             "strict=False and check that only these keys are missing"))
+        return (N_("a different architecture: the file has other layers (renamed or another model class)"),
+                N_("build the model class the file was saved from, or rename the keys to match"))
+    return (N_("the model has a layer the file lacks (e.g. BatchNorm added to the code after saving)"),
+            N_("build the model the file was saved from; or, if the new layer should start fresh, load with "
+               "strict=False and check that only these keys are missing"))
 
 
 def _unexpected_cause(key: str, missing: list[str]) -> tuple[str, str]:
     if missing:
-        return ("a different architecture: the model has other layers (renamed or another model class)",
-                "build the model class the file was saved from, or rename the keys to match")
-    return ("the file has a layer the model lacks (removed from the code, or a bigger model)",
-            "build the model the file was saved from; or drop these keys if you removed the layer on purpose")
+        return (N_("a different architecture: the model has other layers (renamed or another model class)"),
+                N_("build the model class the file was saved from, or rename the keys to match"))
+    return (N_("the file has a layer the model lacks (removed from the code, or a bigger model)"),
+            N_("build the model the file was saved from; or drop these keys if you removed the layer on purpose"))
 
 
 def _head_keys(model: torch.nn.Module) -> set[str]:

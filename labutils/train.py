@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
+from .i18n import N_, translate
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -168,7 +170,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], test: tuple[
     loader = make_loader(*train, batch_size=config.batch_size, seed=config.seed)
     optimizer, scheduler = make_optimizer(model, config, len(loader))
     history = []
-    with progress_bar(config.epochs * len(loader), "training", disable=not progress) as bar:
+    with progress_bar(config.epochs * len(loader), translate(N_("training")), disable=not progress) as bar:
         for epoch in range(1, config.epochs + 1):
             start = time.perf_counter()
             stats = train_one_epoch(model, loader, optimizer, scheduler, bar)

@@ -157,10 +157,12 @@ def unsafe_error(path: os.PathLike | str, names: list[str]) -> UnsafeCheckpointE
         fix = ("it holds NumPy values: store Python numbers (value.item()) or tensors (torch.as_tensor(value)) "
                "in the checkpoint, then save it again")
     elif foreign:
-        fix = (f"{', '.join(foreign)} {'is not a class' if len(foreign) == 1 else 'are not classes'} of your own code "
-               "imported here (the standard library's, an installed package's, or a function), and allow-listing "
-               "lets the file call them: ask for a state_dict or a .safetensors file, or save plain values (dict, "
-               "list, str, numbers, tensors) instead. A class of your own: import it, then load again")
+        what = (f"the file names {foreign[0]}, which is not a class" if len(foreign) == 1 else
+                f"the file names {', '.join(foreign)}, which are not classes")
+        fix = (f"{what} of your own code imported here (the standard library's, an installed package's, or a "
+               "function), and allow-listing lets the file call them: ask for a state_dict or a .safetensors file, or "
+               "save plain values (dict, list, str, numbers, tensors) instead. A class of your own: import it, then "
+               "load again")
     else:
         fix = ("if, and only if, you trust the file and the code of these classes, load it inside "
                f"`with torch.serialization.safe_globals([{', '.join(n.rsplit('.', 1)[-1] for n in names)}]):`; "

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import torch.nn as nn
 from IPython.display import display
 
+from .i18n import N_, translate
 from .plots import weight_picture
 
 
@@ -68,7 +69,7 @@ class LayerExplorer:
     def __init__(self, model: nn.Module, key: str | None = None):
         self.model = model
         keys = list(model.state_dict())
-        self.dropdown = widgets.Dropdown(options=keys, value=key or keys[0], description="entry")
+        self.dropdown = widgets.Dropdown(options=keys, value=key or keys[0], description=translate(N_("entry")))
         self.text = widgets.HTML()
         self.picture = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
         self.summary: dict = {}
@@ -109,13 +110,15 @@ class LayerPicker:
                            for name in self.layers}
         self.freeze_boxes = {name: widgets.Checkbox(value=name in freeze, description=name, indent=False)
                              for name in self.layers}
-        self.button = widgets.Button(description="Fine-tune and add a bar", button_style="primary",
+        self.button = widgets.Button(description=translate(N_("Fine-tune and add a bar")), button_style="primary",
                                      layout=widgets.Layout(width="220px"))
         self.picture = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", display="none"))
         self.button.on_click(lambda _: self.run())
+        headings = [f"<b>{html.escape(translate(text))}</b>" for text in (N_("load from the checkpoint"),
+                                                                           N_("freeze (do not train)"))]
         columns = widgets.HBox([
-            widgets.VBox([widgets.HTML("<b>load from the checkpoint</b>"), *self.load_boxes.values()]),
-            widgets.VBox([widgets.HTML("<b>freeze (do not train)</b>"), *self.freeze_boxes.values()]),
+            widgets.VBox([widgets.HTML(headings[0]), *self.load_boxes.values()]),
+            widgets.VBox([widgets.HTML(headings[1]), *self.freeze_boxes.values()]),
         ])
         self.widget = widgets.VBox([columns, self.button, self.picture])
         for preset_load, preset_freeze in presets:

@@ -178,7 +178,8 @@ def test_a_custom_class_is_refused_with_the_way_to_allow_it(tmp_path):
 @pytest.mark.parametrize("value, needs, fix", [
     (functools.partial(math.sqrt, 4.0), "functools.partial", "do not load it: functools.partial can run any code"),
     (operator.attrgetter("real"), "operator.attrgetter", "do not load it: operator.attrgetter can run any code"),
-    (collections.deque([1, 2]), "collections.deque", "collections.deque is not a class of your own code"),
+    (collections.deque([1, 2]), "collections.deque",
+     "the file names collections.deque, which is not a class of your own code"),
 ], ids=["functools", "operator", "collections"])
 def test_globals_from_the_standard_library_are_never_offered_for_allow_listing(tmp_path, value, needs, fix):
     path = tmp_path / "odd.pt"

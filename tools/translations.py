@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import html
 import json
 import re
 import sys
@@ -181,18 +182,80 @@ def _lookup(po: polib.POFile) -> dict[tuple[str | None, str], str]:
     return {(e.msgctxt, e.msgid): e.msgstr for e in po if usable(e) and not e.obsolete}
 
 
-def translate_notebook(path: Path, po: polib.POFile) -> str:
-    """The Chinese notebook's JSON: the English one with its Markdown translated and the language switch added."""
+# The lines of a saved output that the lab itself wrote, as the Chinese notebook would write them after its setup
+# cell's set_language: an exercise check's verdict, and a lab error shown by expect_error (torch's own stay English).
+CHECK_LINE = re.compile(r"^([✓✗⚠] \w+: )(.+)$")
+CHECKPOINT_ERROR_LINE = re.compile(r"^(labutils\.checkpoint\.\w+Error: )(.+?): (.+)\. Fix: (.+)$")  # path, problem, fix
+LAB_ERROR_LINE = re.compile(r"^(labutils\.\w+\.\w+Error: )(.+)$")
+ERROR_TEMPLATE = "{0}: {1}. Fix: {2}"  # labutils/errors.py: how a CheckpointError shows its path, problem and fix
+# a cell of a table labutils drew (diagnose), or a heading of its widgets
+TABLE_CELL = re.compile(r"(<(?:t[dh]|b)(?:\s[^>]*)?>)([^<]*)(</(?:t[dh]|b)>)")
+
+
+def translate_output_text(text: str, messages: tuple) -> str:
+    """A saved output's text with the lab's own lines in Chinese, from the messages' catalogue (`i18n.table`)."""
+    lines = []
+    for line in text.split("\n"):
+        error = CHECKPOINT_ERROR_LINE.match(line)
+        match = CHECK_LINE.match(line) or LAB_ERROR_LINE.match(line)
+        if error:
+            line = error.group(1) + i18n.translate_parts(ERROR_TEMPLATE, *error.groups()[1:], translations=messages)
+        elif match:
+            line = match.group(1) + i18n.translate(match.group(2), messages)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def translate_output_html(text: str, messages: tuple) -> str:
+    """An HTML output with every table cell (or bold text) whose whole text is one of the lab's messages in Chinese."""
+    def cell(match: re.Match) -> str:
+        inner = html.unescape(match.group(2))
+        chinese = i18n.translate(inner, messages)
+        return match.group(0) if chinese == inner else match.group(1) + html.escape(chinese) + match.group(3)
+    return TABLE_CELL.sub(cell, text)
+
+
+def _translate_outputs(cell: dict, messages: tuple) -> None:
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            output["text"] = _lines(translate_output_text("".join(output["text"]), messages))
+        data = output.get("data", {})
+        if "text/html" in data:
+            data["text/html"] = _lines(translate_output_html("".join(data["text/html"]), messages))
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def _translate_widgets(nb: dict, messages: tuple) -> None:
+    """The saved state of the lab's widgets (a button's label, a column's heading) in Chinese."""
+    state = nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    for model in state.values():
+        fields = model.get("state", {})
+        if isinstance(fields.get("description"), str):
+            fields["description"] = i18n.translate(fields["description"], messages)
+        if model.get("model_name") == "HTMLModel" and isinstance(fields.get("value"), str):
+            fields["value"] = translate_output_html(fields["value"], messages)
+
+
+def translate_notebook(path: Path, po: polib.POFile, messages: tuple | None = None) -> str:
+    """The Chinese notebook's JSON: the English one with its Markdown translated, the language switch added, and
+    what the lab printed in Chinese (`messages`: the checks' and the lab's messages, from `i18n.table`)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     found = _lookup(po)
+    messages = i18n.table(read_catalogue(i18n.CATALOGUE)) if messages is None else messages
     for cell in nb["cells"]:
         if cell["cell_type"] == "markdown":
             text = "".join(cell["source"])
             chinese = found.get((cell["id"], text), text)
             cell["source"] = chinese.splitlines(keepends=True)
-        elif "setup" in cell.get("metadata", {}).get("tags", []):
+            continue
+        if "setup" in cell.get("metadata", {}).get("tags", []):
             source = "".join(cell["source"]).rstrip("\n")
             cell["source"] = (source + "\n" + SWITCH).splitlines(keepends=True)
+        _translate_outputs(cell, messages)
+    _translate_widgets(nb, messages)
     nb["metadata"]["language"] = LANGUAGE  # not read by the code: it says which edition a file is
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"  # as nbformat writes it
 
@@ -207,8 +270,8 @@ def translate_markdown(path: Path, po: polib.POFile) -> str:
     return "".join(parts)
 
 
-def translate(path: Path, po: polib.POFile) -> str:
-    return translate_notebook(path, po) if path.suffix == ".ipynb" else translate_markdown(path, po)
+def translate(path: Path, po: polib.POFile, messages: tuple | None = None) -> str:
+    return translate_notebook(path, po, messages) if path.suffix == ".ipynb" else translate_markdown(path, po)
 
 
 def sources() -> list[Path]:
@@ -265,23 +328,23 @@ def update(write: bool = True) -> dict:
     """Update every catalogue from its English and write every Chinese file; return counts for the report, and
     under "stale" the files that were (or, with write=False, would be) written."""
     counts = {"files": 0, "entries": 0, "usable": 0, "fuzzy": 0, "untranslated": 0, "written": 0}
-    outputs: list[tuple[Path, str]] = []
+    # the messages first: the Chinese notebooks' outputs are translated with them
+    po = merge(read_catalogue(i18n.CATALOGUE), i18n.extract())
+    messages = i18n.table(po)
+    outputs: list[tuple[Path, str]] = [(i18n.CATALOGUE, catalogue_text(po))]
+    counts["entries"] += len(po)
+    counts["usable"] += sum(usable(e) for e in po)
+    counts["fuzzy"] += sum("fuzzy" in e.flags for e in po)
+    counts["untranslated"] += sum(not e.msgstr for e in po)
     for path in sources():
         catalogue = catalogue_of(path)
         po = merge(read_catalogue(catalogue), segments_of(path))
-        outputs += [(catalogue, catalogue_text(po)), (translated_name(path), translate(path, po))]
+        outputs += [(catalogue, catalogue_text(po)), (translated_name(path), translate(path, po, messages))]
         counts["files"] += 1
         counts["entries"] += len(po)
         counts["usable"] += sum(usable(e) for e in po)
         counts["fuzzy"] += sum("fuzzy" in e.flags for e in po)
         counts["untranslated"] += sum(not e.msgstr for e in po)
-    messages = i18n.CATALOGUE
-    po = merge(read_catalogue(messages), i18n.extract())
-    outputs.append((messages, catalogue_text(po)))
-    counts["entries"] += len(po)
-    counts["usable"] += sum(usable(e) for e in po)
-    counts["fuzzy"] += sum("fuzzy" in e.flags for e in po)
-    counts["untranslated"] += sum(not e.msgstr for e in po)
     for target, text in outputs:
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             counts["written"] += 1
