@@ -188,15 +188,40 @@ def test_the_rest_of_labutils_gives_only_what_it_marks_for_translation(tmp_path)
     assert {s.where for s in found if s.msgid == "key"} == {"labutils/demo.py:module"}
 
 
-def test_markdown_blocks_give_the_text_back_and_code_is_never_translated():
+def _without_comments(block: str) -> str:
+    """A code block with the text of each of its comments taken out: its code, to compare across the editions."""
+    lines = block.split("\n")
+    for number, column, text in reversed(tr.code_comments(block, words_only=False)):
+        lines[number] = lines[number][:column]
+    return "\n".join(lines)
+
+
+def test_markdown_blocks_give_the_text_back_and_only_the_comments_of_code_are_translated():
+    translated = 0
     for name in tr.DOCUMENTS:
         text = (REPO_ROOT / name).read_text(encoding="utf-8")
         assert "".join(separator + block for separator, block in tr.markdown_blocks(text)) == text, name
         english_code = re.findall(r"^```.*?^```", text, re.M | re.S)
         chinese = tr.translated_name(REPO_ROOT / name).read_text(encoding="utf-8")
-        assert re.findall(r"^```.*?^```", chinese, re.M | re.S) == english_code, f"{name}: its code blocks"
+        chinese_code = re.findall(r"^```.*?^```", chinese, re.M | re.S)
+        assert [_without_comments(b) for b in chinese_code] == [_without_comments(b) for b in english_code], \
+            f"{name}: its code blocks differ in more than their comments"
+        translated += sum(b != e for b, e in zip(chinese_code, english_code))
+        for block in chinese_code:  # every comment of a code block is Chinese, or only code itself
+            assert not [t for _, _, t in tr.code_comments(block) if not i18n.CHINESE.search(t)
+                        and re.search(r"[a-z]{3,} [a-z]{3,} [a-z]{3,}", t)], f"{name}: English comments left"
+    assert translated > 20, "the cheat sheet's code blocks carry Chinese comments"
     assert tr.markdown_blocks("a\n\n```\nx\n\ny\n```\n\n\nb\n") == [
         ("", "a\n"), ("\n", "```\nx\n\ny\n```\n"), ("\n\n", "b\n")]
+
+
+def test_a_comment_is_found_by_python_and_a_changed_line_of_code_is_not_hidden_by_it():
+    block = '```python\nx = f("a # b")  # keep it\n# a whole line\n```'
+    assert tr.code_comments(block) == [(1, 18, "keep it"), (2, 2, "a whole line")]
+    chinese = tr._translate_comments(block, {(None, "keep it"): "保留它"})
+    assert chinese == '```python\nx = f("a # b")  # 保留它\n# a whole line\n```'
+    assert _without_comments(chinese) == _without_comments(block)
+    assert _without_comments(chinese.replace('"a # b"', '"a # c"')) != _without_comments(block)  # must say no
 
 
 def _zh_files():

@@ -10,8 +10,8 @@ as `msgstr`:
   beside the English one (so that `scripts/`, `../images/` and `../artifacts/` are where its code expects them), is
   the English notebook with each Markdown cell's text replaced and one line added to the setup cell
   (`labutils.set_language("zh-CN")`, so that the exercise checks answer in Chinese); code and outputs are the same;
-- README.md and docs/*.md: one entry per block (a paragraph, a list, a table, a heading); fenced code blocks are
-  copied as they are;
+- README.md and docs/*.md: one entry per block (a paragraph, a list, a table, a heading), and one per comment in a
+  fenced code block (the code around it is copied as it is);
 - the exercise checks' messages (`labutils/locale/zh-CN.po`): made by `labutils.i18n.extract`.
 
 When the English of an entry changes, updating the catalogue keeps the old translation, marked `fuzzy`, with the old
@@ -24,10 +24,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import html
+import io
 import json
 import re
 import sys
 import time
+import tokenize
 from pathlib import Path
 
 import polib
@@ -108,13 +110,55 @@ def _split_newline(block: str) -> tuple[str, str]:
     return (block[:-1], "\n") if block.endswith("\n") else (block, "")
 
 
+def code_comments(block: str, words_only: bool = True) -> list[tuple[int, int, str]]:
+    """The comments of a fenced code block, as (line number in the block, column where the text starts, text): in
+    Python found by its tokenizer (a "#" inside a string is not one), in a shell block after a " # " or at a line's
+    start; with `words_only`, those with English words to translate. The code around them is never translated."""
+    lines = block.split("\n")
+    fence = lines[0].strip().lstrip("`~").strip().lower()
+    found = []
+    if fence in ("python", "py"):
+        body = "\n".join(lines[1:])
+        try:
+            for token in tokenize.generate_tokens(io.StringIO(body).readline):
+                if token.type == tokenize.COMMENT:
+                    text = token.string.lstrip("#")
+                    column = token.start[1] + len(token.string) - len(text.lstrip())
+                    if text.strip():
+                        found.append((token.start[0], column, text.strip()))
+        except (tokenize.TokenError, IndentationError, SyntaxError):  # not whole Python: leave it as it is
+            return []
+    else:
+        for number, line in enumerate(lines[1:], start=1):
+            match = re.search(r"(?:^|\s)#\s*(\S.*)$", line)
+            if match and not line.lstrip().startswith(("```", "~~~")):
+                found.append((number, match.start(1), match.group(1).strip()))
+    return [(number, column, text) for number, column, text in found
+            if not words_only or re.search(r"[A-Za-z]{2,}", text)]
+
+
+def _translate_comments(block: str, found: dict) -> str:
+    """A fenced code block with each comment whose translation is known in Chinese, the code as it is."""
+    lines = block.split("\n")
+    for number, column, text in code_comments(block):
+        chinese = found.get((None, text))
+        if chinese:
+            line = lines[number]
+            lines[number] = line[:column] + chinese + line[column + len(text):]
+    return "\n".join(lines)
+
+
 def markdown_segments(path: Path) -> list[Segment]:
-    """One segment per translatable block of a Markdown file, numbered from its line."""
+    """One segment per translatable block of a Markdown file, numbered from its line, and one per comment in its
+    code blocks."""
     segments, line = [], 1
     for separator, block in markdown_blocks(path.read_text(encoding="utf-8")):
         line += separator.count("\n")
         if block and not _is_verbatim(block):
             segments.append(Segment(_split_newline(block)[0], None, f"{path.relative_to(ROOT)}:{line}"))
+        elif block.strip().startswith(("```", "~~~")):
+            segments += [Segment(text, None, f"{path.relative_to(ROOT)}:{line + number}")
+                         for number, _, text in code_comments(block)]
         line += block.count("\n")
     return segments
 
@@ -265,8 +309,11 @@ def translate_markdown(path: Path, po: polib.POFile) -> str:
     parts = []
     for separator, block in markdown_blocks(path.read_text(encoding="utf-8")):
         text, newline = _split_newline(block)
-        parts.append(separator + (found.get((None, text), text) if block and not _is_verbatim(block) else text)
-                     + newline)
+        if block and not _is_verbatim(block):
+            text = found.get((None, text), text)
+        elif block.strip().startswith(("```", "~~~")):
+            text = _translate_comments(text, found)
+        parts.append(separator + text + newline)
     return "".join(parts)
 
 
