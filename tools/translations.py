@@ -233,6 +233,7 @@ CHECKPOINT_ERROR_LINE = re.compile(r"^(labutils\.checkpoint\.\w+Error: )(.+?): (
 LAB_ERROR_LINE = re.compile(r"^(labutils\.\w+\.\w+Error: )(.+)$")
 ERROR_TEMPLATE = "{0}: {1}. Fix: {2}"  # labutils/errors.py: how a CheckpointError shows its path, problem and fix
 # a cell of a table labutils drew (diagnose), or a heading of its widgets
+WIDGET_LABEL = re.compile(r"(description=')([^']*)(')")  # a widget's label in its text form
 TABLE_CELL = re.compile(r"(<(?:t[dh]|b)(?:\s[^>]*)?>)([^<]*)(</(?:t[dh]|b)>)")
 
 
@@ -266,6 +267,10 @@ def _translate_outputs(cell: dict, messages: tuple) -> None:
         data = output.get("data", {})
         if "text/html" in data:
             data["text/html"] = _lines(translate_output_html("".join(data["text/html"]), messages))
+        if "application/vnd.jupyter.widget-view+json" in data and "text/plain" in data:  # shown until it is drawn
+            data["text/plain"] = _lines(WIDGET_LABEL.sub(
+                lambda m: m.group(1) + i18n.translate(m.group(2), messages) + m.group(3),
+                translate_output_html("".join(data["text/plain"]), messages)))
 
 
 def _lines(text: str) -> list[str]:
