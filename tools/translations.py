@@ -229,6 +229,7 @@ def _lookup(po: polib.POFile) -> dict[tuple[str | None, str], str]:
 # The lines of a saved output that the lab itself wrote, as the Chinese notebook would write them after its setup
 # cell's set_language: an exercise check's verdict, and a lab error shown by expect_error (torch's own stay English).
 CHECK_LINE = re.compile(r"^([✓✗⚠] \w+: )(.+)$")
+WAITING_LINE = re.compile(r"^()(\(waiting\) .+)$")  # the capstone's, for a part whose steps are not solved yet
 CHECKPOINT_ERROR_LINE = re.compile(r"^(labutils\.checkpoint\.\w+Error: )(.+?): (.+)\. Fix: (.+)$")  # path, problem, fix
 LAB_ERROR_LINE = re.compile(r"^(labutils\.\w+\.\w+Error: )(.+)$")
 ERROR_TEMPLATE = "{0}: {1}. Fix: {2}"  # labutils/errors.py: how a CheckpointError shows its path, problem and fix
@@ -242,7 +243,7 @@ def translate_output_text(text: str, messages: tuple) -> str:
     lines = []
     for line in text.split("\n"):
         error = CHECKPOINT_ERROR_LINE.match(line)
-        match = CHECK_LINE.match(line) or LAB_ERROR_LINE.match(line)
+        match = CHECK_LINE.match(line) or WAITING_LINE.match(line) or LAB_ERROR_LINE.match(line)
         if error:
             line = error.group(1) + i18n.translate_parts(ERROR_TEMPLATE, *error.groups()[1:], translations=messages)
         elif match:

@@ -3,7 +3,7 @@
 One module per notebook (nb06_resume_training.py holds ex06_1 to ex06_3, beside notebooks/solutions/ex06_*.py),
 around a small core (_core.py: the ✓/✗ wrapper). `labutils.checks.ex06_2` and friends are imported here.
 """
-from ._core import passed  # noqa: F401
+from ._core import passed, waiting_line  # noqa: F401
 from .nb00_welcome import *  # noqa: F403
 from .nb01_define_net import *  # noqa: F403
 from .nb02_train_mnist import *  # noqa: F403

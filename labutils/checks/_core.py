@@ -83,6 +83,12 @@ def passed(*names: str) -> bool:
     return all(_PASSED.get(name, False) for name in names)
 
 
+def waiting_line(missing: list[str]) -> str:
+    """Return the capstone's line for a part that waits for the steps `missing`, in the checks' language."""
+    return translate(f"(waiting) this part runs your answers to {', '.join(missing)}: make their checks say ✓, then "
+                     "run it again")
+
+
 def _check(func: Callable[[object], str]) -> Callable[[object], bool]:
     """Turn a function that raises _Wrong (or returns a success message) into a check that never raises.
 
