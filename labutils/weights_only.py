@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import torch
 
 from .errors import UnsafeCheckpointError
+from .i18n import N_
 
 
 def check_loadable(value: Any, path: os.PathLike | str, where: str = "state") -> None:
@@ -167,5 +168,6 @@ def unsafe_error(path: os.PathLike | str, names: list[str]) -> UnsafeCheckpointE
         fix = ("if, and only if, you trust the file and the code of these classes, load it inside "
                f"`with torch.serialization.safe_globals([{', '.join(n.rsplit('.', 1)[-1] for n in names)}]):`; "
                "otherwise ask for a state_dict or a .safetensors file")
-    return UnsafeCheckpointError(path, f"loading it would need {', '.join(names) or 'code'} besides tensors and plain "
-                                 "values, so weights_only=True refused it and nothing in it ran", fix)
+    needed = ", ".join(names) or N_("code")
+    return UnsafeCheckpointError(path, f"loading it would need {needed} besides tensors and plain values, so "
+                                 "weights_only=True refused it and nothing in it ran", fix)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 import torch
 
 from ..checkpoint import unsafe_globals
+from ..i18n import translate
 from ..models import BatchNormNet, Net
 from ._core import _check, _equal_states, _expect, _weights_only_round_trip, _Wrong  # noqa: F401
 from ._nb09_files import (TinyNet, _drift_cases, _lr_steps, _make_model, _make_optimizer, _make_scheduler,
@@ -222,8 +223,9 @@ def ex09_6(make_plain: Callable) -> str:
             make_plain(good, out)
         except pickle.UnpicklingError as err:
             refused = re.search(r"GLOBAL (\S+) was not", str(err))
-            raise _Wrong(f"weights_only refused {refused.group(1) if refused else 'a global'} in run.pt, a file you "
-                         "trust. Its error message says how to allow exactly that, for one load.") from None
+            name = refused.group(1) if refused else translate("a global")
+            raise _Wrong(f"weights_only refused {name} in run.pt, a file you trust. Its error message says how to "
+                         "allow exactly that, for one load.") from None
         _expect(out.is_file(), "nothing was written at out_path: write the plain copy there.")
         needs = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(out))
         if needs:
@@ -232,9 +234,12 @@ def ex09_6(make_plain: Callable) -> str:
                     still = _namespaces_in(torch.load(out, weights_only=True))
                 except pickle.UnpicklingError:
                     still = []
-            where = f" ({', '.join(still)} is one)" if still else ""
-            raise _Wrong(f"plain.pt still needs {', '.join(needs)}{where}: whoever loads it must allow that again. "
-                         "Keep the arguments as types weights_only loads by itself, at every depth.")
+            hint = (f"plain.pt still needs {', '.join(needs)} ({', '.join(still)} is one): whoever loads it must "
+                    "allow that again. Keep the arguments as types weights_only loads by itself, at every depth."
+                    if still else
+                    f"plain.pt still needs {', '.join(needs)}: whoever loads it must allow that again. Keep the "
+                    "arguments as types weights_only loads by itself, at every depth.")
+            raise _Wrong(hint)
         got = torch.load(out, weights_only=True)
         _expect(isinstance(got, dict) and _equal_states(got.get("model", {}), state) and got.get("epoch") == 3,
                 "plain.pt lost or changed the model or the epoch: keep everything but the arguments' type.")
