@@ -9,10 +9,13 @@ as `msgstr`:
 - a notebook: one entry per Markdown cell, its cell id as `msgctxt`. The Chinese notebook, `NN_name.zh-CN.ipynb`
   beside the English one (so that `scripts/`, `../images/` and `../artifacts/` are where its code expects them), is
   the English notebook with each Markdown cell's text replaced and one line added to the setup cell
-  (`labutils.set_language("zh-CN")`, so that the exercise checks answer in Chinese); code and outputs are the same;
+  (`labutils.set_language("zh-CN")`, so that the lab answers in Chinese); the code is the same, and so are the
+  outputs, but for what the lab itself printed (a check's verdict, a lab error, a `diagnose` table, a widget's
+  label), which is written as the Chinese run prints it, from the messages' catalogue;
 - README.md and docs/*.md: one entry per block (a paragraph, a list, a table, a heading), and one per comment in a
   fenced code block (the code around it is copied as it is);
-- the exercise checks' messages (`labutils/locale/zh-CN.po`): made by `labutils.i18n.extract`.
+- the lab's messages (`labutils/locale/zh-CN.po`): the exercise checks' and the rest of labutils' output, found by
+  `labutils.i18n.extract`.
 
 When the English of an entry changes, updating the catalogue keeps the old translation, marked `fuzzy`, with the old
 English as `#| msgid`, as `msgmerge` does; new English arrives untranslated. A Chinese file uses a translation only
