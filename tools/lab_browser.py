@@ -512,9 +512,9 @@ def clip_cells(lab: Lab, first: str, last: str, path: Path) -> None:
 
 
 def screenshots(out: Path, chromium: str) -> list[Path]:
-    """What `make screenshots` writes: the lab's first screen (both editions in the file browser, as `make lab`
-    shows them), the layer picker after a click (05 run in full with its defaults), the resume proof in 06 and a
-    clinic case in 09 (both as committed)."""
+    """What `make screenshots` writes: the lab's first screen (the file browser with the English notebooks, as
+    `make lab` shows them: the Chinese ones are served too, and hidden), the layer picker after a click (05 run in
+    full with its defaults), the resume proof in 06 and a clinic case in 09 (both as committed)."""
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
