@@ -87,7 +87,7 @@ def test_peak_memory_refuses_an_unknown_strategy_and_names_a_missing_or_damaged_
     with pytest.raises(RuntimeError, match=r"(?s)damaged.pt with 'meta \+ assign' failed in the child.*Unpickling"):
         peak_memory({"naive": tmp_path / "good.pt", "meta + assign": tmp_path / "damaged.pt",
                      "mmap": tmp_path / "good.pt"}, 256, 1)
-    assert peak_memory({"naive": tmp_path / "good.pt"}, 256, 1)["naive"]["peak_extra"] > 0
+    # (a good file measured: the next test, with every strategy)
 
 
 def test_peak_memory_measures_each_load_in_a_process_of_its_own(tmp_path):

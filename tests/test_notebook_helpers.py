@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -100,16 +102,25 @@ def test_save_as_from_gpu_names_both_files_when_it_fails(tmp_path):
         save_as_from_gpu(tmp_path / "missing.pt", tmp_path / "cuda.pt")
 
 
+def _counted_script(started: list, says: str = "saved on the CPU with cuda:0 labels"):
+    """A stand-in for the script's subprocess.run that records each start, copies the file and says `says` (what
+    the real script said here), without starting Python: the tests that use it count the starts."""
+    def script(command, **kwargs):
+        started.append(command)
+        Path(command[-1]).write_bytes(Path(command[-2]).read_bytes())
+        return subprocess.CompletedProcess(command, 0, says + "\n", "")
+    return script
+
+
 def test_save_as_from_gpu_makes_a_file_once_per_source_content(tmp_path, monkeypatch):
     from labutils import notebook
 
     monkeypatch.setattr(notebook, "_MADE_FROM_GPU", {})  # what earlier tests in this process made is not counted
     torch.manual_seed(0)
     torch.save(Net().state_dict(), tmp_path / "first.pt")
-    how = notebook.save_as_from_gpu(tmp_path / "first.pt", tmp_path / "gpu1.pt")
+    how = notebook.save_as_from_gpu(tmp_path / "first.pt", tmp_path / "gpu1.pt")  # the real script, once
     started = []
-    run = notebook.subprocess.run
-    monkeypatch.setattr(notebook.subprocess, "run", lambda *a, **k: started.append(a) or run(*a, **k))
+    monkeypatch.setattr(notebook.subprocess, "run", _counted_script(started, how))
     (tmp_path / "copy.pt").write_bytes((tmp_path / "first.pt").read_bytes())
     assert notebook.save_as_from_gpu(tmp_path / "copy.pt", tmp_path / "gpu2.pt") == how and not started
     assert (tmp_path / "gpu2.pt").read_bytes() == (tmp_path / "gpu1.pt").read_bytes()
@@ -125,8 +136,7 @@ def test_save_as_from_gpu_remembers_no_large_file(tmp_path, monkeypatch):
     monkeypatch.setattr(notebook, "_REMEMBERED_BYTES", 1000)  # the Net's 250 KB file counts as large here
     torch.save(Net().state_dict(), tmp_path / "net.pt")
     started = []
-    run = notebook.subprocess.run
-    monkeypatch.setattr(notebook.subprocess, "run", lambda *a, **k: started.append(a) or run(*a, **k))
+    monkeypatch.setattr(notebook.subprocess, "run", _counted_script(started))
     for target in ("gpu1.pt", "gpu2.pt"):
         notebook.save_as_from_gpu(tmp_path / "net.pt", tmp_path / target)
     assert len(started) == 2 and notebook._MADE_FROM_GPU == {}
