@@ -45,15 +45,22 @@ SETTINGS = ROOT / "tools" / "jupyterlab"
 SERVER = ROOT / "tools" / "lab_server.py"  # JupyterLab with the lab's contents manager
 FIRST_NOTEBOOK = "notebooks/00_welcome.ipynb"
 LANGUAGES = {"en": (FIRST_NOTEBOOK, SETTINGS), "zh-CN": ("notebooks/00_welcome.zh-CN.ipynb", SETTINGS / "zh-CN")}
-# One lab per language in the file browser: each edition's leaves out the other edition's notebooks (a link or a URL
-# still opens them). Patterns match a file's name: the English notebooks are the numbered ones not ending ".zh-CN".
-HIDDEN = {"en": ["*.zh-CN.ipynb"], "zh-CN": ["[0-9][0-9]_*[!N].ipynb"]}
 SERVER_HIDDEN = ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~"]  # jupyter_server's own hide_globs, kept
 
 
+def hidden(language: str) -> list[str]:
+    """The names the file browser of `language`'s edition leaves out: the other edition's notebooks, by their exact
+    names, so that a notebook of the learner's own (a copy, "01_define_net.zh-CN-Copy1.ipynb") is never hidden. A
+    link or a URL still opens them."""
+    english = [path.name for path in notebooks(ROOT / "notebooks")]
+    return english if language == "zh-CN" else [name.replace(".ipynb", ".zh-CN.ipynb") for name in english]
+
+
 def hidden_args(language: str) -> list[str]:
-    """The server options that hide the other edition's notebooks from the file browser of `language`'s."""
-    return [f"--ContentsManager.hide_globs={pattern}" for pattern in SERVER_HIDDEN + HIDDEN[language]]
+    """The server options that hide the other edition's notebooks from the file browser of `language`'s (one lab
+    per language: 13 notebooks, not 26 interleaved)."""
+    return [f"--ContentsManager.hide_globs={pattern}" for pattern in SERVER_HIDDEN + hidden(language)]
+
 
 KERNEL_NAME = "python3"  # the name the notebooks' metadata gives: a learner is never asked to pick a kernel
 KERNEL_DISPLAY_NAME = "Save & Load Lab (Python 3)"  # the notebooks' metadata gives it too (tests/test_lab_launch.py)
