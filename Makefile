@@ -29,7 +29,7 @@ WHEELHOUSE := wheelhouse
 PIP_FROM := $(if $(OFFLINE),--no-index --find-links $(WHEELHOUSE))
 
 .PHONY: lab test check browser doctor hub rehearsal proxy setup tensorflow check-python second-python wheelhouse data notebooks map glossary images screenshots benchmarks stress \
-	regress translations clean
+	regress translations site site-tools clean
 
 # JupyterLab on the lab's folder, opened on notebook 00, with the lab's kernel and settings (tools/lab.py says how);
 # where there is no display it opens no browser and prints the URL. More options: make lab LAB_ARGS="--port 8890"
@@ -61,7 +61,7 @@ MINOR := import sys; print("%d.%d" % sys.version_info[:2])
 # the order conftest.py sets (the browser tests and the two papermill chains first). TEST_WORKERS=0 runs it all in one
 # process.
 TEST_WORKERS ?= auto
-test: data proxy tensorflow $(if $(SECOND_PYTHON),second-python)
+test: data proxy tensorflow site-tools $(if $(SECOND_PYTHON),second-python)
 	$(SECOND_ENV)$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The quick loop while editing (under 90 s on 2 cores): lint, the unit tests, hygiene, links and translations,
@@ -155,11 +155,30 @@ $(TF_STAMP): requirements-tensorflow.txt $(STAMP)
 	$(BIN)/python -m pip install $(PIP_FROM) -r requirements-tensorflow.txt
 	touch $(TF_STAMP)
 
+# The lab as a website in site/ (tools/website.py; about 20 s): every notebook with its saved outputs, the README and
+# the documents, in English (site/index.html) and Chinese (site/zh-CN/index.html), with search, and nothing fetched
+# from the internet: `python -m http.server -d site` serves it to a classroom. Its tools are pinned in
+# requirements-site.txt and go into the lab's environment; on a new clone `make site` installs only them (no torch:
+# 15 s), `make test` installs them too (its tests build the site), `make lab` does not. Once the lab is on GitHub,
+# SITE_REPOSITORY=OWNER/NAME gives each notebook a Binder link (deploy/github-pages.yml publishes it so).
+SITE_STAMP := $(VENV)/.lab-site
+SITE_REPOSITORY ?=
+site: site-tools
+	$(BIN)/python tools/website.py --out site$(if $(SITE_REPOSITORY), --repository $(SITE_REPOSITORY))
+
+site-tools: check-python $(SITE_STAMP)
+
+$(SITE_STAMP): requirements-site.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FROM) -r requirements-site.txt
+	touch $(SITE_STAMP)
+
 # Download every wheel the lab installs (for this machine's OS, CPU and Python) into wheelhouse/; with
 # SECOND_PYTHON=..., the second Python's too.
 wheelhouse: requirements.txt requirements-tensorflow.txt
 	$(if $(TORCH_FROM),$(PYTHON) -m pip download --dest $(WHEELHOUSE) $(TORCH_FROM) $(TORCH_PINS))
-	$(PYTHON) -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) -r requirements.txt -r requirements-tensorflow.txt
+	$(PYTHON) -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) -r requirements.txt -r requirements-tensorflow.txt \
+		-r requirements-site.txt
 	$(if $(SECOND_PYTHON),"$(SECOND_PYTHON)" -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) $(SECOND_PINS))
 
 # Decompress the bundled MNIST once and check every file's sha256.

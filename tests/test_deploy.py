@@ -470,3 +470,17 @@ def test_a_broken_link_is_found():
     assert pull_link_problems(good.replace("repo=https://github.com/o/save-load-lab", "repo=save-load-lab"))
     moved = good.replace("targetPath=save-load-lab", "targetPath=lab").replace("tree/save-load-lab/", "tree/lab/")
     assert pull_link_problems(moved) == ["targetPath lab: the image keeps artifacts in ~/save-load-lab"]
+
+
+def test_the_github_pages_workflow_publishes_what_make_site_builds():
+    """deploy/github-pages.yml, the example deploy/README.md gives: one job runs `make site` with the repository's name
+    (the Binder links) and uploads site/; the next deploys it, with the permissions GitHub Pages asks for."""
+    workflow = yaml.safe_load((REPO_ROOT / "deploy" / "github-pages.yml").read_text())
+    build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
+    runs = [step["run"] for step in build["steps"] if "run" in step]
+    assert runs == ["make site SITE_REPOSITORY=${{ github.repository }}"], runs
+    uploads = [step for step in build["steps"] if step.get("uses", "").startswith("actions/upload-pages-artifact@")]
+    assert [step["with"]["path"] for step in uploads] == ["site"]
+    assert deploy["needs"] == "build" and deploy["steps"][-1]["uses"].startswith("actions/deploy-pages@")
+    assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
+    assert "site:" in (REPO_ROOT / "Makefile").read_text() and "SITE_REPOSITORY" in (REPO_ROOT / "Makefile").read_text()

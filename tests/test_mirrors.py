@@ -26,7 +26,8 @@ MIRROR = "https://pypi.tuna.tsinghua.edu.cn/simple"
 TORCH_INDEX = "https://mirror.nju.edu.cn/pytorch/whl/cpu"
 TORCH_LINKS = "https://mirrors.aliyun.com/pytorch-wheels/cpu/"
 # what the Makefile reads or runs: the rules' prerequisites and the files its $(shell ...) lines read
-FILES = ("Makefile", "requirements.txt", "requirements-tensorflow.txt", "pyproject.toml", "environment.yml",
+FILES = ("Makefile", "requirements.txt", "requirements-tensorflow.txt", "requirements-site.txt", "pyproject.toml",
+         "environment.yml",
          "tools/lab.py", "tools/check_python.py")
 RECORDER = """#!{python} -S
 import json, os, sys
@@ -53,7 +54,7 @@ def _cases() -> dict[str, tuple[list[str], list[tuple[str, list[str], str]]]]:
         "a wheelhouse, torch from a page of links": (
             ["wheelhouse", f"TORCH_FIND_LINKS={TORCH_LINKS}"],
             [(MIRROR, [TORCH_LINKS], pins),
-             (MIRROR, ["wheelhouse"], "-r requirements.txt -r requirements-tensorflow.txt")]),
+             (MIRROR, ["wheelhouse"], "-r requirements.txt -r requirements-tensorflow.txt -r requirements-site.txt")]),
     }
 
 

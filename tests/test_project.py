@@ -97,17 +97,24 @@ def test_requirements_txt_is_the_only_place_versions_are_written():
         assert not re.search(r"[A-Za-z0-9_-]==[0-9]", text), f"{name} writes a version; only requirements.txt may"
 
 
-def test_tensorflow_is_an_extra_that_make_test_installs_and_make_lab_does_not():
-    """requirements-tensorflow.txt pins the one optional extra (07's TensorFlow section) exactly, apart from
-    requirements.txt; `make test` installs it so that the suite runs that section; `make lab` and `make setup` do
-    not."""
-    extra = _requirements("requirements-tensorflow.txt")
-    assert list(extra) == ["tensorflow-cpu"] and not set(extra) & set(_requirements()), extra
-    installs_extra = "pip install  -r requirements-tensorflow.txt"
-    assert installs_extra in _make_dry_run("-W", "requirements-tensorflow.txt", "test")
+@pytest.mark.parametrize("extra, names, target", [
+    ("requirements-tensorflow.txt", ["tensorflow-cpu"], "tensorflow"),
+    ("requirements-site.txt", ["sphinx", "myst-nb", "myst-parser", "sphinx-book-theme", "pydata-sphinx-theme", "jieba"],
+     "site"),
+])
+def test_the_extras_are_pinned_apart_and_make_test_installs_them_and_make_lab_does_not(extra, names, target):
+    """requirements-tensorflow.txt pins the one optional extra of the notebooks (07's TensorFlow section), and
+    requirements-site.txt the website's tools (`make site`), exactly and apart from requirements.txt; `make test`
+    installs both, so that the suite runs that section and builds the site; `make lab` and `make setup` do not."""
+    pins = _requirements(extra)
+    assert list(pins) == names and not set(pins) & set(_requirements()), pins
+    installs_extra = f"pip install  -r {extra}"
+    for needs_it in ("test", target):
+        assert installs_extra in _make_dry_run("-W", extra, needs_it), needs_it
     for target in ("lab", "setup"):
-        assert "requirements-tensorflow.txt" not in _make_dry_run("-W", "requirements.txt", target), target
-    assert "-r requirements.txt -r requirements-tensorflow.txt" in _make_dry_run("wheelhouse")
+        assert extra not in _make_dry_run("-W", "requirements.txt", target), target
+    assert "-r requirements.txt -r requirements-tensorflow.txt -r requirements-site.txt" in " ".join(
+        _make_dry_run("wheelhouse").replace("\\\n", " ").split())
 
 
 def test_the_supported_pythons_are_written_once_in_the_python_check():
