@@ -26,8 +26,10 @@ ELSEWHERE = website.ELSEWHERE
     ("README.md", "en", "README.zh-CN.md", f"{ELSEWHERE}zh-CN/index.html"),
     ("README.zh-CN.md", "zh-CN", "docs/GLOSSARY.md#head", f"{ELSEWHERE}docs/GLOSSARY.html#head"),
     # a file of the lab that is no page, and a folder: their copies under files/
-    ("notebooks/08_large_models.ipynb", "en", "scripts/ddp_save.py", f"{ELSEWHERE}files/notebooks/scripts/ddp_save.py"),
-    ("docs/INSTRUCTOR.md", "en", "../tools/hub/", f"{ELSEWHERE}files/tools/hub/"),
+    ("notebooks/08_large_models.ipynb", "en", "scripts/ddp_save.py",
+     f"{ELSEWHERE}files/notebooks/scripts/ddp_save.py.html"),
+    ("docs/INSTRUCTOR.md", "en", "../tools/hub/", f"{ELSEWHERE}files/tools/hub/index.html"),
+    ("docs/INSTRUCTOR.md", "en", "../deploy/README.md#binder", f"{ELSEWHERE}files/deploy/README.md.html"),
     # left as they are: pictures (copied in their places), other websites, anchors, what leads nowhere
     ("README.md", "en", "images/screenshots/first_screen.png", "images/screenshots/first_screen.png"),
     ("README.md", "en", "https://pytorch.org/tutorials/", "https://pytorch.org/tutorials/"),
@@ -37,14 +39,15 @@ ELSEWHERE = website.ELSEWHERE
 def test_a_link_is_rewritten_for_its_edition(page, language, link, becomes):
     text, files = website.rewrite_links(f"see [the {link}]({link}) here", page, language, PAGES)
     assert text == f"see [the {link}]({becomes}) here"
-    assert files == ({becomes.removeprefix(f"{ELSEWHERE}files/").rstrip("/")} if "/files/" in becomes else set())
+    linked = [name for name in files if becomes == f"{ELSEWHERE}{website.file_page(name)}"]
+    assert len(linked) == len(files) == (1 if "/files/" in becomes else 0), files
 
 
 def test_a_picture_and_a_link_with_brackets_in_their_text_are_found():
     text = "![a `[x]` picture](../images/state_dict.png) and [`model[0]`](scripts/ddp_save.py)"
     rewritten, files = website.rewrite_links(text, "notebooks/08_large_models.ipynb", "en", PAGES)
     assert rewritten == ("![a `[x]` picture](../images/state_dict.png) and "
-                         f"[`model[0]`]({ELSEWHERE}files/notebooks/scripts/ddp_save.py)")
+                         f"[`model[0]`]({ELSEWHERE}files/notebooks/scripts/ddp_save.py.html)")
     assert files == {"notebooks/scripts/ddp_save.py"}
 
 
@@ -53,16 +56,44 @@ def test_a_part_of_the_lab_links_to_the_notebooks_left_out_as_files():
     assert [name for name in part["zh-CN"] if name.startswith("notebooks/")] == [
         "notebooks/00_welcome.zh-CN.ipynb", "notebooks/01_define_net.zh-CN.ipynb"]
     text, files = website.rewrite_links("[02](02_train_mnist.ipynb)", "notebooks/01_define_net.ipynb", "en", part)
-    assert text == f"[02]({ELSEWHERE}files/notebooks/02_train_mnist.ipynb)" and files
+    assert text == f"[02]({ELSEWHERE}files/notebooks/02_train_mnist.ipynb.html)" and files
 
 
-def test_a_widget_keeps_its_saved_text_under_a_note():
-    output = {"output_type": "display_data", "metadata": {},
-              "data": {website.WIDGET_VIEW: {"model_id": "abc"}, "text/plain": ["VBox(children=(<b>…",  ")"]}}
-    shown = website.widget_fallback(output, "zh-CN")
-    assert website.WIDGET_VIEW not in shown["data"] and shown["data"]["text/plain"] == "VBox(children=(<b>…)"
-    assert website.WIDGET_NOTE["zh-CN"] in shown["data"]["text/html"]
-    assert "<pre>VBox(children=(&lt;b&gt;…)</pre>" in shown["data"]["text/html"]
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_a_widget_keeps_the_text_it_saved_under_a_note_unless_it_is_a_boxs_repr(language):
+    def shown(text: str) -> str:
+        output = {"output_type": "display_data", "metadata": {},
+                  "data": {website.WIDGET_VIEW: {"model_id": "abc"}, "text/plain": [text[:9], text[9:]]}}
+        fallback = website.widget_fallback(output, language)
+        assert website.WIDGET_VIEW not in fallback["data"] and fallback["data"]["text/plain"] == text
+        return fallback["data"]["text/html"]
+
+    note, (with_text, without) = website.WIDGET_NOTE[language]
+    bar = shown("training: 100%|##| 705/705 <loss=0.09>")
+    assert note.format(with_text) in bar and "<pre>training: 100%|##| 705/705 &lt;loss=0.09&gt;</pre>" in bar
+    box = shown("VBox(children=(HTML(value='<b>load from the checkpoint</b>'), Checkbox(value=True)))")
+    assert note.format(without) in box and "VBox" not in box and "<pre>" not in box
+
+
+def test_the_test_suites_marks_are_left_out_of_the_code():
+    assert website.NBVAL_MARKER.sub("", "# NBVAL_CHECK_OUTPUT\nprint(1)\n# NBVAL_SKIP\n") == "print(1)\n"
+    kept = "x = 1  # NBVAL_CHECK_OUTPUT is a mark\n"
+    assert website.NBVAL_MARKER.sub("", kept) == kept
+
+
+def test_a_file_of_the_lab_gets_a_page_that_shows_its_text_and_a_folder_a_list(tmp_path):
+    website._write_file_page(tmp_path, "notebooks/solutions/")
+    listing = (tmp_path / "files" / "notebooks" / "solutions" / "index.html").read_text(encoding="utf-8")
+    assert '<a href="ex03_2.py.html">ex03_2.py</a>' in listing and '<meta charset="utf-8">' in listing
+    page = (tmp_path / "files" / "notebooks" / "solutions" / "ex03_2.py.html").read_text(encoding="utf-8")
+    source = (website.ROOT / "notebooks" / "solutions" / "ex03_2.py").read_text(encoding="utf-8")
+    assert website.html.escape(source) in page and '<a href="../../../index.html">' in page
+    for name in ("index.html", "zh-CN/index.html", "_static/favicon.svg"):  # the rest of a site
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert website.problems(tmp_path) == []
+    (tmp_path / "_static" / "favicon.svg").unlink()
+    assert len(website.problems(tmp_path)) == len(list((tmp_path / "files").rglob("*.html")))  # one for each
 
 
 def _site(tmp_path, pages: dict[str, str]):
@@ -118,16 +149,20 @@ def test_a_notebook_page_says_how_to_run_it_and_where_it_is_in_the_other_languag
     body = _top(tmp_path, monkeypatch, "en", "notebooks/01_define_net")
     assert body.startswith("<section><h1>01 · Define</h1><div class=\"lab-top\">"), body
     assert 'href="../zh-CN/notebooks/01_define_net.zh-CN.html">中文版</a>' in body
-    assert "<code>make lab</code>" in body and 'href="../docs/INSTRUCTOR.html#a-classroom' in body
-    assert "mybinder" not in body  # not hosted yet
+    assert "<code>make lab</code>, then open <code>notebooks/01_define_net.ipynb</code>" in body
+    assert 'href="../index.html#start"' in body and "JupyterHub" in body
+    assert "mybinder" not in body and "git clone" not in body  # not hosted yet
     hosted = _top(tmp_path, monkeypatch, "en", "notebooks/01_define_net", repository="acme/save-load-lab")
-    assert ('href="https://mybinder.org/v2/gh/acme/save-load-lab/main?urlpath=lab/tree/save-load-lab/notebooks/'
-            '01_define_net.ipynb"') in hosted
-    for link in re.findall(r'href="(https://mybinder[^"]*)"', hosted):  # the link deploy/README.md's test accepts
-        assert lab_tree_notebook(parse_qs(urlsplit(link).query)["urlpath"][0]).name == "01_define_net.ipynb"
+    assert "<code>git clone https://github.com/acme/save-load-lab</code>" in hosted
+    links = re.findall(r'href="(https://mybinder[^"]*)"', hosted)
+    binder = "https://mybinder.org/v2/gh/acme/save-load-lab/main?urlpath=lab/tree/save-load-lab/notebooks/"
+    assert links == [f"{binder}01_define_net.ipynb"]
+    # the link deploy/README.md's test accepts
+    assert lab_tree_notebook(parse_qs(urlsplit(links[0]).query)["urlpath"][0]).name == "01_define_net.ipynb"
     chinese = _top(tmp_path, monkeypatch, "zh-CN", "notebooks/01_define_net.zh-CN", repository="acme/save-load-lab")
-    assert 'href="../../notebooks/01_define_net.html">English</a>' in chinese and "运行这个 notebook" in chinese
-    assert "notebooks/01_define_net.zh-CN.ipynb\"" in chinese
+    assert 'href="../../notebooks/01_define_net.html">English</a>' in chinese and "要运行它" in chinese
+    assert "然后打开 <code>notebooks/01_define_net.zh-CN.ipynb</code>（<a href=\"../index.html#开始\">" in chinese
+    assert "notebooks/01_define_net.zh-CN.ipynb\">启动</a>" in chinese
     document = _top(tmp_path, monkeypatch, "zh-CN", "docs/GLOSSARY.zh-CN")
     assert 'href="../../docs/GLOSSARY.html">English</a>' in document and "lab-run" not in document
     index = _top(tmp_path, monkeypatch, "en", "index")

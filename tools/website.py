@@ -45,11 +45,14 @@ ELSEWHERE = "https://lab-site.invalid/"  # a link to another edition's page or t
 MARKDOWN_LINK = re.compile(r"(!?\[(?:[^\[\]]|\[[^\]]*\])*\]\()([^)\s]+)(\))")
 CJK_TERM = re.compile(r"[\u4e00-\u9fff]{2,}")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-WIDGET_NOTE = {
-    "en": "This is an interactive widget: it needs a running kernel. Here it shows the text it saved; open the "
-          "notebook in the lab to use it.",
-    "zh-CN": "这是一个交互式控件，需要运行中的内核。这里只显示它保存的文本；在实验环境中打开这个 notebook 即可使用。",
+WIDGET_REPR = re.compile(r"[A-Z]\w*\(children=")  # what ipywidgets saves as the text of a box of widgets
+WIDGET_NOTE = {  # {0}: with the text it saved below, or without
+    "en": (("An interactive widget was here. It needs a running kernel, so this page {0}: open the notebook in the "
+            "lab to use it."), ("shows only the text it saved", "cannot show it")),
+    "zh-CN": ("这里原本是一个交互式控件。它需要运行中的内核，所以本页{0}；在实验环境中打开这个 notebook 即可使用。",
+              ("只显示它保存的文本", "无法显示它")),
 }
+NBVAL_MARKER = re.compile(r"^# NBVAL_\w+\n", re.M)  # the test suite's marks on a cell, not the lesson
 
 
 def notebook_names(language: str, numbers: list[str] | None = None) -> list[str]:
@@ -98,7 +101,7 @@ def rewrite_links(text: str, page: str, language: str, all_pages: dict[str, dict
             return match.group(0)  # pictures are copied into the source folder, in their places
         elif (ROOT / path).exists():
             files.add(path)
-            new = f"{ELSEWHERE}files/{path}{'/' if (ROOT / path).is_dir() else ''}{anchor}"
+            new = f"{ELSEWHERE}{file_page(path)}"  # a page that shows the file: no place in it to link to
         else:
             return match.group(0)  # leads nowhere: problems() names it
         return f"{match.group(1)}{new}{match.group(3)}"
@@ -115,12 +118,15 @@ def search_terms() -> list[str]:
 
 
 def widget_fallback(output: dict, language: str) -> dict:
-    """A widget's output as the website shows it: its saved text, under a note that it needs a running kernel."""
+    """A widget's output as the website shows it: a note that it needs a running kernel, above the text it saved
+    (tqdm's last line, say), unless that text is only a container's Python repr ("VBox(children=(...")."""
     text = "".join(output["data"].get("text/plain", ""))
-    note = f'<p class="lab-widget-note">{html.escape(WIDGET_NOTE[language])}</p>'
+    shown = not WIDGET_REPR.match(text)
+    note, parts = WIDGET_NOTE[language]
+    note = f'<p class="lab-widget-note">{html.escape(note.format(parts[0 if shown else 1]))}</p>'
+    saved = f"<pre>{html.escape(text)}</pre>" if shown else ""
     return {"output_type": "display_data", "metadata": {},
-            "data": {"text/html": f'<div class="lab-widget">{note}<pre>{html.escape(text)}</pre></div>',
-                     "text/plain": text}}
+            "data": {"text/html": f'<div class="lab-widget">{note}{saved}</div>', "text/plain": text}}
 
 
 def stage(language: str, source: Path, all_pages: dict[str, dict[str, str]]) -> set[str]:
@@ -135,6 +141,8 @@ def stage(language: str, source: Path, all_pages: dict[str, dict[str, str]]) -> 
             notebook = json.loads((ROOT / page).read_text(encoding="utf-8"))
             notebook["metadata"].pop("widgets", None)  # no widget state: the page loads no widget scripts
             for cell in notebook["cells"]:
+                if cell["cell_type"] == "code":
+                    cell["source"] = NBVAL_MARKER.sub("", "".join(cell["source"]))
                 if cell["cell_type"] == "markdown":
                     text, linked = rewrite_links("".join(cell["source"]), page, language, all_pages)
                     cell["source"], files = text, files | linked
@@ -153,6 +161,44 @@ def stage(language: str, source: Path, all_pages: dict[str, dict[str, str]]) -> 
     return files
 
 
+def file_page(path: str) -> str:
+    """Where the site shows the lab's file or folder `path`: a page of its own under files/, its text in UTF-8 (a
+    plain copy would be downloaded, or shown without its charset, by `python -m http.server`); a folder: a list."""
+    return f"files/{path.rstrip('/')}/index.html" if (ROOT / path).is_dir() else f"files/{path}.html"
+
+
+FILE_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{name} · Save &amp; Load Lab</title><link rel="icon" href="{root}_static/favicon.svg">
+<style>body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 1.5rem auto; padding: 0 1rem; }}
+pre {{ background: #f5f5f5; padding: 1rem; overflow-x: auto; font-size: 0.9rem; }}</style></head>
+<body><p><a href="{root}index.html">← Save &amp; Load Lab</a> · <a href="{root}zh-CN/index.html">保存与加载实验</a></p>
+<h1><code>{name}</code></h1>
+<p>{what}</p>
+{body}
+</body></html>
+"""
+
+
+def _write_file_page(site: Path, name: str) -> None:
+    """The page of file_page(name): the file's text, or the folder's files (each a page of its own, written too)."""
+    source, page = ROOT / name, site / file_page(name)
+    root = "../" * (page.relative_to(site).as_posix().count("/"))
+    if source.is_dir():
+        listed = sorted(path for path in source.iterdir() if path.is_file() and not path.name.startswith((".", "__")))
+        for path in listed:
+            _write_file_page(site, f"{name.rstrip('/')}/{path.name}")
+        items = "".join(f'<li><a href="{html.escape(path.name)}.html">{html.escape(path.name)}</a></li>\n'
+                        for path in listed)
+        what, body = "A folder of the lab: its files.", f"<ul>\n{items}</ul>"
+    else:
+        what = "A file of the lab, as it is in its repository."
+        body = f"<pre>{html.escape(source.read_text(encoding='utf-8'))}</pre>"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(FILE_PAGE.format(name=html.escape(name.rstrip("/") + ("/" if source.is_dir() else "")),
+                                     root=root, what=what, body=body), encoding="utf-8")
+
+
 def _relative(site: Path, page: Path, address: str) -> str:
     """An address on ELSEWHERE, made relative to `page` in `site`."""
     path, _, anchor = address.partition("#")
@@ -161,8 +207,8 @@ def _relative(site: Path, page: Path, address: str) -> str:
 
 
 def finish(site: Path, files: set[str]) -> None:
-    """After Sphinx: the links on ELSEWHERE made relative, and the lab's files they lead to copied under files/ (a
-    folder with an index.html that lists it)."""
+    """After Sphinx: the links on ELSEWHERE made relative, and the pages of the lab's files they lead to written
+    under files/."""
     address = re.compile(r'(<a class="reference )external(" href=")' + re.escape(ELSEWHERE) + r'([^"]*)"')
     for page in site.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
@@ -170,19 +216,7 @@ def finish(site: Path, files: set[str]) -> None:
             text = address.sub(lambda m: f'{m.group(1)}internal{m.group(2)}{_relative(site, page, m.group(3))}"', text)
             page.write_text(text, encoding="utf-8")
     for name in sorted(files):
-        source, target = ROOT / name, site / "files" / name
-        if source.is_dir():
-            listed = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith((".", "__")))
-            target.mkdir(parents=True, exist_ok=True)
-            for path in listed:
-                shutil.copy(path, target / path.name)
-            items = "\n".join(f'<li><a href="{html.escape(p.name)}">{html.escape(p.name)}</a></li>' for p in listed)
-            (target / "index.html").write_text(
-                f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(name)}</title></head>\n'
-                f"<body><h1>{html.escape(name)}/</h1>\n<ul>\n{items}\n</ul></body></html>\n", encoding="utf-8")
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, target)
+        _write_file_page(site, name)
 
 
 ADDRESS = re.compile(r'<(a|link|script|img|iframe|source)\b[^>]*?\b(href|src)="([^"]*)"', re.S)

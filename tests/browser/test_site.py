@@ -42,12 +42,17 @@ def test_the_site_has_every_notebook_in_both_languages_and_no_problem(site):
     assert [path.name for path in site.parent.iterdir()] == ["site"], "the build wrote beside its folder"
 
 
-def test_a_widget_shows_its_saved_text_and_says_it_needs_a_kernel(site):
+def test_a_widget_shows_a_note_that_it_needs_a_kernel_and_the_text_it_saved_if_it_says_anything(site):
     english = (site / "notebooks" / "05_partial_loading.html").read_text(encoding="utf-8")
     chinese = (site / "zh-CN" / "notebooks" / "05_partial_loading.zh-CN.html").read_text(encoding="utf-8")
-    assert website.WIDGET_NOTE["en"] in english and "VBox(children=" in english
-    assert website.WIDGET_NOTE["zh-CN"] in chinese and "从检查点加载" in chinese
-    assert "widget-view+json" not in english + chinese and "@jupyter-widgets" not in english + chinese
+    for text, language in ((english, "en"), (chinese, "zh-CN")):
+        note, (_, without) = website.WIDGET_NOTE[language]
+        assert note.format(without) in text and "VBox(children=" not in text, language
+    progress = (site / "notebooks" / "02_train_mnist.html").read_text(encoding="utf-8")
+    note, (with_text, _) = website.WIDGET_NOTE["en"]
+    assert note.format(with_text) in progress and re.search(r"<pre>training: 100%\|#+\| 705/705", progress)
+    for page in (english, chinese, progress):
+        assert "widget-view+json" not in page and "@jupyter-widgets" not in page and "NBVAL_" not in page
 
 
 @contextlib.contextmanager
@@ -132,8 +137,8 @@ def test_the_reader_notices_what_it_must_refuse(tmp_path, reader):
 def _results(reader, path: str) -> list[str]:
     assert reader.open(path) == []
     results = reader.page.locator("#search-results")
-    reader.page.wait_for_function("() => !document.querySelector('#search-results')?.classList.contains('loading')"
-                                  " && document.querySelector('#search-results .search-summary')")
+    # the search fills in its summary line when it has shown every result
+    reader.page.wait_for_function("() => document.querySelector('#search-results .search-summary')?.innerText")
     return results.locator("ul.search li a").all_inner_texts()
 
 
@@ -143,6 +148,7 @@ def test_search_finds_a_term_in_each_language(reader):
     assert any(title.startswith("04 ·") for title in english), english
     chinese = _results(reader, "zh-CN/search.html?q=断点续训")  # one word, though jieba cuts it in two
     assert any(title.startswith("06 ·") for title in chinese), chinese
+    assert reader.page.locator(".search-summary").inner_text() == f"搜索完成，匹配到 {len(chinese)} 页。"
     assert _results(reader, "search.html?q=qwzxv") == []
 
 

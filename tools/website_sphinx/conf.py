@@ -7,7 +7,6 @@ is loaded (a widget shows its saved text), and no page has mathematics (MathJax 
 """
 from __future__ import annotations
 
-import html
 import json
 import os
 
@@ -25,6 +24,7 @@ html_theme = "sphinx_book_theme"
 html_title = project
 html_static_path = ["static"]  # lab.css
 html_css_files = ["lab.css"]
+html_js_files = ["search.zh-CN.js"] if CHINESE else []
 html_favicon = "static/favicon.svg"  # without one, the browser asks for /favicon.ico and gets a 404
 html_copy_source = False  # no _sources/: the notebooks are in the lab itself
 html_show_sourcelink = False
@@ -53,24 +53,28 @@ if REPOSITORY:
     html_theme_options |= {"repository_url": f"https://github.com/{REPOSITORY}", "use_repository_button": True,
                            "repository_branch": "main"}
 
-# What each page adds at its top: the same page in the other edition; on a notebook, how to run it. The ids are
-# those of the README's and the instructor guide's headings (tools/website.py's problems() finds one that moved).
+# What each page adds at its top: the same page in the other edition; on a notebook, how to run it ({0}: the notebook's
+# file, {1}: the link to the README's "Start", {2}: the repository's address). The ids are those of the README's
+# headings (tools/website.py's problems() finds one that moved).
 WORDS = {
     "en": {
-        "other": "中文版", "run": "Run this notebook:",
-        "lab": "in a clone of the lab, <code>make lab</code> opens it in JupyterLab",
-        "start": "how to start", "start_id": "start", "hub": "in a class, on your instructor's hub",
-        "hub_id": "a-classroom-on-one-server-make-hub",
-        "binder": "on Binder, with nothing installed", "binder_link": "launch it",
-        "saved": "This page shows the outputs saved when the notebook last ran.",
+        "other": "中文版", "start": "how to start", "start_id": "start",
+        "saved": "This page shows the notebook with the outputs saved when it last ran. <b>To run it:</b>",
+        "lab": "on your computer, in your copy of the lab: <code>make lab</code>, then open <code>{0}</code> ({1})",
+        "clone": "on your computer: <code>git clone {2}</code>, <code>make lab</code> in that folder, then open "
+                 "<code>{0}</code> ({1})",
+        "hub": "in a class with a JupyterHub: sign in at the address your instructor gives you, then open "
+               "<code>{0}</code>",
+        "binder": "on Binder, with nothing to install: <a class=\"lab-binder\" href=\"{3}\">launch it</a>",
     },
     "zh-CN": {
-        "other": "English", "run": "运行这个 notebook：",
-        "lab": "在克隆下来的实验中，<code>make lab</code> 会在 JupyterLab 中打开它",
-        "start": "如何开始", "start_id": "开始", "hub": "上课时，在讲师的 JupyterHub 上",
-        "hub_id": "一台服务器上的课堂make-hub",
-        "binder": "在 Binder 上，无需安装任何东西", "binder_link": "启动",
-        "saved": "本页显示的是这个 notebook 上次运行时保存的输出。",
+        "other": "English", "start": "如何开始", "start_id": "开始",
+        "saved": "本页显示的是这个 notebook 上次运行时保存的输出。<b>要运行它：</b>",
+        "lab": "在自己的电脑上，在你的实验副本中运行 <code>make lab</code>，然后打开 <code>{0}</code>（{1}）",
+        "clone": "在自己的电脑上：<code>git clone {2}</code>，在该文件夹中运行 <code>make lab</code>，然后打开 "
+                 "<code>{0}</code>（{1}）",
+        "hub": "上课使用 JupyterHub 时：用讲师给你的地址登录，然后打开 <code>{0}</code>",
+        "binder": "在 Binder 上，无需安装任何东西：<a class=\"lab-binder\" href=\"{3}\">启动</a>",
     },
 }
 
@@ -90,20 +94,18 @@ def _top_of_page(app, pagename, templatename, context, doctree):
     words = WORDS[LANGUAGE]
     root = context["pathto"]("", 1)  # this edition's root folder, relative to the page
     other_language = "en" if CHINESE else "zh-CN"
-    switch = (f'<a class="lab-language" hreflang="{other_language}" lang="{other_language}" '
-              f'href="{root}{_other_edition(pagename)}">{words["other"]}</a>')
+    switch = (f'<p class="lab-switch"><a class="lab-language" hreflang="{other_language}" lang="{other_language}" '
+              f'href="{root}{_other_edition(pagename)}">{words["other"]}</a></p>')
     name = pagename.rsplit("/", 1)[-1] + ".ipynb"
     ways = ""
     if pagename.startswith("notebooks/") and name in NOTEBOOKS:
-        docs = "INSTRUCTOR" + (".zh-CN" if CHINESE else "")
-        items = [f'{words["lab"]} (<a href="{root}index.html#{words["start_id"]}">{words["start"]}</a>)',
-                 f'<a href="{root}docs/{docs}.html#{words["hub_id"]}">{words["hub"]}</a>']
-        if REPOSITORY:
-            binder = (f"https://mybinder.org/v2/gh/{REPOSITORY}/main?urlpath=lab/tree/save-load-lab/notebooks/"
-                      f"{html.escape(name)}")
-            items.append(f'{words["binder"]}: <a class="lab-binder" href="{binder}">{words["binder_link"]}</a>')
-        ways = (f'<div class="lab-run"><p>{words["saved"]} <b>{words["run"]}</b></p><ul>'
-                + "".join(f"<li>{item}</li>" for item in items) + "</ul></div>")
+        start = f'<a href="{root}index.html#{words["start_id"]}">{words["start"]}</a>'
+        repository = f"https://github.com/{REPOSITORY}" if REPOSITORY else ""
+        binder = f"https://mybinder.org/v2/gh/{REPOSITORY}/main?urlpath=lab/tree/save-load-lab/notebooks/{name}"
+        items = [words["clone" if REPOSITORY else "lab"], words["hub"]] + ([words["binder"]] if REPOSITORY else [])
+        ways = (f'<div class="lab-run"><p>{words["saved"]}</p><ul>'
+                + "".join(f"<li>{item.format(f'notebooks/{name}', start, repository, binder)}</li>" for item in items)
+                + "</ul></div>")
     body, top = context["body"], f'<div class="lab-top">{switch}{ways}</div>'
     title_ends = body.find("</h1>") + len("</h1>")  # below the page's title, when it has one
     context["body"] = body[:title_ends] + top + body[title_ends:] if title_ends >= len("</h1>") else top + body
