@@ -227,4 +227,4 @@ regress: data
 	$(BIN)/python tests/regression/regress.py
 
 clean:
-	rm -rf artifacts reports data/MNIST
+	rm -rf artifacts reports data/MNIST site
