@@ -160,9 +160,9 @@ def test_a_notebook_page_says_how_to_run_it_and_where_it_is_in_the_other_languag
     # the link deploy/README.md's test accepts
     assert lab_tree_notebook(parse_qs(urlsplit(links[0]).query)["urlpath"][0]).name == "01_define_net.ipynb"
     chinese = _top(tmp_path, monkeypatch, "zh-CN", "notebooks/01_define_net.zh-CN", repository="acme/save-load-lab")
-    assert 'href="../../notebooks/01_define_net.html">English</a>' in chinese and "要运行它" in chinese
+    assert 'href="../../notebooks/01_define_net.html">English</a>' in chinese and "运行方法" in chinese
     assert "然后打开 <code>notebooks/01_define_net.zh-CN.ipynb</code>（<a href=\"../index.html#开始\">" in chinese
-    assert "notebooks/01_define_net.zh-CN.ipynb\">启动</a>" in chinese
+    assert "notebooks/01_define_net.zh-CN.ipynb\">点此启动</a>" in chinese
     document = _top(tmp_path, monkeypatch, "zh-CN", "docs/GLOSSARY.zh-CN")
     assert 'href="../../docs/GLOSSARY.html">English</a>' in document and "lab-run" not in document
     index = _top(tmp_path, monkeypatch, "en", "index")

@@ -49,7 +49,7 @@ WIDGET_REPR = re.compile(r"[A-Z]\w*\(children=")  # what ipywidgets saves as the
 WIDGET_NOTE = {  # {0}: with the text it saved below, or without
     "en": (("An interactive widget was here. It needs a running kernel, so this page {0}: open the notebook in the "
             "lab to use it."), ("shows only the text it saved", "cannot show it")),
-    "zh-CN": ("这里原本是一个交互式控件。它需要运行中的内核，所以本页{0}；在实验环境中打开这个 notebook 即可使用。",
+    "zh-CN": ("这里原本是一个交互式控件。它需要运行中的内核，所以本页{0}；要使用它，请在实验环境中打开这个 notebook。",
               ("只显示它保存的文本", "无法显示它")),
 }
 NBVAL_MARKER = re.compile(r"^# NBVAL_\w+\n", re.M)  # the test suite's marks on a cell, not the lesson

@@ -69,12 +69,12 @@ WORDS = {
     },
     "zh-CN": {
         "other": "English", "start": "如何开始", "start_id": "开始",
-        "saved": "本页显示的是这个 notebook 上次运行时保存的输出。<b>要运行它：</b>",
-        "lab": "在自己的电脑上，在你的实验副本中运行 <code>make lab</code>，然后打开 <code>{0}</code>（{1}）",
+        "saved": "本页显示的是这个 notebook 上次运行时保存的输出。<b>运行方法：</b>",
+        "lab": "在自己的电脑上：进入你的实验副本，运行 <code>make lab</code>，然后打开 <code>{0}</code>（{1}）",
         "clone": "在自己的电脑上：<code>git clone {2}</code>，在该文件夹中运行 <code>make lab</code>，然后打开 "
                  "<code>{0}</code>（{1}）",
-        "hub": "上课使用 JupyterHub 时：用讲师给你的地址登录，然后打开 <code>{0}</code>",
-        "binder": "在 Binder 上，无需安装任何东西：<a class=\"lab-binder\" href=\"{3}\">启动</a>",
+        "hub": "在有 JupyterHub 的课堂上：用讲师给你的地址登录，然后打开 <code>{0}</code>",
+        "binder": "在 Binder 上，无需安装任何东西：<a class=\"lab-binder\" href=\"{3}\">点此启动</a>",
     },
 }
 
