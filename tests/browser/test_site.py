@@ -163,10 +163,11 @@ def test_every_page_links_to_itself_in_the_other_language_and_follows_the_lab_or
     for language, (folder, suffix, _) in website.LANGUAGES.items():
         other, back = ("zh-CN/", ".zh-CN") if language == "en" else ("../", "")
         root = site / folder
-        for page in [root / "index.html", *(root / "docs").glob("*.html")]:
+        for page in [root / "index.html", root / "search.html", *(root / "docs").glob("*.html")]:
             name = page.relative_to(root).as_posix()
-            counterpart = name if name == "index.html" else name.replace(f"{suffix}.html", f"{back}.html")
-            expected = ("" if name == "index.html" else "../") + other + counterpart
+            top = name in ("index.html", "search.html")
+            counterpart = name if top else name.replace(f"{suffix}.html", f"{back}.html")
+            expected = ("" if top else "../") + other + counterpart
             assert _href(page, "lab-language") == expected, (language, name)
         pages = [root / "notebooks" / f"{name}{suffix}.html" for name in names]
         for before, page, after in zip(pages, pages[1:], pages[2:]):

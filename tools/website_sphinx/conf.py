@@ -25,6 +25,8 @@ html_title = project
 html_static_path = ["static"]  # lab.css
 html_css_files = ["lab.css"]
 html_js_files = ["search.zh-CN.js"] if CHINESE else []
+templates_path = ["templates"]  # search.html: the language switch on the search page too
+html_use_index = False  # no index of terms: the lab has none
 html_favicon = "static/favicon.svg"  # without one, the browser asks for /favicon.ico and gets a 404
 html_copy_source = False  # no _sources/: the notebooks are in the lab itself
 html_show_sourcelink = False
@@ -83,19 +85,21 @@ def _other_edition(pagename: str) -> str:
     """The same page in the other edition, relative to the site's root folder of this one."""
     if CHINESE:
         return "../" + pagename.removesuffix(".zh-CN") + ".html"
-    special = pagename in ("index", "search", "genindex")
+    special = pagename in ("index", "search")
     return "zh-CN/" + pagename + ("" if special else ".zh-CN") + ".html"
 
 
 def _top_of_page(app, pagename, templatename, context, doctree):
-    """Put the language switch, and on a notebook the ways to run it, at the top of the page's body."""
-    if "body" not in context:
-        return
+    """Put the language switch, and on a notebook the ways to run it, at the top of the page's body (the search
+    page, which has none, shows `lab_switch` itself: templates/search.html)."""
     words = WORDS[LANGUAGE]
     root = context["pathto"]("", 1)  # this edition's root folder, relative to the page
     other_language = "en" if CHINESE else "zh-CN"
     switch = (f'<p class="lab-switch"><a class="lab-language" hreflang="{other_language}" lang="{other_language}" '
               f'href="{root}{_other_edition(pagename)}">{words["other"]}</a></p>')
+    if "body" not in context:
+        context["lab_switch"] = switch
+        return
     name = pagename.rsplit("/", 1)[-1] + ".ipynb"
     ways = ""
     if pagename.startswith("notebooks/") and name in NOTEBOOKS:
