@@ -96,6 +96,25 @@ def test_a_file_of_the_lab_gets_a_page_that_shows_its_text_and_a_folder_a_list(t
     assert len(website.problems(tmp_path)) == len(list((tmp_path / "files").rglob("*.html")))  # one for each
 
 
+def test_a_file_that_is_not_text_is_linked_from_its_page(tmp_path):
+    website._write_file_page(tmp_path, "images/state_dict.png")
+    page = (tmp_path / "files" / "images" / "state_dict.png.html").read_text(encoding="utf-8")
+    size = (website.ROOT / "images" / "state_dict.png").stat().st_size
+    assert f'<a href="state_dict.png">state_dict.png</a> ({size:,} bytes)' in page
+    assert (tmp_path / "files" / "images" / "state_dict.png").read_bytes() == (
+        website.ROOT / "images" / "state_dict.png").read_bytes()
+
+
+def test_the_build_empties_only_a_folder_it_built(tmp_path):
+    """--out names the folder that make site empties: one that holds anything else is refused, and left as it was."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(RuntimeError, match=r"mine is not empty and holds no site that this tool built"):
+        website.build(folder)
+    assert [path.name for path in folder.iterdir()] == ["notes.txt"]
+
+
 def _site(tmp_path, pages: dict[str, str]):
     for name, body in pages.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -118,11 +137,13 @@ def test_problems_name_the_page_and_what_is_wrong(tmp_path):
         "index.html": '<script src="https://cdn.jsdelivr.net/npm/require.js"></script>'
                       '<link rel="stylesheet" href="//fonts.googleapis.com/css">'
                       '<a href="notebooks/b.html">gone</a> <a href="notebooks/a.html#nowhere">no place</a>'
-                      '<img src="_images/missing.png"> <a href="../outside.html">outside</a>',
+                      '<img src="_images/missing.png"> <a href="../outside.html">outside</a>'
+                      f'<a href="{ELSEWHERE}zh-CN/index.html">left</a>',
         "notebooks/a.html": '<h1 id="top">A</h1>'})
     (tmp_path.parent / "outside.html").write_text("")
     said = website.problems(site)
     assert said == [
+        f"index.html: a link to {ELSEWHERE}... was left as it was (finish() makes them relative)",
         "index.html: <script src='https://cdn.jsdelivr.net/npm/require.js'> is fetched from the internet",
         "index.html: <link href='//fonts.googleapis.com/css'> is fetched from the internet",
         "index.html: <a href='notebooks/b.html'> leads to no file of the site",

@@ -8,13 +8,13 @@ and the documents in docs/, in the lab's order, built by Sphinx with myst-nb and
 `site/zh-CN/index.html`, each page linking to the same page in the other language (tools/website_sphinx/conf.py
 adds that line, and how to run the notebook: `make lab`, a class's hub, and Binder once the lab is hosted:
 --repository). Every script, stylesheet, font and picture is in `site/`: `python -m http.server -d site` serves it
-on a classroom's network without the internet. Widgets have no kernel on a website: each shows its saved text with
-a note that says so.
+on a classroom's network without the internet. Widgets have no kernel on a website: each is a note that says so,
+above the text it saved where that text says something.
 
-A link to a file of the lab that is not a page (a script, a solution, the Dockerfile) leads to a copy of it under
-`site/files/`. `problems(site)` lists what is wrong in a built site: a page that fetches something from the
-internet, a link or a picture that leads nowhere. --notebooks builds a part of the lab (the tests do); the links to
-the notebooks left out then lead to their copies under files/.
+A link to a file of the lab that is not a page (a script, a solution, the Dockerfile) leads to a page under
+`site/files/` that shows its text. `problems(site)` lists what is wrong in a built site: a page that fetches
+something from the internet, a link or a picture that leads nowhere. --notebooks builds a part of the lab, for a
+quick look; the links to the notebooks left out then lead to pages that show their files.
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ WIDGET_NOTE = {  # {0}: with the text it saved below, or without
     "zh-CN": ("这里原本是一个交互式控件。它需要运行中的内核，所以本页{0}；要使用它，请在实验环境中打开这个 notebook。",
               ("只显示它保存的文本", "无法显示它")),
 }
+BUILT = ".nojekyll"  # in every site built here: a folder without it is not emptied
 NBVAL_MARKER = re.compile(r"^# NBVAL_\w+\n", re.M)  # the test suite's marks on a cell, not the lesson
 
 
@@ -193,7 +194,14 @@ def _write_file_page(site: Path, name: str) -> None:
         what, body = "A folder of the lab: its files.", f"<ul>\n{items}</ul>"
     else:
         what = "A file of the lab, as it is in its repository."
-        body = f"<pre>{html.escape(source.read_text(encoding='utf-8'))}</pre>"
+        try:
+            body = f"<pre>{html.escape(source.read_text(encoding='utf-8'))}</pre>"
+        except UnicodeDecodeError:  # not text: the file itself, beside its page
+            page.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, page.with_suffix(""))
+            shown = html.escape(source.name)
+            body = f'<p><a href="{shown}">{shown}</a> ({source.stat().st_size:,} bytes)</p>'
+
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(FILE_PAGE.format(name=html.escape(name.rstrip("/") + ("/" if source.is_dir() else "")),
                                      root=root, what=what, body=body), encoding="utf-8")
@@ -231,6 +239,8 @@ def problems(site: Path) -> list[str]:
     for page in sorted(site.rglob("*.html")):
         name = page.relative_to(site).as_posix()
         text = page.read_text(encoding="utf-8")
+        if ELSEWHERE in text:
+            found.append(f"{name}: a link to {ELSEWHERE}... was left as it was (finish() makes them relative)")
         for tag, attribute, address in ADDRESS.findall(text):
             address = html.unescape(address)
             parts = urlsplit(address)
@@ -262,6 +272,9 @@ def build(out: Path = OUT, numbers: list[str] | None = None, repository: str = "
         raise RuntimeError(f"The website's tools are not installed in {sys.prefix} ({', '.join(missing)} missing): "
                            "`make site` installs them (requirements-site.txt), then builds the site.")
     all_pages = {language: pages(language, numbers) for language in LANGUAGES}
+    if out.exists() and any(out.iterdir()) and not (out / BUILT).is_file():
+        raise RuntimeError(f"{out} is not empty and holds no site that this tool built (no {BUILT} in it): it empties "
+                           "the folder it writes, so name a new or empty one with --out, or delete this one yourself.")
     if out.exists():
         shutil.rmtree(out)
     files: set[str] = set()
@@ -282,10 +295,11 @@ def build(out: Path = OUT, numbers: list[str] | None = None, repository: str = "
             log = (Path(work) / f"sphinx-{language}.log").open("w+", encoding="utf-8")
             running[language] = (subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT),
                                  log, pages_made)
-        for language, (process, log, pages_made) in running.items():
+        failed = [language for language, (process, _, _) in running.items() if process.wait()]
+        for language, (_, log, pages_made) in running.items():
             with log:
-                if process.wait():
-                    log.seek(0)
+                log.seek(0)
+                if language in failed:
                     raise RuntimeError(f"Sphinx could not build the {language} site:\n{log.read()}")
             shutil.copytree(pages_made, out / LANGUAGES[language][0], dirs_exist_ok=True)
     # Sphinx's and the theme's leftovers
@@ -294,7 +308,8 @@ def build(out: Path = OUT, numbers: list[str] | None = None, repository: str = "
         for path in out.rglob(leftover):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     finish(out, files)
-    (out / ".nojekyll").touch()  # GitHub Pages from a branch would run Jekyll, which drops the folders named _*
+    # GitHub Pages from a branch would run Jekyll, which drops the folders named _*; and the sign of a site built here
+    (out / BUILT).touch()
     return out
 
 
