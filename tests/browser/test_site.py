@@ -146,6 +146,8 @@ def _results(reader, path: str) -> list[str]:
 def test_search_finds_a_term_in_each_language(reader):
     english = _results(reader, "search.html?q=map_location")
     assert any(title.startswith("04 ·") for title in english), english
+    quoted = reader.page.locator("#search-results ul.search").inner_text()  # the article's words, not the buttons'
+    assert "map_location" in quoted and "System Settings" not in quoted and "To run it" not in quoted, quoted
     chinese = _results(reader, "zh-CN/search.html?q=断点续训")  # one word, though jieba cuts it in two
     assert any(title.startswith("06 ·") for title in chinese), chinese
     assert reader.page.locator(".search-summary").inner_text() == f"搜索完成，匹配到 {len(chinese)} 页。"
