@@ -23,6 +23,36 @@ def _same(a, b) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
+@pytest.fixture(scope="module")
+def trained_entries(tmp_path_factory) -> dict[int, list]:
+    """The TINY Net with seed 0 and with seed 1, each trained once for the module by trained_net on an empty cache of
+    its own: {seed: [its cache file, its sidecar]}. A test that needs a Net in its cache before what it checks starts
+    from a copy (a train less each); training is still checked where it is the point (an empty cache trains, other
+    parameters train, a damaged or stale entry is retrained into the same Net)."""
+    entries = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAB_ARTIFACTS_DIR", str(tmp_path_factory.mktemp("trained") / "artifacts"))
+        patch.delenv("LAB_SHARED_CACHE", raising=False)
+        for seed in (0, 1):
+            made = trained_net(progress=False, **{**TINY, "seed": seed})
+            assert not made.from_cache
+            entries[seed] = [made.path, sidecar_path(made.path)]
+    return entries
+
+
+def _cached(entries, seed: int = 0):
+    """Put the module's trained Net of `seed` into this test's cache, as trained_net left it; return what trained_net
+    serves from it."""
+    config = {**TINY, "seed": seed}
+    folder = cache_path(TrainConfig(**config)).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in entries[seed]:
+        shutil.copy2(path, folder / path.name)
+    served = trained_net(progress=False, **config)
+    assert served.from_cache and served.path == cache_path(TrainConfig(**config))
+    return served
+
+
 def test_empty_cache_trains_then_reuses(artifacts):
     first = trained_net(progress=False, **TINY)
     assert not first.from_cache and first.path.exists() and first.path.is_relative_to(artifacts)
@@ -32,16 +62,16 @@ def test_empty_cache_trains_then_reuses(artifacts):
     assert _same(first.model, second.model) and second.history == first.history
 
 
-def test_other_parameters_train_another_net(artifacts):
-    a = trained_net(progress=False, **TINY)
+def test_other_parameters_train_another_net(artifacts, trained_entries):
+    a = _cached(trained_entries)
     b = trained_net(progress=False, **{**TINY, "seed": 1})
     assert not b.from_cache and b.path != a.path and not _same(a.model, b.model)
     assert cache_key(TrainConfig(**TINY)) != cache_key(TrainConfig(**TINY, lr=0.02))
 
 
 @pytest.mark.parametrize("damage", ["flip a byte", "truncate", "delete the sidecar", "garbage sidecar"])
-def test_damaged_cache_entry_is_never_returned(artifacts, damage):
-    good = trained_net(progress=False, **TINY)
+def test_damaged_cache_entry_is_never_returned(artifacts, trained_entries, damage):
+    good = _cached(trained_entries)
     path, record = good.path, sidecar_path(good.path)
     if damage == "flip a byte":
         data = bytearray(path.read_bytes())
@@ -60,9 +90,9 @@ def test_damaged_cache_entry_is_never_returned(artifacts, damage):
     assert trained_net(progress=False, **TINY).from_cache, "the rebuilt entry is used next time"
 
 
-def test_entry_made_with_other_parameters_is_refused(artifacts):
+def test_entry_made_with_other_parameters_is_refused(artifacts, trained_entries):
     """A file under the right name but holding another configuration (a stale entry) is not returned."""
-    other = trained_net(progress=False, **{**TINY, "seed": 1})
+    other = _cached(trained_entries, seed=1)
     target = cache_path(TrainConfig(**TINY))
     stale = load_checkpoint(other.path)
     save_checkpoint({"model": stale["model"], "history": stale["history"]}, target,
@@ -89,8 +119,8 @@ def test_failed_save_keeps_the_old_entry_and_leaves_no_partial_file(artifacts, m
     assert trained_net(progress=False, **TINY).from_cache
 
 
-def test_entry_records_the_configuration_and_its_checksum(artifacts):
-    entry = trained_net(progress=False, **TINY)
+def test_entry_records_the_configuration_and_its_checksum(artifacts, trained_entries):
+    entry = _cached(trained_entries)
     assert load_checkpoint(entry.path)["metadata"]["config"] == TrainConfig(**TINY).to_dict()
     assert len(sidecar_path(entry.path).read_text().split()[0]) == 64
 
@@ -143,13 +173,14 @@ def test_when_the_trainer_stores_nothing_the_waiting_process_trains(artifacts):
 
 
 @pytest.mark.parametrize("cached", [True, False], ids=["holds the Net", "empty"])
-def test_a_read_only_cache_serves_what_it_holds_and_a_save_into_it_says_why_it_failed(artifacts, cached):
+def test_a_read_only_cache_serves_what_it_holds_and_a_save_into_it_says_why_it_failed(artifacts, trained_entries,
+                                                                                       cached):
     """A cache an instructor shares read-only: the training lock, which needs a folder, must not get in the way."""
     folder = cache_path(TrainConfig(**TINY)).parent
     folder.mkdir(parents=True)
-    if cached:
-        trained_net(progress=False, **TINY)
-        shutil.rmtree(folder / f".{cache_path(TrainConfig(**TINY)).name}.training")
+    if cached:  # the Net and its sidecar, without the training lock (a folder) that training leaves beside them
+        _cached(trained_entries)
+        assert not (folder / f".{cache_path(TrainConfig(**TINY)).name}.training").exists()
     before = names(folder)
     code = ("import labutils\ntry:\n    net = labutils.trained_net(progress=False, epochs=1, batch_size=128, "
             "train_subset=600)\n    print('from the cache' if net.from_cache else 'trained')\n"
@@ -173,10 +204,11 @@ def test_a_read_only_cache_serves_what_it_holds_and_a_save_into_it_says_why_it_f
     assert names(folder) == before
 
 
-def test_a_shared_read_only_cache_serves_first_and_is_never_written(artifacts, tmp_path, monkeypatch):
+def test_a_shared_read_only_cache_serves_first_and_is_never_written(artifacts, trained_entries, tmp_path,
+                                                                    monkeypatch):
     """A classroom hub's cache (LAB_SHARED_CACHE, tools/hub/): a learner gets the instructor's Net from it, and
     nothing is written there or into their own cache; without the Net in it, their own cache is used as before."""
-    made = trained_net(progress=False, **TINY)  # the instructor's, trained once
+    made = _cached(trained_entries)  # the instructor's, trained once
     shared = tmp_path / "shared"
     shared.mkdir()
     for path in (made.path, sidecar_path(made.path)):
