@@ -136,13 +136,21 @@ def test_a_failed_rerun_leaves_the_notebook_as_it_was(tmp_path, capsys):
         run_notebook(path, tmp_path / "out.ipynb", timeout=60)
 
 
-def _pytest(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
-    """Run pytest in a subprocess with the lab's settings (pyproject.toml), from `tmp_path`; return it and its time."""
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO_ROOT / "pyproject.toml"),
-                           "--rootdir", str(tmp_path), "-p", "no:randomly", *args], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=240)
-    return done, time.perf_counter() - start
+def _start_pytest(tmp_path, *args: str) -> subprocess.Popen:
+    """Start pytest in a subprocess with the lab's settings (pyproject.toml), from `tmp_path`."""
+    return subprocess.Popen([sys.executable, "-m", "pytest", "-c", str(REPO_ROOT / "pyproject.toml"),
+                             "--rootdir", str(tmp_path), "-p", "no:randomly", *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finished(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def test_the_suite_bounds_every_test_and_every_cell():
@@ -175,17 +183,25 @@ def learners_kernelspec(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def one_session(tmp_path_factory):
     """One pytest run with the lab's settings, where a learner has their own "python3" kernelspec, of a test that
-    hangs, a notebook cell that hangs and a notebook that checks which Python runs it; and its time."""
+    hangs, a notebook cell that hangs and a notebook that checks which Python runs it; and its time. Beside it, at
+    the same time (it spends most of its time waiting out the two timeouts), the same notebook run by nbval without
+    --nbval-current-env."""
     folder = tmp_path_factory.mktemp("session")
-    (folder / "test_hangs.py").write_text("import time\n\nimport pytest\n\n\n@pytest.mark.timeout(3)\n"
+    (folder / "test_hangs.py").write_text("import time\n\nimport pytest\n\n\n@pytest.mark.timeout(1)\n"
                                           "def test_hangs():\n    time.sleep(600)\n")
     _notebook(folder / "hangs.ipynb", "import time\ntime.sleep(600)")
     _notebook(folder / "which.ipynb", f"import sys\nassert sys.executable == {sys.executable!r}, sys.executable")
     with pytest.MonkeyPatch.context() as environment:
         _learners_kernelspec(folder, environment)
-        done, seconds = _pytest(folder, "-rA", "--nbval-cell-timeout=3", "test_hangs.py", "hangs.ipynb",
+        start = time.perf_counter()
+        running = _start_pytest(folder, "-rA", "--nbval-cell-timeout=3", "test_hangs.py", "hangs.ipynb",
                                 "which.ipynb")
-        without, _ = _pytest(folder, "-o", "addopts=--nbval-lax -p no:cacheprovider", "which.ipynb")
+        without = _start_pytest(folder, "-o", "addopts=--nbval-lax -p no:cacheprovider", "which.ipynb")
+        try:
+            done = _finished(running)
+            seconds = time.perf_counter() - start
+        finally:
+            without = _finished(without)
     assert seconds < 120, "the hung test and the hung cell stopped at their timeouts, not later"
     return done, without
 
