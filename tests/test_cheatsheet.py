@@ -31,20 +31,17 @@ def run_sheet(markdown: str, name: str = "CHEATSHEET.md") -> dict:
     return namespace
 
 
-def test_every_block_of_the_sheet_runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # recorded here, so that the sheet setting it is undone afterwards
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="torch.distributed is disabled")  # DCP in one process says so
-        namespace = run_sheet(SHEET.read_text(encoding="utf-8"))
+def test_every_block_of_the_sheet_runs(sheet):
+    """What the sheet's one run (the module's `sheet`) left: the names it defined and the files it wrote."""
+    namespace, folder, made = sheet
     blocks = code_blocks(SHEET.read_text(encoding="utf-8"))
     assert len(blocks) >= 12, "every API the lab teaches has a sample"
     assert namespace["start_epoch"] == 4 and tuple(namespace["logits"].shape) == (5, 10)
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+    assert made == [
         "checkpoint.pt", "data_order.pt", "dcp", "lm", "lm-adapter", "net.onnx", "net.pt", "net.pt.sha256", "net.pt2",
         "net.safetensors", "numpy.pt", "shards", "stopped.pt", "trainer"]
-    assert (tmp_path / "lm" / "model.safetensors.index.json").is_file()
-    assert sorted(p.name for p in (tmp_path / "trainer").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    assert (folder / "lm" / "model.safetensors.index.json").is_file()
+    assert sorted(p.name for p in (folder / "trainer").iterdir()) == ["checkpoint-2", "checkpoint-4"]
     assert namespace["half"].dtype == namespace["torch"].bfloat16 and not any(
         "lora" in k for k in namespace["merged"].state_dict())
 
@@ -58,16 +55,17 @@ def test_a_stale_sample_is_named_by_its_line(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def sheet(tmp_path_factory) -> tuple[dict, object]:
-    """The sheet's namespace after running it in an empty folder, and that folder."""
+def sheet(tmp_path_factory) -> tuple[dict, object, list[str]]:
+    """The sheet run once for the module, top to bottom, in an empty folder: its namespace, that folder, and the
+    names of what the sheet wrote there (listed before any test writes beside them)."""
     folder = tmp_path_factory.mktemp("sheet")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
-        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("HF_HUB_OFFLINE", "1")  # recorded here, so that the sheet setting it is undone afterwards
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")  # DCP in one process says so
             namespace = run_sheet(SHEET.read_text(encoding="utf-8"))
-    return namespace, folder
+    return namespace, folder, sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
 class Unpicklable:
@@ -76,7 +74,7 @@ class Unpicklable:
 
 
 def test_a_failed_save_leaves_the_old_file_and_no_temporary(sheet):
-    namespace, folder = sheet
+    namespace, folder, _ = sheet
     torch = namespace["torch"]
     path = folder / "failing.pt"
     namespace["save_atomically"]({"a": torch.ones(3)}, str(path))
@@ -89,7 +87,7 @@ def test_a_failed_save_leaves_the_old_file_and_no_temporary(sheet):
 
 
 def test_save_checked_writes_the_sidecar_atomically_and_synced(sheet):
-    namespace, folder = sheet
+    namespace, folder, _ = sheet
     torch = namespace["torch"]
     path = folder / "checked.pt"
     namespace["save_checked"]({"a": torch.ones(3)}, str(path))
@@ -127,7 +125,7 @@ def test_save_checked_writes_the_sidecar_atomically_and_synced(sheet):
 
 
 def test_the_sigterm_recipe_saves_the_step_and_puts_the_handler_back(sheet, monkeypatch):
-    namespace, folder = sheet
+    namespace, folder, _ = sheet
     monkeypatch.chdir(folder)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     steps = []
