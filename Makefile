@@ -155,11 +155,11 @@ $(TF_STAMP): requirements-tensorflow.txt $(STAMP)
 	$(BIN)/python -m pip install $(PIP_FROM) -r requirements-tensorflow.txt
 	touch $(TF_STAMP)
 
-# The lab as a website in site/ (tools/website.py; about 20 s): every notebook with its saved outputs, the README and
+# The lab as a website in site/ (tools/website.py; 10 to 15 s): every notebook with its saved outputs, the README and
 # the documents, in English (site/index.html) and Chinese (site/zh-CN/index.html), with search, and nothing fetched
 # from the internet: `python -m http.server -d site` serves it to a classroom. Its tools are pinned in
 # requirements-site.txt and go into the lab's environment; on a new clone `make site` installs only them (no torch:
-# 15 s), `make test` installs them too (its tests build the site), `make lab` does not. Once the lab is on GitHub,
+# about 20 s), `make test` installs them too (its tests build the site), `make lab` does not. Once the lab is on GitHub,
 # SITE_REPOSITORY=OWNER/NAME gives each notebook a Binder link (deploy/github-pages.yml publishes it so).
 SITE_STAMP := $(VENV)/.lab-site
 SITE_REPOSITORY ?=
@@ -175,7 +175,7 @@ $(SITE_STAMP): requirements-site.txt
 
 # Download every wheel the lab installs (for this machine's OS, CPU and Python) into wheelhouse/; with
 # SECOND_PYTHON=..., the second Python's too.
-wheelhouse: requirements.txt requirements-tensorflow.txt
+wheelhouse: requirements.txt requirements-tensorflow.txt requirements-site.txt
 	$(if $(TORCH_FROM),$(PYTHON) -m pip download --dest $(WHEELHOUSE) $(TORCH_FROM) $(TORCH_PINS))
 	$(PYTHON) -m pip download --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) -r requirements.txt -r requirements-tensorflow.txt \
 		-r requirements-site.txt
