@@ -6,6 +6,7 @@ installs with npm; without them every test here is skipped with the reason."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import csv
 import json
 import os
@@ -74,13 +75,13 @@ def hub():
 
 @pytest.fixture(scope="module")
 def servers(hub):
-    """Alice and Bob logged in through the form, their servers started, each with a token of their own."""
-    result = {}
+    """Alice and Bob logged in through the form, their servers started (side by side, as a class's start), each with
+    a token of their own."""
     for name in ("alice", "bob"):
         assert hub.login(name, hub.passwords[name]) == 302, f"{name} could not log in"
-        hub.start(name)
-        result[name] = client.Server(hub, name, hub.user_token(name))
-    return result
+    with concurrent.futures.ThreadPoolExecutor(2) as starting:
+        list(starting.map(hub.start, ("alice", "bob")))  # each waits until its server answers; an error is raised
+    return {name: client.Server(hub, name, hub.user_token(name)) for name in ("alice", "bob")}
 
 
 def _run(coroutine):
