@@ -110,9 +110,10 @@ def test_the_build_empties_only_a_folder_it_built(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
-    with pytest.raises(RuntimeError, match=r"mine is not empty and holds no site that this tool built"):
-        website.build(folder)
-    assert [path.name for path in folder.iterdir()] == ["notes.txt"]
+    for wrong in (folder, folder / "notes.txt"):
+        with pytest.raises(RuntimeError, match=r"is a file, or a folder that holds something but no site that this"):
+            website.build(wrong)
+    assert [path.name for path in folder.iterdir()] == ["notes.txt"] and (folder / "notes.txt").read_text() == "mine"
 
 
 def _site(tmp_path, pages: dict[str, str]):

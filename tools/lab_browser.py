@@ -400,14 +400,19 @@ class Lab:
 
     def broken_pictures(self) -> list[str]:
         """The pictures of the open notebook that did not load (their addresses): outputs and figures alike."""
-        return self.notebook.locator("img").evaluate_all(
-            "imgs => imgs.filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src.slice(0, 120))")
+        return broken_pictures(self.notebook)
 
     def hide_file_browser(self) -> None:
         """View → File Browser off, for a wider notebook (the item toggles it: nothing to do when it is hidden)."""
         if self.page.locator(".jp-FileBrowser").is_visible():
             self.menu("View", "File Browser")
         self.wait_until(lambda: not self.page.locator(".jp-FileBrowser").is_visible(), "the file browser hidden")
+
+
+def broken_pictures(locator) -> list[str]:
+    """The pictures in `locator` (a page, a notebook) that did not load: their addresses, cut to 120 characters."""
+    return locator.locator("img").evaluate_all(
+        "imgs => imgs.filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src.slice(0, 120))")
 
 
 def descendants(pid: int) -> list[int]:

@@ -263,7 +263,7 @@ def problems(site: Path) -> list[str]:
     return found
 
 
-def build(out: Path = OUT, numbers: list[str] | None = None, repository: str = "", quiet: bool = True) -> Path:
+def build(out: Path = OUT, numbers: list[str] | None = None, repository: str = "") -> Path:
     """Build both editions into `out` (emptied first); return `out`. Raises RuntimeError that says how to install
     the tools when one is missing, and with Sphinx's own words when Sphinx fails or warns."""
     tools = ("sphinx", "myst_nb", "sphinx_book_theme", "jieba")
@@ -272,9 +272,10 @@ def build(out: Path = OUT, numbers: list[str] | None = None, repository: str = "
         raise RuntimeError(f"The website's tools are not installed in {sys.prefix} ({', '.join(missing)} missing): "
                            "`make site` installs them (requirements-site.txt), then builds the site.")
     all_pages = {language: pages(language, numbers) for language in LANGUAGES}
-    if out.exists() and any(out.iterdir()) and not (out / BUILT).is_file():
-        raise RuntimeError(f"{out} is not empty and holds no site that this tool built (no {BUILT} in it): it empties "
-                           "the folder it writes, so name a new or empty one with --out, or delete this one yourself.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir()) and not (out / BUILT).is_file()):
+        raise RuntimeError(f"{out} is a file, or a folder that holds something but no site that this tool built (no "
+                           f"{BUILT} in it): the build empties the folder it writes, so name a new or empty one with "
+                           "--out, or delete this one yourself.")
     if out.exists():
         shutil.rmtree(out)
     files: set[str] = set()
@@ -289,8 +290,7 @@ def build(out: Path = OUT, numbers: list[str] | None = None, repository: str = "
                            "LAB_SITE_SEARCH_TERMS": str(terms),
                            "LAB_SITE_NOTEBOOKS": json.dumps(notebook_names(language, numbers))}
             command = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(CONF),
-                       "-d", f"{work}/doctrees-{language}", "--fail-on-warning", "--keep-going",
-                       *(["-q"] if quiet else []),
+                       "-d", f"{work}/doctrees-{language}", "--fail-on-warning", "--keep-going", "-q",
                        str(source), str(pages_made)]  # myst-nb writes beside it: jupyter_execute/
             log = (Path(work) / f"sphinx-{language}.log").open("w+", encoding="utf-8")
             running[language] = (subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT),

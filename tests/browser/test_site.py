@@ -24,7 +24,7 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason=f"browser tests: {l
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """The whole site, both editions, as `make site` builds it (about 20 s)."""
+    """The whole site, both editions, as `make site` builds it (10 to 20 s)."""
     return website.build(tmp_path_factory.mktemp("site") / "site")
 
 
@@ -91,9 +91,7 @@ class Reader:
         """Open `path` (below the site's root) and return what went wrong there, pictures that did not load included."""
         self.wrong = []
         self.page.goto(self.base + path)  # returns at the load event: every script, stylesheet and picture is in
-        broken = self.page.locator("img").evaluate_all(
-            "imgs => imgs.filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src)")
-        return self.wrong + [f"picture not shown: {src}" for src in broken]
+        return self.wrong + [f"picture not shown: {src}" for src in lab_browser.broken_pictures(self.page)]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@
 tools/website.py says which edition (LAB_SITE_LANGUAGE), which notebooks (LAB_SITE_NOTEBOOKS) and, once the lab is
 hosted, its repository on GitHub (LAB_SITE_REPOSITORY: OWNER/NAME). Nothing here fetches anything from the
 internet: the theme's scripts, stylesheets and fonts are in the packages of requirements-site.txt, no widget script
-is loaded (a widget shows its saved text), and no page has mathematics (MathJax would come from a CDN).
+is loaded (a widget is a note, tools/website.py), and no page has mathematics (MathJax would come from a CDN:
+problems() in tools/website.py would name its script).
 """
 from __future__ import annotations
 
